@@ -1,0 +1,215 @@
+"""Reading and writing coordinate frames through MDAnalysis, in nm, with triclinic boxes.
+
+Frames are held as one float32 tensor ``[F, n, 3]`` plus boxes ``[F, 3, 3]`` whose rows are
+the box vectors (GROMACS convention). A folder of ``.gro`` files is read as a trajectory in
+natural file-name order (``90.gro`` before ``135.gro``), so AA and CG folders pair by name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gdbm.errors import InputError
+
+READ_SUFFIXES = {".gro", ".pdb", ".xtc", ".trr", ".dcd"}
+TRAJECTORY_SUFFIXES = {".xtc", ".trr", ".dcd"}
+WRITE_SUFFIXES = {".gro", ".pdb", ".xtc"}
+
+
+@dataclass
+class Frames:
+    """Coordinates of ``F`` frames of ``n`` particles, with per-frame boxes and labels."""
+
+    positions: Tensor  # [F, n, 3] float32, nm
+    boxes: Tensor  # [F, 3, 3] float32, nm, rows = box vectors a, b, c
+    labels: list[str]  # per frame: "file" or "file#index"
+    names: list[str]  # per particle (atom or bead) name
+    resnames: list[str]
+    resids: list[int]
+
+    def __len__(self) -> int:
+        return int(self.positions.shape[0])
+
+    @property
+    def n_particles(self) -> int:
+        return int(self.positions.shape[1])
+
+    def subset(self, index: slice | list[int]) -> "Frames":
+        """A view of some frames (same particles)."""
+        idx = list(range(len(self)))[index] if isinstance(index, slice) else list(index)
+        return Frames(self.positions[idx], self.boxes[idx], [self.labels[i] for i in idx],
+                      self.names, self.resnames, self.resids)
+
+
+def _natural_key(path: Path) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
+
+
+def _universe(path: Path, structure: Path | None):
+    import MDAnalysis as mda
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            if path.suffix in TRAJECTORY_SUFFIXES:
+                if structure is None:
+                    raise InputError(f"a {path.suffix} file carries no names: pass a structure file (.gro/.pdb) too", path)
+                return mda.Universe(str(structure), str(path))
+            return mda.Universe(str(path))
+        except InputError:
+            raise
+        except ValueError as err:
+            raise InputError(f"cannot read coordinates: {err}", path) from err
+        except (OSError, EOFError, IndexError) as err:
+            raise InputError(f"cannot read coordinates: {err}", path) from err
+
+
+def _check_finite(positions: np.ndarray, path: Path, labels: list[str]) -> None:
+    bad = ~np.isfinite(positions)
+    if bad.any():
+        f, atom, _ = np.argwhere(bad)[0]
+        raise InputError(f"non-finite coordinate (NaN or inf) for particle {atom + 1} in frame {labels[f]}; "
+                         "expected finite numbers", path)
+
+
+def _check_gro_lines(path: Path) -> None:
+    """Validate the fixed-column layout of a .gro file so a bad line is reported by number."""
+    with open(path) as fh:
+        lines = fh.read().splitlines()
+    if len(lines) < 3:
+        raise InputError("a .gro file needs a title, an atom count and a box line", path)
+    try:
+        n = int(lines[1].strip())
+    except ValueError:
+        raise InputError(f"expected the number of atoms, got {lines[1].strip()!r}", path, 2) from None
+    if len(lines) < n + 3:
+        raise InputError(f"header says {n} atoms but the file has only {len(lines) - 3} atom lines", path, 2)
+    for i in range(2, n + 2):
+        line = lines[i]
+        try:
+            int(line[15:20])
+            float(line[20:28]), float(line[28:36]), float(line[36:44])
+        except (ValueError, IndexError):
+            raise InputError("expected a .gro atom line: residue number (cols 1-5), names, atom number, "
+                             f"x y z in %8.3f columns; got {line!r}", path, i + 1) from None
+    box = lines[n + 2].split()
+    if len(box) not in (3, 9) or not all(re.fullmatch(r"[-+0-9.eE]+", b) for b in box):
+        raise InputError(f"expected a box line of 3 or 9 numbers, got {lines[n + 2]!r}", path, n + 3)
+
+
+def _read_gro_box(path: Path) -> np.ndarray:
+    """The box of a .gro file exactly as written (MDAnalysis goes through angles)."""
+    with open(path) as fh:
+        last = fh.read().splitlines()[-1].split()
+    v = [float(x) for x in last] + [0.0] * (9 - len(last))
+    box = np.zeros((3, 3))
+    box[0, 0], box[1, 1], box[2, 2] = v[0], v[1], v[2]
+    box[0, 1], box[0, 2], box[1, 0], box[1, 2], box[2, 0], box[2, 1] = v[3:9]
+    return box
+
+
+def read_frames(path: str | Path, structure: str | Path | None = None) -> Frames:
+    """Read a trajectory (``.gro/.pdb/.xtc/.trr/.dcd``) or a folder of ``.gro`` files.
+
+    ``structure`` names a ``.gro``/``.pdb`` file for the particle names of a ``.xtc``/``.trr``/
+    ``.dcd`` file. Positions come back in nm as float32; boxes as ``[F, 3, 3]`` box vectors.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file or folder", path)
+    if path.is_dir():
+        files = sorted((p for p in path.iterdir() if p.suffix == ".gro"), key=_natural_key)
+        if not files:
+            raise InputError("expected a folder of .gro files, found none", path)
+        parts = [read_frames(f) for f in files]
+        n = {p.n_particles for p in parts}
+        if len(n) != 1:
+            raise InputError(f"the .gro files of this folder hold different particle counts: {sorted(n)}", path)
+        return Frames(torch.cat([p.positions for p in parts]), torch.cat([p.boxes for p in parts]),
+                      [lab for p in parts for lab in p.labels], parts[0].names, parts[0].resnames, parts[0].resids)
+    if path.suffix not in READ_SUFFIXES:
+        raise InputError(f"unknown coordinate format {path.suffix!r}; expected one of {sorted(READ_SUFFIXES)}", path)
+    if path.suffix == ".gro":
+        _check_gro_lines(path)
+    structure = None if structure is None else Path(structure)
+    if structure is not None and not structure.exists():
+        raise InputError("no such structure file", structure)
+    if structure is not None and structure.suffix == ".gro":
+        _check_gro_lines(structure)
+    u = _universe(path, structure)
+    n_frames = len(u.trajectory)
+    positions = np.empty((n_frames, u.atoms.n_atoms, 3), dtype=np.float32)
+    boxes = np.zeros((n_frames, 3, 3), dtype=np.float64)
+    from MDAnalysis.lib.mdamath import triclinic_vectors
+
+    for f, ts in enumerate(u.trajectory):
+        positions[f] = ts.positions / 10.0
+        if ts.dimensions is not None:
+            boxes[f] = triclinic_vectors(ts.dimensions) / 10.0
+    if path.suffix == ".gro":
+        boxes[0] = _read_gro_box(path)
+    labels = [path.name] if n_frames == 1 else [f"{path.name}#{i}" for i in range(n_frames)]
+    _check_finite(positions, path, labels)
+    atoms = u.atoms
+    return Frames(torch.from_numpy(positions), torch.from_numpy(boxes.astype(np.float32)), labels,
+                  [str(a) for a in atoms.names], [str(r) for r in atoms.resnames], [int(r) for r in atoms.resids])
+
+
+def check_particle_count(frames: Frames, expected: int, what: str, path: str | Path) -> None:
+    """Raise an :class:`InputError` when frames and a topology or mapping disagree on size."""
+    if frames.n_particles != expected:
+        raise InputError(f"holds {frames.n_particles} particles per frame but {what} has {expected}", path)
+
+
+def write_frames(path: str | Path, frames: Frames, force: bool = False) -> Path:
+    """Write frames to ``.gro``/``.pdb`` (all frames, as models) or ``.xtc``, atomically.
+
+    The file appears only when complete (temp file + rename); an existing file is kept
+    unless ``force``.
+    """
+    import MDAnalysis as mda
+    from MDAnalysis.lib.mdamath import triclinic_box
+
+    path = Path(path)
+    if path.suffix not in WRITE_SUFFIXES:
+        raise InputError(f"cannot write {path.suffix!r}; expected one of {sorted(WRITE_SUFFIXES)}", path)
+    if path.exists() and not force:
+        raise InputError("exists; pass force=True (--force) to overwrite", path)
+    n = frames.n_particles
+    resids = np.asarray(frames.resids)
+    # residue boundaries: a new residue wherever resid or resname changes
+    new_res = np.ones(n, dtype=bool)
+    new_res[1:] = (resids[1:] != resids[:-1]) | (np.asarray(frames.resnames[1:]) != np.asarray(frames.resnames[:-1]))
+    res_of_atom = np.cumsum(new_res) - 1
+    starts = np.flatnonzero(new_res)
+    u = mda.Universe.empty(n, n_residues=len(starts), atom_resindex=res_of_atom, trajectory=True)
+    u.add_TopologyAttr("name", frames.names)
+    u.add_TopologyAttr("resname", [frames.resnames[s] for s in starts])
+    u.add_TopologyAttr("resid", [int(resids[s]) for s in starts])
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent, prefix=f".{path.stem}.")
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with mda.Writer(tmp, n_atoms=n, **({"multiframe": True} if path.suffix == ".pdb" else {})) as writer:
+                for f in range(len(frames)):
+                    u.atoms.positions = frames.positions[f].detach().cpu().numpy().astype(np.float64) * 10.0
+                    b = frames.boxes[f].detach().cpu().numpy().astype(np.float64) * 10.0
+                    u.dimensions = triclinic_box(b[0], b[1], b[2])
+                    writer.write(u.atoms)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
