@@ -1,0 +1,1 @@
+"""Evaluation of backmapped structures: distributions, divergences, RDFs, reports."""
