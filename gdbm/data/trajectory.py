@@ -93,6 +93,10 @@ def _check_gro_lines(path: Path) -> None:
         raise InputError(f"expected the number of atoms, got {lines[1].strip()!r}", path, 2) from None
     if len(lines) < n + 3:
         raise InputError(f"header says {n} atoms but the file has only {len(lines) - 3} atom lines", path, 2)
+    if any(line.strip() for line in lines[n + 3:]):
+        # MDAnalysis would silently read the first frame only
+        raise InputError("more than one frame in a .gro file; expected one frame per .gro (a folder of .gro "
+                         "files is a trajectory) or an .xtc/.pdb trajectory", path, n + 4)
     for i in range(2, n + 2):
         line = lines[i]
         try:
@@ -184,6 +188,9 @@ def write_frames(path: str | Path, frames: Frames, force: bool = False) -> Path:
         raise InputError(f"cannot write {path.suffix!r}; expected one of {sorted(WRITE_SUFFIXES)}", path)
     if path.exists() and not force:
         raise InputError("exists; pass force=True (--force) to overwrite", path)
+    if path.suffix == ".gro" and len(frames) != 1:
+        raise InputError(f"a .gro file holds one frame, got {len(frames)}; write .xtc or .pdb, or one .gro per frame",
+                         path)
     n = frames.n_particles
     resids = np.asarray(frames.resids)
     # residue boundaries: a new residue wherever resid or resname changes
@@ -208,8 +215,35 @@ def write_frames(path: str | Path, frames: Frames, force: bool = False) -> Path:
                     b = frames.boxes[f].detach().cpu().numpy().astype(np.float64) * 10.0
                     u.dimensions = triclinic_box(b[0], b[1], b[2])
                     writer.write(u.atoms)
+        if path.suffix == ".pdb":
+            _cryst1_per_model(Path(tmp), frames.boxes)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _cryst1_per_model(path: Path, boxes: Tensor) -> None:
+    """Put each frame's CRYST1 record right before its MODEL record.
+
+    MDAnalysis writes one CRYST1 for a multi-model PDB, and its reader then assigns it to
+    no model (frames read back with a zero box); one CRYST1 per model round-trips.
+    """
+    from MDAnalysis.coordinates.PDB import PDBWriter
+    from MDAnalysis.lib.mdamath import triclinic_box
+
+    placeholder = np.array([1.0, 1.0, 1.0, 90.0, 90.0, 90.0])  # PDB convention for "no cell"
+    records = []
+    for b in boxes.detach().cpu().numpy().astype(np.float64) * 10.0:
+        dims = triclinic_box(b[0], b[1], b[2]) if np.any(b) else placeholder
+        records.append(PDBWriter.fmt["CRYST1"].format(box=dims[:3], ang=dims[3:], spacegroup="P 1", zvalue=1))
+    out, model = [], 0
+    for line in path.read_text().splitlines(keepends=True):
+        if line.startswith("CRYST1"):
+            continue
+        if line.startswith("MODEL"):
+            out.append(records[model])
+            model += 1
+        out.append(line)
+    path.write_text("".join(out))
