@@ -167,8 +167,9 @@ def test_zero_weight_bead_rejected(toy, tmp_path):
 def test_map_yaml_map_round_trip(toy, tmp_path):
     aa, cg, path = toy
     m = load_mapping(path, aa, cg)
-    y = load_mapping(write_yaml(m, tmp_path / "toy.yaml"), center="cog")  # YAML carries its own centre
+    y = load_mapping(write_yaml(m, tmp_path / "toy.yaml"))
     assert same_mapping(m, y)
+    assert load_mapping(tmp_path / "toy.yaml", center="cog").center == "cog"  # an explicit centre overrides
     again = load_mapping(write_map(y, tmp_path / "again.map"), aa, cg)
     assert same_mapping(m, again)
     with pytest.raises(InputError, match="exists"):

@@ -61,6 +61,14 @@ def test_pdb_round_trip_keeps_every_box(tmp_path):
     assert bool((back.boxes.abs().sum((1, 2)) > 0).all())
 
 
+def test_pdb_round_trip_of_a_frame_without_box(tmp_path):
+    frames = synthetic()
+    frames.boxes[1] = 0.0
+    back = read_frames(write_frames(tmp_path / "x.pdb", frames))
+    assert torch.equal(back.boxes[1], torch.zeros(3, 3))
+    assert torch.allclose(back.boxes[[0, 2]], frames.boxes[[0, 2]], atol=2e-3)
+
+
 def test_pdb_round_trip_of_shared_frames(sps, tmp_path):
     t = sps / "test_t568"
     frames = read_frames(t / "cg.xtc", t / "cg.gro").subset([0, 1, 2, 3])

@@ -41,7 +41,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -312,21 +312,24 @@ def resolve_mapping(path: str | Path) -> Path:
 
 
 def load_mapping(path: str | Path, aa: Topology | None = None, cg: Topology | None = None, *,
-                 molecule: str | None = None, center: str = "com", partial: bool = False) -> MoleculeMapping:
+                 molecule: str | None = None, center: str | None = None, partial: bool = False) -> MoleculeMapping:
     """Read a ``.map`` or YAML mapping of one molecule type.
 
     A ``.map`` needs the AA topology (atom count) and the CG topology (bead names, types and
-    bonds) holding the molecule (``molecule``, default the CG topology's first); its centre is
-    ``center``. YAML files are self-contained. Unless ``partial``, every atom must be mapped;
-    a partial mapping (e.g. one only for computing CG positions) may leave atoms out.
+    bonds) holding the molecule (``molecule``, default the CG topology's first). YAML files
+    are self-contained. ``center`` (``com``/``cog``) overrides the file's (YAML) or the
+    default ``com`` (``.map``, which does not say). Unless ``partial``, every atom must be
+    mapped; a partial mapping (e.g. one only for computing CG positions) may leave atoms out.
     """
     path = resolve_mapping(path)
     if path.suffix == ".map":
         if aa is None or cg is None:
             raise InputError("a .map file needs the AA and CG topologies of its molecule", path)
-        mapping = _from_parsed_map(_parse_map(path), aa, cg, molecule, center)
+        mapping = _from_parsed_map(_parse_map(path), aa, cg, molecule, center or "com")
     elif path.suffix in (".yaml", ".yml"):
         mapping = _read_yaml(path)
+        if center is not None:
+            mapping = replace(mapping, center=center)
     else:
         raise InputError(f"unknown mapping format {path.suffix!r}; expected .map, .yaml or .yml", path)
     if not partial and not mapping.is_complete:

@@ -90,7 +90,8 @@ def molecule_block(top: Topology, name: str | None = None) -> MoleculeBlock:
     for block in top.molecules:
         if name is None or block.name == name:
             return block
-    raise InputError(f"no molecule {name!r}; the topology has {sorted({b.name for b in top.molecules})}", top.source)
+    raise InputError(f"no molecule {name!r}; the topology has {sorted({b.name for b in top.molecules})}",
+                     top.source or None)
 
 
 def block_bonds(top: Topology, block: MoleculeBlock) -> Tensor:
@@ -137,7 +138,6 @@ class SystemMapping:
     cg_bonds: Tensor  # [c, 2] long
     align: Tensor  # [n_beads] long, -1 = none
     mult: Tensor  # [n_beads] long
-    molecules: list[MoleculeMapping]  # per molecule instance (shared objects per type)
 
     @property
     def n_atoms(self) -> int:
@@ -150,21 +150,20 @@ class SystemMapping:
     def map_positions(self, positions: Tensor, boxes: Tensor | None = None) -> Tensor:
         """Bead positions ``[F, n_beads, 3]`` from atom positions ``[F, n_atoms, 3]`` (or ``[n, 3]``).
 
-        With ``boxes [F, 3, 3]`` each bead's atoms are unwrapped against its reference atom
+        With ``boxes [F, 3, 3]`` (or one ``[3, 3]`` box for all frames) each bead's atoms are unwrapped against its reference atom
         by minimum image first (frames hold atoms wrapped one by one). Differentiable in the
         positions. Beads are not wrapped back into the box.
         """
         single = positions.dim() == 2
         if single:
             positions = positions.unsqueeze(0)
-            boxes = None if boxes is None else boxes.reshape(1, 3, 3)
         if positions.shape[1] != self.n_atoms:
             raise ValueError(f"positions hold {positions.shape[1]} atoms, the mapping {self.n_atoms}")
         atom, bead = self.membership.T  # [M], [M]
         ref = positions[:, self.reference]  # [F, n_beads, 3]
         d = positions[:, atom] - ref[:, bead]  # [F, M, 3]
         if boxes is not None:
-            d = minimum_image(d, boxes.to(positions))
+            d = minimum_image(d, boxes.to(positions).expand(positions.shape[0], 3, 3))
         coef = self.coef.to(positions).unsqueeze(-1)  # [M, 1]
         offset = torch.zeros_like(ref).index_add(1, bead, coef * d)  # [F, n_beads, 3]
         beads = ref + offset
@@ -205,7 +204,7 @@ def expand_mapping(mappings: MoleculeMapping | list[MoleculeMapping], aa: Topolo
         bead_labels=_per_instance(per_instance, "bead_labels"), bead_molecule=cg.molecule.clone(),
         cg_bonds=torch.cat([m.cg_bonds + o for m, o in zip(per_instance, bead0)]),
         align=shifted([m.align for m in per_instance], bead0),
-        mult=torch.cat([m.mult for m in per_instance]), molecules=per_instance,
+        mult=torch.cat([m.mult for m in per_instance]),
     )
 
 
