@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -19,7 +17,8 @@ def synthetic(n_frames: int = 3, n: int = 12) -> Frames:
     for f in range(n_frames):
         boxes[f] = torch.tensor([[4.0 + f, 0.0, 0.0], [2.5 - 0.7 * f, 3.1, 0.0], [-1.2, 0.8 + 0.1 * f, 2.9]])
     names = [("C" if k % 3 == 0 else "H") + str(k + 1) for k in range(n)]
-    return Frames(positions, boxes, [f"f{f}" for f in range(n_frames)], names, ["MOL"] * n, [1 + k // 6 for k in range(n)])
+    resids = [1 + k // 6 for k in range(n)]
+    return Frames(positions, boxes, [f"f{f}" for f in range(n_frames)], names, ["MOL"] * n, resids)
 
 
 # ---------------------------------------------------------------------------- reading the shared data

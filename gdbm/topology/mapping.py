@@ -150,9 +150,9 @@ class SystemMapping:
     def map_positions(self, positions: Tensor, boxes: Tensor | None = None) -> Tensor:
         """Bead positions ``[F, n_beads, 3]`` from atom positions ``[F, n_atoms, 3]`` (or ``[n, 3]``).
 
-        With ``boxes [F, 3, 3]`` (or one ``[3, 3]`` box for all frames) each bead's atoms are unwrapped against its reference atom
-        by minimum image first (frames hold atoms wrapped one by one). Differentiable in the
-        positions. Beads are not wrapped back into the box.
+        With ``boxes [F, 3, 3]`` (or one ``[3, 3]`` box for all frames) each bead's atoms are
+        unwrapped against its reference atom by minimum image first (frames hold atoms wrapped
+        one by one). Differentiable in the positions. Beads are not wrapped back into the box.
         """
         single = positions.dim() == 2
         if single:
