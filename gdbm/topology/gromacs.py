@@ -14,7 +14,6 @@ before the topology) supplies what an ``.itp`` lacks, such as ``[atomtypes]``.
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import torch
 
 from gdbm.errors import InputError
 from gdbm.topology.elements import guess_element
+from gdbm.topology.paths import pairs_within
 from gdbm.topology.preprocess import Line, preprocess
 from gdbm.topology.topology import TERM_KINDS, LennardJones, MoleculeBlock, Term, Topology
 
@@ -412,31 +412,6 @@ class _Reader:
         return self._c6c12(sigma, math.sqrt(ta.w * tb.w))
 
 
-def _nrexcl_pairs(n: int, bonds: list[tuple[int, int]], nrexcl: int) -> set[tuple[int, int]]:
-    """All atom pairs within ``nrexcl`` bonds of each other (breadth-first per atom)."""
-    neighbours: list[list[int]] = [[] for _ in range(n)]
-    for i, j in bonds:
-        neighbours[i].append(j)
-        neighbours[j].append(i)
-    pairs: set[tuple[int, int]] = set()
-    for start in range(n):
-        depth = {start: 0}
-        queue = deque([start])
-        while queue:
-            atom = queue.popleft()
-            if depth[atom] == nrexcl:
-                continue
-            for nb in neighbours[atom]:
-                if nb not in depth:
-                    depth[nb] = depth[atom] + 1
-                    queue.append(nb)
-                    if start < nb:
-                        pairs.add((start, nb))
-                    else:
-                        pairs.add((nb, start))
-    return pairs
-
-
 def _replicate(index: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     """Local ``[m, k]`` indices of one molecule type -> global ``[count * m, k]`` indices."""
     return (index.unsqueeze(0) + offsets.view(-1, 1, 1)).reshape(-1, index.shape[1])
@@ -483,7 +458,7 @@ def _build(reader: _Reader, path: Path, n_molecules: int | None) -> Topology:
         blocks.extend(MoleculeBlock(name, int(o), n) for o in offsets)
         bonds = sorted(set(mol.connectivity))
         connectivity.append(_replicate(torch.tensor(bonds, dtype=torch.long).view(-1, 2), offsets))
-        excl = sorted(_nrexcl_pairs(n, bonds, mol.nrexcl) | mol.exclusions)
+        excl = sorted(set(pairs_within(n, bonds, mol.nrexcl)) | mol.exclusions)
         exclusions.append(_replicate(torch.tensor(excl, dtype=torch.long).view(-1, 2), offsets))
         for kind, rows in mol.terms.items():
             spec = TERM_KINDS[kind]
