@@ -1,0 +1,98 @@
+"""Periodic neighbour pairs (vesin-torch) for triclinic boxes, batched over frames.
+
+vesin finds every *image* pair within the cutoff, so in a strongly sheared box a pair seen
+through two periodic images appears twice, with two lattice shifts; both are real
+interactions. The pair vectors are recomputed here from the positions as
+``pos[j] - pos[i] + shift @ box`` so that autograd flows to the positions (vesin's own
+distances are detached).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from vesin_torch import NeighborList
+
+
+@dataclass
+class PairList:
+    """Image pairs of a batch of frames, each unordered pair once per image, ``i <= j``."""
+
+    frame: Tensor  # [P] long, frame of each pair
+    i: Tensor  # [P] long
+    j: Tensor  # [P] long
+    shift: Tensor  # [P, 3] lattice shift of j (integer valued, positions' dtype)
+
+    def __len__(self) -> int:
+        return int(self.i.shape[0])
+
+    def select(self, keep: Tensor) -> "PairList":
+        """The pairs where the boolean mask ``keep`` [P] is true."""
+        return PairList(self.frame[keep], self.i[keep], self.j[keep], self.shift[keep])
+
+
+def neighbor_pairs(positions: Tensor, boxes: Tensor | None, cutoff: float) -> PairList:
+    """All image pairs closer than ``cutoff`` (nm) in each frame.
+
+    ``positions``: ``[F, n, 3]`` or ``[n, 3]``; ``boxes``: ``[F, 3, 3]`` / ``[3, 3]`` rows =
+    box vectors, or ``None`` for an open (non-periodic) system. Runs on the positions'
+    device; one vesin call per frame.
+    """
+    pos = positions.detach()
+    if pos.ndim == 2:
+        pos = pos.unsqueeze(0)
+        boxes = None if boxes is None else boxes.unsqueeze(0)
+    periodic = boxes is not None
+    calc = NeighborList(cutoff=float(cutoff), full_list=False)
+    parts = []
+    for f in range(pos.shape[0]):
+        box = boxes[f].detach().to(pos.dtype) if periodic else torch.zeros(3, 3, dtype=pos.dtype, device=pos.device)
+        i, j, s = calc.compute(pos[f], box, periodic, "ijS")
+        parts.append((torch.full_like(i, f), i, j, s))
+    frame, i, j, shift = (torch.cat(t) for t in zip(*parts))
+    shift = shift.to(pos.dtype)  # [P, 3]
+    # normalise to i <= j (flip the shift with the pair); self-images keep vesin's one copy
+    swap = i > j
+    i, j = torch.where(swap, j, i), torch.where(swap, i, j)
+    shift = torch.where(swap.unsqueeze(-1), -shift, shift)
+    return PairList(frame.long(), i.long(), j.long(), shift)
+
+
+def pair_vectors(positions: Tensor, boxes: Tensor | None, pairs: PairList) -> Tensor:
+    """Differentiable displacement vectors ``r_j + shift @ box - r_i`` of the pairs, ``[P, 3]``."""
+    pos = positions if positions.ndim == 3 else positions.unsqueeze(0)  # [F, n, 3]
+    d = pos[pairs.frame, pairs.j] - pos[pairs.frame, pairs.i]  # [P, 3]
+    if boxes is None:
+        return d
+    box = (boxes if boxes.ndim == 3 else boxes.unsqueeze(0)).to(pos.dtype)  # [F, 3, 3]
+    return d + (pairs.shift.unsqueeze(-2) @ box[pairs.frame]).squeeze(-2)
+
+
+def nearest_excluded(pairs: PairList, distances: Tensor, exclusions: Tensor, n_atoms: int) -> Tensor:
+    """Mask ``[P]`` of the pairs that are the nearest image of an excluded pair.
+
+    Only that image is excluded; farther images of the same pair are real interactions.
+    ``distances``: ``[P]`` (or any monotonic function of them, e.g. squared); ``exclusions``:
+    ``[e, 2]`` long, ``i < j``. Pairs are matched by integer keys ``i * n + j`` with a binary
+    search in the sorted exclusion keys; no loop over pairs.
+    """
+    hit_mask = torch.zeros(len(pairs), dtype=torch.bool, device=pairs.i.device)
+    if len(pairs) == 0 or exclusions.numel() == 0:
+        return hit_mask
+    excl = exclusions.to(pairs.i.device)
+    table = torch.sort(excl[:, 0] * n_atoms + excl[:, 1]).values  # [e]
+    key = pairs.i * n_atoms + pairs.j  # [P]
+    where = torch.searchsorted(table, key).clamp_(max=table.numel() - 1)
+    hit = torch.nonzero(table[where] == key).squeeze(-1)  # [h] images of excluded pairs
+    if hit.numel() == 0:
+        return hit_mask
+    group = pairs.frame[hit] * (n_atoms * n_atoms) + key[hit]  # [h] one group per frame and pair
+    order = torch.argsort(distances[hit].detach(), stable=True)  # nearest first ...
+    order = order[torch.argsort(group[order], stable=True)]  # ... within each group
+    g = group[order]
+    first = torch.ones_like(g, dtype=torch.bool)
+    first[1:] = g[1:] != g[:-1]  # [h] the nearest image of each excluded pair
+    hit_mask[hit[order[first]]] = True
+    return hit_mask

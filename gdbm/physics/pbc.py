@@ -1,0 +1,74 @@
+"""Periodic boundaries for triclinic boxes: lattice reduction and exact minimum images.
+
+Boxes are ``[..., 3, 3]`` with rows = box vectors (GROMACS convention). The sPS boxes are
+so sheared that rounding fractional coordinates (the usual trick) can pick a farther image,
+so :func:`minimum_image` searches neighbouring lattice shifts in a Selling-reduced basis
+until no shift shortens any vector. For a Selling-reduced basis every Voronoi-relevant
+lattice vector has coefficients in {-1, 0, 1}, so a vector that none of the 26 unit shifts
+shortens is the true minimum image.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from torch import Tensor
+
+# the 27 shifts {-1, 0, 1}^3, the zero shift first so ties keep the current image
+_UNIT_SHIFTS = sorted(itertools.product((-1, 0, 1), repeat=3), key=lambda s: s != (0, 0, 0))
+_MAX_SELLING_STEPS = 1000
+_MAX_SEARCH_STEPS = 100
+
+
+def selling_reduce(box: Tensor) -> Tensor:
+    """A basis of the same lattice with all superbase scalar products <= 0 (Selling reduction).
+
+    ``box``: ``[..., 3, 3]`` rows = box vectors; returns the same shape and dtype. Works on a
+    batch of boxes at once (each step applies one Selling move to every box that needs one).
+    """
+    b = box.detach().to(torch.float64)
+    v = torch.cat([-b.sum(-2, keepdim=True), b], dim=-2)  # [..., 4, 3] superbase, sums to 0
+    eye = torch.eye(4, dtype=torch.bool, device=box.device)
+    scale = (b * b).sum(-1).amax(-1)  # [...] squared length of the longest vector
+    for _ in range(_MAX_SELLING_STEPS):
+        gram = (v @ v.transpose(-1, -2)).masked_fill(eye, -torch.inf)  # [..., 4, 4]
+        best, flat = gram.flatten(-2).max(-1)  # [...]
+        move = best > 1e-12 * scale  # [...] boxes that are not reduced yet
+        if not bool(move.any()):
+            return v[..., 1:, :].to(box.dtype)
+        i, j = flat // 4, flat % 4
+        sel_i = torch.nn.functional.one_hot(i, 4).to(v.dtype)  # [..., 4]
+        sel_j = torch.nn.functional.one_hot(j, 4).to(v.dtype)
+        vi = (sel_i.unsqueeze(-1) * v).sum(-2, keepdim=True)  # [..., 1, 3]
+        others = (1.0 - sel_i - sel_j).unsqueeze(-1)  # [..., 4, 1]
+        step = others * vi - 2.0 * sel_i.unsqueeze(-1) * vi  # v_k += v_i (k != i, j); v_i -> -v_i
+        v = v + move[..., None, None].to(v.dtype) * step
+    raise RuntimeError("Selling reduction did not converge; is the box degenerate?")
+
+
+def minimum_image(vectors: Tensor, boxes: Tensor) -> Tensor:
+    """The shortest periodic image of each displacement vector.
+
+    ``vectors``: ``[F, m, 3]`` (or ``[m, 3]``); ``boxes``: ``[F, 3, 3]`` (or ``[3, 3]``).
+    The lattice shift is chosen without gradient and added as a constant, so gradients
+    flow to ``vectors`` unchanged.
+    """
+    single = vectors.ndim == 2
+    if single:
+        vectors, boxes = vectors.unsqueeze(0), boxes.unsqueeze(0)
+    with torch.no_grad():
+        basis = selling_reduce(boxes.to(torch.float64))  # [F, 3, 3]
+        d = vectors.detach().to(torch.float64)  # [F, m, 3]
+        n = -torch.round(d @ torch.linalg.inv(basis))  # [F, m, 3] start: nearest cell by rounding
+        shifts = torch.tensor(_UNIT_SHIFTS, dtype=torch.float64, device=d.device)  # [27, 3]
+        for _ in range(_MAX_SEARCH_STEPS):
+            cand = (n.unsqueeze(-2) + shifts) @ basis.unsqueeze(1)  # [F, m, 27, 3]
+            length = ((d.unsqueeze(-2) + cand) ** 2).sum(-1)  # [F, m, 27]
+            best = length.argmin(-1)  # [F, m]; 0 = keep (zero shift is first)
+            if not bool(best.any()):
+                break
+            n = n + shifts[best]
+        offset = (n @ basis).to(vectors.dtype)  # [F, m, 3]
+    out = vectors + offset
+    return out.squeeze(0) if single else out
