@@ -1,0 +1,5 @@
+"""``python -m gdbm``: the same as the ``gdbm`` command."""
+
+from gdbm.cli import main
+
+raise SystemExit(main())
