@@ -185,3 +185,35 @@ def test_dihedral_forms_match_openmm_sign_conventions():
     ours_rb = term_energies(Term("proper_rb", torch.tensor(idx), {
         f"c{n}": torch.full((len(idx),), rb[n], dtype=torch.float64) for n in range(6)}), torch.tensor(x))["proper"]
     assert float(ours_rb.sum()) == pytest.approx(_openmm_energy(ryck, x), rel=1e-10)
+
+
+def test_reaction_field_coulomb_matches_openmm(sps: Path, frames):
+    """Charges on, eps_rf 2.5 (md.mdp): our reaction field against a NonbondedForce carrying
+    the same charges and exclusions (no 1-4 exceptions), on one frame."""
+    topology = read_topology(sps / "topol.top")
+    rot, box = _openmm_basis(frames.boxes[0].double().numpy())
+    force = mm.NonbondedForce()
+    for q in topology.charges.tolist():
+        force.addParticle(q, 1.0, 0.0)
+    for i, j in topology.exclusions.tolist():
+        force.addException(i, j, 0.0, 1.0, 0.0)
+    force.setNonbondedMethod(mm.NonbondedForce.CutoffPeriodic)
+    force.setCutoffDistance(1.0)
+    force.setReactionFieldDielectric(2.5)
+    force.setUseDispersionCorrection(False)
+    system = mm.System()
+    for _ in range(topology.n_atoms):
+        system.addParticle(12.0)
+    system.setDefaultPeriodicBoxVectors(*_vec3s(box))
+    system.addForce(force)
+    context = mm.Context(system, mm.VerletIntegrator(0.001), mm.Platform.getPlatformByName("Reference"))
+    context.setPositions(frames.positions[0].double().numpy() @ rot)
+    state = context.getState(getEnergy=True, getForces=True)
+    model = EnergyModel(topology, cutoff=1.0, coulomb="reaction_field", epsilon_rf=2.5)
+    ours, forces = energy_and_forces(model, frames.positions[0].double(), frames.boxes[0].double())
+    assert float(ours.coulomb) == pytest.approx(state.getPotentialEnergy().value_in_unit(KJ), rel=1e-4)
+    theirs = state.getForces(asNumpy=True).value_in_unit(KJ / unit.nanometer) @ rot.T
+    _, lj_only = energy_and_forces(EnergyModel(topology, cutoff=1.0), frames.positions[0].double(),
+                                   frames.boxes[0].double())
+    coulomb_forces = (forces - lj_only).numpy()
+    assert np.linalg.norm(coulomb_forces - theirs) / np.linalg.norm(theirs) < 1e-3
