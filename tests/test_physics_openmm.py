@@ -10,13 +10,11 @@ OpenMM builds 1-4 exceptions from bonds whatever nrexcl says; with fudgeLJ 1 and
 (``setExceptionsUsePeriodicBoundaryConditions``), else 1-4 pairs split by the wrapping
 vanish (530 kJ/mol on frame 90).
 
-The lattice is handed to OpenMM in a rotated basis (b, c, a + k b). With the box vectors
-as given (a = 9-10.5 nm along x, b sheared by -0.5..-1.8 nm in x, only 2.3-2.9 nm thick)
-the Reference platform's voxel neighbour list (openmm 8.6.1) misses pairs: its LJ is up
-to 37.6 kJ/mol too high (frame 688.gro: -7541.71 vs -7579.30 kJ/mol), while the CPU
-platform and an explicit enumeration of images agree with ours to 1e-7. In the rotated
-basis the thin directions carry no shear and Reference agrees with us to 1e-13. A proper
-rotation of the whole system leaves energies unchanged and rotates forces.
+The lattice is handed to OpenMM in a rotated, reduced basis (:func:`openmm_basis`). With
+the box vectors as given (a = 9-10.5 nm along x, b sheared by -0.5..-1.8 nm in x, only
+2.3-2.9 nm thick) the Reference platform's voxel neighbour list (openmm 8.6.1) misses
+pairs: its LJ is up to 37.6 kJ/mol too high (frame 688.gro: -7541.71 vs -7579.30 kJ/mol),
+while the CPU platform and an explicit enumeration of images agree with ours to 1e-7.
 """
 
 from __future__ import annotations
@@ -33,30 +31,12 @@ import torch
 
 from gdbm.data import read_frames
 from gdbm.physics import CATEGORIES, EnergyModel, energy_and_forces
+from gdbm.physics.openmm_box import openmm_basis
 from gdbm.topology import read_topology
 
 KJ = unit.kilojoule_per_mole
 CATEGORY_OF_FORCE = {"HarmonicBondForce": "bond", "HarmonicAngleForce": "angle", "PeriodicTorsionForce": "proper",
                      "RBTorsionForce": "proper", "CustomTorsionForce": "improper", "NonbondedForce": "lj"}
-
-
-def _openmm_basis(box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A rotation ``R`` (x_rot = x @ R) and the box rows (b, c, a) rotated and re-reduced.
-
-    The cyclic order keeps the handedness, so the third vector has a positive z.
-    """
-    a, b, c = box
-    e1 = b / np.linalg.norm(b)
-    t = c - (c @ e1) * e1
-    e2 = t / np.linalg.norm(t)
-    rot = np.stack([e1, e2, np.cross(e1, e2)], axis=1)  # [3, 3], columns = new axes
-    v = np.stack([b, c, a]) @ rot
-    v[0, 1:] = 0.0
-    v[1, 2] = 0.0
-    v[2] -= v[1] * np.round(v[2, 1] / v[1, 1])  # OpenMM's reduced form
-    v[2] -= v[0] * np.round(v[2, 0] / v[0, 0])
-    v[1] -= v[0] * np.round(v[1, 0] / v[0, 0])
-    return rot, v
 
 
 def _vec3s(rows: np.ndarray) -> list[mm.Vec3]:
@@ -68,10 +48,20 @@ def frames(sps: Path):
     return read_frames(sps / "train_t568" / "aa")
 
 
+def test_openmm_basis_is_a_rotated_reduced_basis_of_the_same_lattice(frames):
+    for box in frames.boxes.double().numpy():
+        rot, v = openmm_basis(box)
+        assert np.allclose(rot.T @ rot, np.eye(3)) and np.linalg.det(rot) == pytest.approx(1.0)
+        change = (v @ rot.T) @ np.linalg.inv(box)  # integer, unimodular: the same lattice
+        assert np.allclose(change, change.round(), atol=1e-9) and abs(np.linalg.det(change.round())) == 1
+        assert v[0, 1] == v[0, 2] == v[1, 2] == 0.0 and (np.diag(v) > 0).all()
+        assert v[0, 0] >= 2 * abs(v[1, 0]) and v[0, 0] >= 2 * abs(v[2, 0]) and v[1, 1] >= 2 * abs(v[2, 1])
+
+
 @pytest.fixture(scope="module")
 def openmm_results(sps: Path, frames) -> tuple[list[dict[str, float]], np.ndarray]:
     """Per-frame OpenMM energies by category and total forces ``[F, n, 3]`` (original axes)."""
-    _, box0 = _openmm_basis(frames.boxes[0].double().numpy())
+    _, box0 = openmm_basis(frames.boxes[0].double().numpy())
     top = app.GromacsTopFile(str(sps / "topol.top"), periodicBoxVectors=_vec3s(box0) * unit.nanometer,
                              includeDir=str(sps))
     system = top.createSystem(nonbondedMethod=app.CutoffPeriodic, nonbondedCutoff=1.0 * unit.nanometer)
@@ -99,7 +89,7 @@ def openmm_results(sps: Path, frames) -> tuple[list[dict[str, float]], np.ndarra
     context = mm.Context(system, mm.VerletIntegrator(0.001), mm.Platform.getPlatformByName("Reference"))
     energies, forces = [], np.zeros((len(frames), frames.n_particles, 3))
     for f in range(len(frames)):
-        rot, box = _openmm_basis(frames.boxes[f].double().numpy())
+        rot, box = openmm_basis(frames.boxes[f].double().numpy())
         context.setPeriodicBoxVectors(*_vec3s(box))
         context.setPositions(frames.positions[f].double().numpy() @ rot)
         per = dict.fromkeys(CATEGORIES, 0.0)
@@ -191,7 +181,7 @@ def test_reaction_field_coulomb_matches_openmm(sps: Path, frames):
     """Charges on, eps_rf 2.5 (md.mdp): our reaction field against a NonbondedForce carrying
     the same charges and exclusions (no 1-4 exceptions), on one frame."""
     topology = read_topology(sps / "topol.top")
-    rot, box = _openmm_basis(frames.boxes[0].double().numpy())
+    rot, box = openmm_basis(frames.boxes[0].double().numpy())
     force = mm.NonbondedForce()
     for q in topology.charges.tolist():
         force.addParticle(q, 1.0, 0.0)
