@@ -155,7 +155,8 @@ class EnergyModel:
         d = pair_vectors(pos, box, pairs)  # [P, 3]
         drop = nearest_excluded(pairs, (d.detach() ** 2).sum(-1), self._on(pos.device).exclusions,
                                 self.topology.n_atoms)
-        return pairs.select(~drop), d[~drop]
+        keep = torch.nonzero(~drop).squeeze(-1)  # [P']
+        return pairs.select(keep), d.index_select(0, keep)
 
     def pair_list(self, positions: Tensor, boxes: Tensor | None = None) -> PairList:
         """Non-excluded image pairs within the cutoff (``[F, n, 3]`` or ``[n, 3]`` positions)."""
@@ -188,8 +189,11 @@ class EnergyModel:
 
         pairs, d = self._pairs(pos, box)  # [P], [P, 3]
         r2 = (d * d).sum(-1)  # [P]
-        ti, tj = dev.atom_type[pairs.i], dev.atom_type[pairs.j]
-        sums.add_pairs("lj", lj_energy(r2, dev.c6[ti, tj].to(pos.dtype), dev.c12[ti, tj].to(pos.dtype)), pairs)
+        n_types = dev.c6.shape[0]
+        type_pair = dev.atom_type[pairs.i] * n_types + dev.atom_type[pairs.j]  # [P] row of the flat tables
+        c6 = dev.c6.to(pos.dtype).flatten().index_select(0, type_pair)
+        c12 = dev.c12.to(pos.dtype).flatten().index_select(0, type_pair)
+        sums.add_pairs("lj", lj_energy(r2, c6, c12), pairs)
         if self.coulomb != "none":
             qq = (dev.charges[pairs.i] * dev.charges[pairs.j]).to(pos.dtype)  # [P]
             sums.add_pairs("coulomb", coulomb_energy(r2.sqrt(), qq, self.coulomb, self.cutoff, self.epsilon_rf), pairs)

@@ -29,8 +29,10 @@ class PairList:
         return int(self.i.shape[0])
 
     def select(self, keep: Tensor) -> "PairList":
-        """The pairs where the boolean mask ``keep`` [P] is true."""
-        return PairList(self.frame[keep], self.i[keep], self.j[keep], self.shift[keep])
+        """The pairs at the positions ``keep`` (a boolean mask [P] or indices)."""
+        if keep.dtype == torch.bool:
+            keep = torch.nonzero(keep).squeeze(-1)
+        return PairList(*(t.index_select(0, keep) for t in (self.frame, self.i, self.j, self.shift)))
 
 
 def neighbor_pairs(positions: Tensor, boxes: Tensor | None, cutoff: float) -> PairList:
@@ -63,11 +65,15 @@ def neighbor_pairs(positions: Tensor, boxes: Tensor | None, cutoff: float) -> Pa
 def pair_vectors(positions: Tensor, boxes: Tensor | None, pairs: PairList) -> Tensor:
     """Differentiable displacement vectors ``r_j + shift @ box - r_i`` of the pairs, ``[P, 3]``."""
     pos = positions if positions.ndim == 3 else positions.unsqueeze(0)  # [F, n, 3]
-    d = pos[pairs.frame, pairs.j] - pos[pairs.frame, pairs.i]  # [P, 3]
+    flat = pos.reshape(-1, 3)  # [F * n, 3]; index_select gathers (and scatters back) fastest
+    base = pairs.frame * pos.shape[1]
+    d = flat.index_select(0, base + pairs.j) - flat.index_select(0, base + pairs.i)  # [P, 3]
     if boxes is None:
         return d
-    box = (boxes if boxes.ndim == 3 else boxes.unsqueeze(0)).to(pos.dtype)  # [F, 3, 3]
-    return d + (pairs.shift.unsqueeze(-2) @ box[pairs.frame]).squeeze(-2)
+    box = (boxes if boxes.ndim == 3 else boxes.unsqueeze(0)).detach().to(pos.dtype)  # [F, 3, 3]
+    if box.shape[0] == 1:
+        return d + pairs.shift @ box[0]
+    return d + (pairs.shift.unsqueeze(-1) * box.index_select(0, pairs.frame)).sum(-2)
 
 
 def nearest_excluded(pairs: PairList, distances: Tensor, exclusions: Tensor, n_atoms: int) -> Tensor:

@@ -47,12 +47,22 @@ def selling_reduce(box: Tensor) -> Tensor:
     raise RuntimeError("Selling reduction did not converge; is the box degenerate?")
 
 
+def box_widths(box: Tensor) -> Tensor:
+    """Distances between opposite faces, ``[..., 3]``; the shortest lattice vector is at least the smallest."""
+    a, b, c = box.unbind(-2)
+    volume = torch.linalg.det(box).abs().unsqueeze(-1)  # [..., 1]
+    faces = torch.stack([torch.linalg.cross(b, c), torch.linalg.cross(c, a), torch.linalg.cross(a, b)], -2)
+    return volume / faces.norm(dim=-1)
+
+
 def minimum_image(vectors: Tensor, boxes: Tensor) -> Tensor:
     """The shortest periodic image of each displacement vector.
 
     ``vectors``: ``[F, m, 3]`` (or ``[m, 3]``); ``boxes``: ``[F, 3, 3]`` (or ``[3, 3]``).
-    The lattice shift is chosen without gradient and added as a constant, so gradients
-    flow to ``vectors`` unchanged.
+    Rounding fractions in the reduced basis settles every vector shorter than half the
+    thinnest width (no other image can be as close); only the rest are searched. The lattice
+    shift is chosen without gradient and added as a constant, so gradients flow to
+    ``vectors`` unchanged.
     """
     single = vectors.ndim == 2
     if single:
@@ -60,15 +70,24 @@ def minimum_image(vectors: Tensor, boxes: Tensor) -> Tensor:
     with torch.no_grad():
         basis = selling_reduce(boxes.to(torch.float64))  # [F, 3, 3]
         d = vectors.detach().to(torch.float64)  # [F, m, 3]
-        n = -torch.round(d @ torch.linalg.inv(basis))  # [F, m, 3] start: nearest cell by rounding
-        shifts = torch.tensor(_UNIT_SHIFTS, dtype=torch.float64, device=d.device)  # [27, 3]
-        for _ in range(_MAX_SEARCH_STEPS):
-            cand = (n.unsqueeze(-2) + shifts) @ basis.unsqueeze(1)  # [F, m, 27, 3]
-            length = ((d.unsqueeze(-2) + cand) ** 2).sum(-1)  # [F, m, 27]
-            best = length.argmin(-1)  # [F, m]; 0 = keep (zero shift is first)
-            if not bool(best.any()):
-                break
-            n = n + shifts[best]
+        n = -torch.round(d @ torch.linalg.inv(basis))  # [F, m, 3]
+        y = d + n @ basis
+        half_width = 0.5 * box_widths(basis).amin(-1)  # [F]
+        f, m = torch.nonzero((y * y).sum(-1) >= half_width.unsqueeze(-1) ** 2, as_tuple=True)  # unsettled
+        if f.numel():
+            n[f, m] = _search(d[f, m], n[f, m], basis[f])
         offset = (n @ basis).to(vectors.dtype)  # [F, m, 3]
     out = vectors + offset
     return out.squeeze(0) if single else out
+
+
+def _search(d: Tensor, n: Tensor, basis: Tensor) -> Tensor:
+    """Move the cell shifts ``n`` [k, 3] of vectors ``d`` [k, 3] (bases [k, 3, 3]) to the shortest image."""
+    shifts = torch.tensor(_UNIT_SHIFTS, dtype=d.dtype, device=d.device)  # [27, 3]
+    for _ in range(_MAX_SEARCH_STEPS):
+        cand = d.unsqueeze(-2) + (n.unsqueeze(-2) + shifts) @ basis  # [k, 27, 3]
+        best = (cand * cand).sum(-1).argmin(-1)  # [k]; 0 = keep (the zero shift is first)
+        if not bool(best.any()):
+            return n
+        n = n + shifts[best]
+    raise RuntimeError("minimum-image search did not converge")
