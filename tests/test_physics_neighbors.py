@@ -5,11 +5,13 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from gdbm.data import read_frames
-from gdbm.physics import PairList, nearest_excluded, neighbor_pairs, pair_vectors
+from gdbm.physics import EnergyModel, PairList, nearest_excluded, neighbor_pairs, pair_vectors
+from gdbm.topology import read_topology
 
 N_SPS = 5832  # atoms in an sPS frame
 
@@ -87,17 +89,46 @@ def test_pairs_match_brute_force_on_training_frame(train_frame, train_brute, cut
     assert torch.allclose(d.sort().values, ref_d.sort().values, atol=1e-9)
 
 
-def test_double_image_pairs_at_1_2_nm_are_all_found(sheared_test_frame):
+@pytest.fixture(scope="module")
+def sheared_brute(sheared_test_frame):
+    return _brute_pairs(*sheared_test_frame, 1.2)
+
+
+def test_double_image_pairs_at_1_2_nm_are_all_found(sheared_test_frame, sheared_brute):
     x, box = sheared_test_frame
     pairs = neighbor_pairs(x.double(), box.double(), 1.2)
     rows = _rows(pairs)
-    ref, _ = _brute_pairs(x, box, 1.2)
+    ref, _ = sheared_brute
     assert torch.equal(_sorted_keys(rows, N_SPS), _sorted_keys(ref, N_SPS))
     # some pairs are seen through two periodic images, and both images are in the list
     assert int((_images_per_pair(ref, N_SPS) == 2).sum()) == 77
     assert int((_images_per_pair(rows, N_SPS) == 2).sum()) == 77
     # at 1.0 nm (below half the thinnest width) every pair appears once
     assert int(_images_per_pair(_rows(neighbor_pairs(x, box, 1.0)), N_SPS).max()) == 1
+
+
+def test_lj_at_1_2_nm_equals_the_sum_over_enumerated_images(sps: Path, sheared_test_frame, sheared_brute):
+    top = read_topology(sps / "topol.top")
+    x, box = sheared_test_frame
+    rows, r = sheared_brute
+    # an exclusion removes the nearest image of its pair only (plain Python, one pair at a time)
+    excluded = set(map(tuple, top.exclusions.tolist()))
+    nearest: dict[tuple[int, int], int] = {}
+    for k, (i, j) in enumerate(rows[:, :2].tolist()):
+        if (i, j) in excluded and ((i, j) not in nearest or r[k] < r[nearest[(i, j)]]):
+            nearest[(i, j)] = k
+    keep = torch.ones(len(rows), dtype=torch.bool)
+    keep[list(nearest.values())] = False
+    t = top.lj.atom_type
+    ti, tj, rk = t[rows[keep, 0]], t[rows[keep, 1]], r[keep]
+    per_pair = top.lj.c12[ti, tj] / rk**12 - top.lj.c6[ti, tj] / rk**6
+    ours = EnergyModel(top, cutoff=1.2)(x.double(), box.double())
+    assert float(ours.lj) == pytest.approx(float(per_pair.sum()), rel=1e-10)
+    # the second images of the 77 doubly seen pairs are part of it
+    pair_key = rows[keep, 0] * N_SPS + rows[keep, 1]
+    _, first = np.unique(pair_key.numpy(), return_index=True)
+    assert len(first) == int(keep.sum()) - 77
+    assert abs(float(per_pair.sum() - per_pair[first].sum())) > 1e-4
 
 
 def test_batched_frames_and_float32(train_frame, sheared_test_frame):
