@@ -179,3 +179,14 @@ def test_exclusion_removes_only_the_nearest_image():
     assert int(((kept.i == 0) & (kept.j == 1)).sum()) == 1
     # an excluded pair beyond the cutoff removes nothing
     assert not nearest_excluded(pairs, r, torch.tensor([[0, 2]]), 3).any()
+
+
+def test_an_atom_sees_its_own_images_once_per_plus_minus_pair():
+    # a 0.8 nm cubic box: images at |a| = 0.8 (6) and |a + b| = 1.13 nm (12); a half list holds half
+    x = torch.tensor([[0.1, 0.1, 0.1]], dtype=torch.float64)
+    box = torch.eye(3, dtype=torch.float64) * 0.8
+    assert len(neighbor_pairs(x, box, 1.0)) == 3
+    pairs = neighbor_pairs(x, box, 1.2)
+    assert len(pairs) == 9 and (pairs.i == pairs.j).all()
+    assert torch.allclose(pair_vectors(x, box, pairs).norm(dim=1).sort().values,
+                          torch.tensor([0.8] * 3 + [0.8 * 2**0.5] * 6, dtype=torch.float64))

@@ -70,7 +70,7 @@ def pair_vectors(positions: Tensor, boxes: Tensor | None, pairs: PairList) -> Te
     d = flat.index_select(0, base + pairs.j) - flat.index_select(0, base + pairs.i)  # [P, 3]
     if boxes is None:
         return d
-    box = (boxes if boxes.ndim == 3 else boxes.unsqueeze(0)).detach().to(pos.dtype)  # [F, 3, 3]
+    box = (boxes if boxes.ndim == 3 else boxes.unsqueeze(0)).to(pos.dtype)  # [F, 3, 3]
     if box.shape[0] == 1:
         return d + pairs.shift @ box[0]
     return d + (pairs.shift.unsqueeze(-1) * box.index_select(0, pairs.frame)).sum(-2)
