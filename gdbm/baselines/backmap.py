@@ -47,9 +47,9 @@ def _start_worker(top: Topology, protocol: Protocol) -> None:
     _minimizer = Minimizer(top, protocol)
 
 
-def _minimize_frame(index: int, positions: np.ndarray, box: np.ndarray) -> tuple[int, FrameResult | str]:
+def _minimize_frame(positions: np.ndarray, box: np.ndarray) -> FrameResult:
     """Minimise one frame in this worker process."""
-    return index, _attempt(_minimizer, positions, box)
+    return _minimizer(positions, box)
 
 
 def _attempt(minimizer: Minimizer, positions: np.ndarray, box: np.ndarray) -> FrameResult | str:
@@ -57,7 +57,11 @@ def _attempt(minimizer: Minimizer, positions: np.ndarray, box: np.ndarray) -> Fr
     try:
         return minimizer(positions, box)
     except Exception as err:  # noqa: BLE001 - any failure of one frame must not end the others
-        return f"{type(err).__name__}: {' '.join(str(err).split())}"
+        return _message(err)
+
+
+def _message(err: Exception) -> str:
+    return f"{type(err).__name__}: {' '.join(str(err).split())}"
 
 
 def baseline_backmap(top: Topology, rule: Placement, cg: Frames, protocol: Protocol = Protocol(), *,
@@ -80,8 +84,13 @@ def baseline_backmap(top: Topology, rule: Placement, cg: Frames, protocol: Proto
     else:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_start_worker, initargs=(top, protocol)) as pool:
-            for future in as_completed([pool.submit(_minimize_frame, *task) for task in tasks]):
-                index, done[index] = future.result()
+            futures = {pool.submit(_minimize_frame, positions, box): index for index, positions, box in tasks}
+            for future in as_completed(futures):
+                index = futures[future]
+                try:
+                    done[index] = future.result()
+                except Exception as err:  # noqa: BLE001 - also a worker that died: its frames fail, not the run
+                    done[index] = _message(err)
                 _report(bar, f"[{len(done)}/{len(cg)}] {cg.labels[index]}", done[index])
     bar.close()
     kept = [f for f in range(len(cg)) if isinstance(done[f], FrameResult)]
