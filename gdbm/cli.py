@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from gdbm import __version__
+from gdbm.analysis.cli import add_parser as _add_eval
 from gdbm.baselines.cli import add_parser as _add_baseline
 from gdbm.errors import InputError
 
@@ -96,7 +97,7 @@ def _run_energy(args: argparse.Namespace) -> int:
 
 # --- entry point -----------------------------------------------------------------------
 
-_SUBCOMMANDS = (_add_energy, _add_baseline)
+_SUBCOMMANDS = (_add_energy, _add_eval, _add_baseline)
 
 
 def build_parser() -> argparse.ArgumentParser:

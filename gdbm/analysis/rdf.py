@@ -77,13 +77,16 @@ class RDFAccumulator:
                 k += 1
         self.tri = tri
 
-    def add(self, positions: Tensor, boxes: Tensor, pairs: PairList | None = None) -> None:
-        """Add frames ``[F, n, 3]`` with boxes ``[F, 3, 3]`` (pairs within ``r_max`` may be given)."""
-        pos = positions.detach().to(torch.float64)
-        box = boxes.detach().to(torch.float64)
+    def add(self, positions: Tensor, boxes: Tensor, pairs: PairList | None = None, r: Tensor | None = None) -> None:
+        """Add frames ``[F, n, 3]`` with boxes ``[F, 3, 3]``.
+
+        ``pairs`` (and their distances ``r``) from an earlier search reaching ``r_max`` may be given.
+        """
+        pos, box = positions.detach(), boxes.detach()
         if pairs is None:
             pairs = neighbor_pairs(pos, box, self.r_max)
-        r = pair_vectors(pos, box, pairs).norm(dim=-1)  # [P]
+        if r is None:
+            r = pair_vectors(pos, box, pairs).norm(dim=-1)  # [P]
         keep = ~nearest_excluded(pairs, r, self.excluded, self.n_atoms) & (r < self.r_max) & (pairs.i != pairs.j)
         i, j, r = pairs.i[keep], pairs.j[keep], r[keep]
         b = torch.clamp((r / self.width).long(), max=self.n_bins - 1)  # [P]
@@ -95,7 +98,7 @@ class RDFAccumulator:
             n_groups = len(self.pair_names)
             flat = torch.bincount(code * self.n_bins + b, minlength=n_groups * self.n_bins).double()
             self.counts[2:] += flat.view(n_groups, self.n_bins)
-        self.ideal += self.n_pairs * (1.0 / torch.linalg.det(box).abs()).sum()
+        self.ideal += self.n_pairs * (1.0 / torch.linalg.det(box.double()).abs()).sum()
 
     def result(self) -> RDFCounts:
         return RDFCounts(self.names, self.counts.clone(), self.ideal.clone(), self.width, self.r_max)

@@ -82,13 +82,14 @@ class _Sums:
         """Add per-pair energies ``[P]``, half to the bin of each atom."""
         half = 0.5 * energy.to(torch.float64)  # [P]
         base = pairs.frame * self.n_bins
-        self.sums[category].index_add_(0, base + self.bin[pairs.i], half)
-        self.sums[category].index_add_(0, base + self.bin[pairs.j], half)
+        target = self.sums.setdefault(category, torch.zeros_like(self.sums["lj"]))
+        target.index_add_(0, base + self.bin[pairs.i], half)
+        target.index_add_(0, base + self.bin[pairs.j], half)
 
     def binned(self) -> dict[str, Tensor]:
         """``{category and "total": [F, n_bins]}``."""
         out = {c: s.view(self.n_frames, self.n_bins) for c, s in self.sums.items()}
-        out["total"] = torch.stack(list(out.values())).sum(0)
+        out["total"] = torch.stack([out[c] for c in CATEGORIES]).sum(0)
         return out
 
 
@@ -149,12 +150,19 @@ class EnergyModel:
                 top.charges.to(device), top.molecule.to(device))
         return self._cache[device]
 
-    def _pairs(self, pos: Tensor, box: Tensor | None) -> tuple[PairList, Tensor]:
-        """Non-excluded image pairs within the cutoff and their vectors ``[P, 3]`` (differentiable)."""
-        pairs = neighbor_pairs(pos, box, self.cutoff)
+    def _pairs(self, pos: Tensor, box: Tensor | None,
+               candidates: PairList | None = None) -> tuple[PairList, Tensor]:
+        """Non-excluded image pairs within the cutoff and their vectors ``[P, 3]`` (differentiable).
+
+        ``candidates``: image pairs found with a cutoff at least this model's (e.g. one
+        search at the RDF radius shared by several analyses); searched here when None.
+        """
+        pairs = neighbor_pairs(pos, box, self.cutoff) if candidates is None else candidates
         d = pair_vectors(pos, box, pairs)  # [P, 3]
-        drop = nearest_excluded(pairs, (d.detach() ** 2).sum(-1), self._on(pos.device).exclusions,
-                                self.topology.n_atoms)
+        r2 = (d.detach() ** 2).sum(-1)  # [P]
+        drop = nearest_excluded(pairs, r2, self._on(pos.device).exclusions, self.topology.n_atoms)
+        if candidates is not None:
+            drop |= r2 >= self.cutoff**2
         keep = torch.nonzero(~drop).squeeze(-1)  # [P']
         return pairs.select(keep), d.index_select(0, keep)
 
@@ -162,11 +170,15 @@ class EnergyModel:
         """Non-excluded image pairs within the cutoff (``[F, n, 3]`` or ``[n, 3]`` positions)."""
         return self._pairs(positions.detach(), boxes)[0]
 
-    def __call__(self, positions: Tensor, boxes: Tensor | None = None, resolution: str = "frame") -> EnergyTerms:
+    def __call__(self, positions: Tensor, boxes: Tensor | None = None, resolution: str = "frame",
+                 pairs: PairList | None = None) -> EnergyTerms:
         """Energies of ``positions`` ``[F, n, 3]`` or ``[n, 3]`` (nm) in ``boxes`` (rows = box vectors).
 
         ``boxes=None`` evaluates an open system. ``resolution`` ``"molecule"`` or ``"atom"``
-        also fills ``per_molecule`` or ``per_atom``.
+        also fills ``per_molecule`` or ``per_atom``; per molecule, the non-bonded LJ is also
+        split into ``"lj_intra"`` and ``"lj_inter"`` (an intermolecular pair half to each
+        molecule; [pairs] terms are listed terms, counted in ``"lj"`` only). ``pairs``:
+        candidate image pairs from an earlier search with a cutoff at least this model's.
         """
         if resolution not in RESOLUTIONS:
             raise InputError(f"unknown resolution {resolution!r}; expected one of {RESOLUTIONS}")
@@ -187,23 +199,30 @@ class EnergyModel:
             for category, e in term_energies(term, pos, box, coulomb=self.coulomb != "none").items():
                 sums.add_terms(category, e, term.index)
 
-        pairs, d = self._pairs(pos, box)  # [P], [P, 3]
+        pairs, d = self._pairs(pos, box, pairs)  # [P], [P, 3]
         r2 = (d * d).sum(-1)  # [P]
         n_types = dev.c6.shape[0]
         type_pair = dev.atom_type[pairs.i] * n_types + dev.atom_type[pairs.j]  # [P] row of the flat tables
         c6 = dev.c6.to(pos.dtype).flatten().index_select(0, type_pair)
         c12 = dev.c12.to(pos.dtype).flatten().index_select(0, type_pair)
-        sums.add_pairs("lj", lj_energy(r2, c6, c12), pairs)
+        lj = lj_energy(r2, c6, c12)  # [P]
+        sums.add_pairs("lj", lj, pairs)
+        if resolution == "molecule":
+            same = dev.molecule[pairs.i] == dev.molecule[pairs.j]  # [P]
+            sums.add_pairs("lj_intra", torch.where(same, lj, 0.0), pairs)
+            sums.add_pairs("lj_inter", torch.where(same, 0.0, lj), pairs)
         if self.coulomb != "none":
             qq = (dev.charges[pairs.i] * dev.charges[pairs.j]).to(pos.dtype)  # [P]
             sums.add_pairs("coulomb", coulomb_energy(r2.sqrt(), qq, self.coulomb, self.cutoff, self.epsilon_rf), pairs)
 
         binned = sums.binned()  # {name: [F, bins]}
+        extra = {k: binned.pop(k) for k in ("lj_intra", "lj_inter") if k in binned}
         if single:
             binned = {k: v.squeeze(0) for k, v in binned.items()}
+            extra = {k: v.squeeze(0) for k, v in extra.items()}
         per_frame = {k: v.sum(-1) for k, v in binned.items()}
         return EnergyTerms(**per_frame,
-                           per_molecule=binned if resolution == "molecule" else None,
+                           per_molecule={**binned, **extra} if resolution == "molecule" else None,
                            per_atom=binned if resolution == "atom" else None)
 
 

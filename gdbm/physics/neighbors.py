@@ -63,7 +63,11 @@ def neighbor_pairs(positions: Tensor, boxes: Tensor | None, cutoff: float) -> Pa
 
 
 def pair_vectors(positions: Tensor, boxes: Tensor | None, pairs: PairList) -> Tensor:
-    """Differentiable displacement vectors ``r_j + shift @ box - r_i`` of the pairs, ``[P, 3]``."""
+    """Differentiable displacement vectors ``r_j + shift @ box - r_i`` of the pairs, ``[P, 3]``.
+
+    Pairs come grouped by frame (as :func:`neighbor_pairs` returns them and ``select`` keeps
+    them), so the shifts are turned into vectors with one small matmul per frame.
+    """
     pos = positions if positions.ndim == 3 else positions.unsqueeze(0)  # [F, n, 3]
     flat = pos.reshape(-1, 3)  # [F * n, 3]; index_select gathers (and scatters back) fastest
     base = pairs.frame * pos.shape[1]
@@ -73,7 +77,11 @@ def pair_vectors(positions: Tensor, boxes: Tensor | None, pairs: PairList) -> Te
     box = (boxes if boxes.ndim == 3 else boxes.unsqueeze(0)).to(pos.dtype)  # [F, 3, 3]
     if box.shape[0] == 1:
         return d + pairs.shift @ box[0]
-    return d + (pairs.shift.unsqueeze(-1) * box.index_select(0, pairs.frame)).sum(-2)
+    counts = torch.bincount(pairs.frame, minlength=box.shape[0]).tolist()  # pairs per frame
+    chunks = pairs.shift.split(counts)
+    if len(pairs) and bool((pairs.frame[1:] < pairs.frame[:-1]).any()):  # not grouped: gather boxes
+        return d + (pairs.shift.unsqueeze(-1) * box.index_select(0, pairs.frame)).sum(-2)
+    return d + torch.cat([c @ box[f] for f, c in enumerate(chunks)])
 
 
 def nearest_excluded(pairs: PairList, distances: Tensor, exclusions: Tensor, n_atoms: int) -> Tensor:

@@ -1,0 +1,107 @@
+"""Plots overlaying every evaluated set: distributions per type, RDFs, per-molecule energies."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from gdbm.analysis.energies import ENERGY_KEYS  # noqa: E402
+from gdbm.analysis.evaluate import BIN_WIDTHS, Observation  # noqa: E402
+from gdbm.analysis.histograms import bin_counts, common_range  # noqa: E402
+
+FAMILY_TITLES = {"bond": ("all_bonds", "bond length / nm"), "angle": ("all_angles", "angle / deg"),
+                 "proper": ("all_dihedrals", "dihedral / deg"), "improper": ("all_impropers", "improper / deg")}
+MAX_PANELS = 16
+_PLOT_WIDTH = {"bond": 0.001, "angle": 1.0, "proper": 4.0, "improper": 1.0, "energy": 5.0}
+
+
+def _grid(n: int) -> tuple[plt.Figure, list[plt.Axes]]:
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _density_line(ax: plt.Axes, sets: dict[str, torch.Tensor], width: float) -> None:
+    """Densities on the bins of the first set's range widened by half its span (outliers fall off)."""
+    first = next(iter(sets.values()))
+    lo, hi = common_range(width, first)
+    pad = max((hi - lo) // 2, 5)
+    lo, hi = lo - pad, hi + pad
+    centres = (torch.arange(lo, hi, dtype=torch.float64) + 0.5) * width
+    for k, (name, values) in enumerate(sets.items()):
+        counts = bin_counts(values, width, lo, hi)
+        density = counts / max(values.numel(), 1) / width  # out-of-range mass stays missing
+        ax.plot(centres.numpy(), density.numpy(), lw=1.4 if k == 0 else 1.0,
+                color="k" if k == 0 else None, label=name)
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_family(observations: dict[str, Observation], family: str, path: Path) -> Path:
+    """The pooled distribution and each type of one family (bond / angle / proper / improper)."""
+    pooled, xlabel = FAMILY_TITLES[family]
+    first = next(iter(observations.values()))
+    keys = [pooled] + sorted(k for k in first.geometry if k.startswith(f"{family}/"))
+    keys = keys[:MAX_PANELS]
+    fig, axes = _grid(len(keys))
+    for ax, key in zip(axes, keys):
+        _density_line(ax, {n: o.geometry[key] for n, o in observations.items() if key in o.geometry},
+                      _PLOT_WIDTH[family])
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel(xlabel, fontsize=8)
+    axes[0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_rdfs(observations: dict[str, Observation], path: Path) -> Path:
+    """g(r) of all atoms, carbons and each type pair."""
+    first = next(iter(observations.values()))
+    groups = first.rdf.groups[:MAX_PANELS]
+    fig, axes = _grid(len(groups))
+    for k, (ax, group) in enumerate(zip(axes, groups)):
+        for s, (name, obs) in enumerate(observations.items()):
+            ax.plot(obs.rdf.radii().numpy(), obs.rdf.g()[k].numpy(), lw=1.4 if s == 0 else 1.0,
+                    color="k" if s == 0 else None, label=name)
+        ax.set_title(f"g(r) {group}", fontsize=9)
+        ax.set_xlabel("r / nm", fontsize=8)
+    axes[0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_energies(observations: dict[str, Observation], path: Path) -> Path:
+    """Per-molecule energy distributions (LJ intra / inter / total, bonded terms, total)."""
+    first = next(iter(observations.values()))
+    keys = [k for k in ENERGY_KEYS if k in first.energies]
+    fig, axes = _grid(len(keys))
+    for ax, key in zip(axes, keys):
+        _density_line(ax, {n: o.energies[key].flatten() for n, o in observations.items()}, BIN_WIDTHS["energy"])
+        ax.set_title(f"{key} energy per molecule", fontsize=9)
+        ax.set_xlabel("kJ/mol", fontsize=8)
+    axes[0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_all(observations: dict[str, Observation], directory: Path) -> list[Path]:
+    """Every plot of an evaluation into ``directory``; returns the files written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    first = next(iter(observations.values()))
+    paths = [plot_family(observations, f, directory / f"{f}s.png") for f in FAMILY_TITLES
+             if FAMILY_TITLES[f][0] in first.geometry]
+    paths.append(plot_rdfs(observations, directory / "rdf.png"))
+    paths.append(plot_energies(observations, directory / "energies.png"))
+    return paths
