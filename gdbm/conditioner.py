@@ -1,0 +1,59 @@
+"""The one interface between the trainer / sampler and a conditioner (voxel CNN, e3nn, ...).
+
+A conditioner sees one *step* of an autoregressive reconstruction for a batch of ``B``
+local environments: a padded set of ``P`` particles (context atoms, beads and the atoms
+already placed), each with a one-hot feature vector that says what it is *relative to the
+atom being placed* (its type channel and its interaction channel: bond, angle, dihedral,
+non-bonded), plus the type of the atom to place. Positions are in the local frame of the
+current bead (nm): centred on it and, for conditioners that need it, rotated so that the
+bond to its fixpoint bead lies on +z.
+
+Generator: ``(particles, target_type, noise) -> position [B, 3]``.
+Critic:    ``(particles, target_type, position [B, 3]) -> score [B]``.
+
+Nothing else is shared; a new conditioner is one module implementing these two calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Particles:
+    """A padded batch of particle sets in local frames."""
+
+    positions: Tensor  # [B, P, 3] float32, nm, local frame
+    features: Tensor  # [B, P, F] float32, one-hot (or multi-hot) channels
+    mask: Tensor  # [B, P] bool, True = present
+
+    def to(self, device: torch.device | str) -> "Particles":
+        return Particles(self.positions.to(device), self.features.to(device), self.mask.to(device))
+
+    def with_particle(self, position: Tensor, features: Tensor) -> "Particles":
+        """The set with one more particle per environment (``[B, 3]``, ``[B, F]``), kept differentiable."""
+        return Particles(torch.cat([self.positions, position.unsqueeze(1)], 1),
+                         torch.cat([self.features, features.unsqueeze(1)], 1),
+                         torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], 1))
+
+
+class Generator(Protocol):
+    """Places one atom per environment."""
+
+    noise_dim: int
+
+    def __call__(self, particles: Particles, target_type: Tensor, noise: Tensor) -> Tensor:
+        """``target_type``: ``[B, T]`` one-hot; ``noise``: ``[B, noise_dim]``; returns ``[B, 3]`` nm."""
+        ...
+
+
+class Critic(Protocol):
+    """Scores how plausible an atom position is given its environment (Wasserstein critic)."""
+
+    def __call__(self, particles: Particles, target_type: Tensor, position: Tensor) -> Tensor:
+        """``position``: ``[B, 3]`` nm in the local frame; returns ``[B]``."""
+        ...
