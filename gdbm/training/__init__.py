@@ -1,0 +1,1 @@
+"""Adversarial training of conditioners: config, energy prior, the trainer loop, checkpoints, logs."""

@@ -1,0 +1,41 @@
+"""Checkpoints and logs of training: atomic, resumable, exact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from gdbm.errors import InputError
+from gdbm.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from gdbm.training.log import CSVLog
+
+
+def test_checkpoint_round_trip_restores_rng(tmp_path: Path):
+    model = torch.nn.Linear(3, 2)
+    state = rng_state()
+    expected = torch.rand(4)
+    path = save_checkpoint(tmp_path / "ck.pt", {"model": model.state_dict(), "step": 7, "rng": state})
+    back = load_checkpoint(path)
+    assert back["step"] == 7 and torch.equal(back["model"]["weight"], model.weight.detach())
+    set_rng_state(back["rng"])
+    assert torch.equal(torch.rand(4), expected)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_unreadable_checkpoint_is_an_input_error(tmp_path: Path):
+    bad = tmp_path / "bad.pt"
+    bad.write_text("not a checkpoint")
+    with pytest.raises(InputError, match="bad.pt"):
+        load_checkpoint(bad)
+    with pytest.raises(InputError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_csv_log_appends_across_instances(tmp_path: Path):
+    log = CSVLog(tmp_path / "log.csv")
+    log.write({"step": 1, "loss": 0.5})
+    CSVLog(tmp_path / "log.csv").write({"step": 2, "loss": 0.25})
+    rows = CSVLog(tmp_path / "log.csv").rows()
+    assert [r["step"] for r in rows] == ["1", "2"] and rows[1]["loss"] == "0.25"
