@@ -9,6 +9,7 @@ A crash while writing leaves the previous checkpoint intact (temp file + rename)
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import tempfile
 from pathlib import Path
@@ -58,5 +59,5 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise InputError("no such checkpoint", path)
     try:
         return torch.load(path, map_location=map_location, weights_only=False)
-    except (RuntimeError, EOFError, OSError) as err:
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:
         raise InputError(f"not a readable gdbm checkpoint: {err}", path) from err
