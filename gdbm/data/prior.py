@@ -1,0 +1,96 @@
+"""The energy prior of a training sequence (thesis Sec. 4.5): which force-field terms, re-indexed locally.
+
+For the atoms pi_I of one step and the atoms present around them, the prior holds
+
+- every listed term of the topology (bonds, angles, proper and improper dihedrals, [pairs])
+  with at least one sequence atom and all its other atoms present in the environment;
+- the Lennard-Jones pairs of sequence atoms with the environment's atoms and with each
+  other, except excluded pairs, as one ``pair_lj`` term (``qq`` = 0: Coulomb is not part of
+  the prior). The environment's cutoff is the prior's: its atoms are the N_I of Eq. 4.15-4.16,
+  taken per atom (distance to the bead) instead of per bead.
+
+Indices are local: context particles ``[0, P)`` then sequence atoms ``P + [0, L)``, so the
+terms can be evaluated on the sample's local positions (any rotation) with
+:func:`gdbm.physics.energy.evaluate_terms`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from gdbm.topology.topology import Term, Topology
+
+
+class PriorIndex:
+    """Per plan step, the topology's term instances that touch its atoms; exclusions; LJ tables."""
+
+    def __init__(self, topology: Topology, step_atoms: Tensor) -> None:
+        """``step_atoms``: ``[S, L]`` global atoms of every plan step (-1 padded), each atom in one step."""
+        if topology.lj is None:
+            raise ValueError(f"the energy prior needs force-field parameters; {topology.source or 'the topology'} "
+                             "has none")
+        n = topology.n_atoms
+        self.n_atoms = n
+        step_of_atom = torch.full((n,), -1, dtype=torch.long)
+        rows = torch.arange(len(step_atoms)).unsqueeze(1).expand_as(step_atoms)  # [S, L]
+        step_of_atom[step_atoms[step_atoms >= 0]] = rows[step_atoms >= 0]
+        self.terms = [t for t in topology.terms.values() if len(t)]
+        self.instances: list[tuple[Tensor, Tensor]] = [_by_step(step_of_atom[t.index], len(step_atoms))
+                                                       for t in self.terms]
+        excl = topology.exclusions
+        self.exclusions = torch.sort((excl[:, 0] * n + excl[:, 1]).double()).values  # [e] keys i * n + j, i < j
+        self.lj_type = topology.lj.atom_type  # [n]
+        self.c6, self.c12 = topology.lj.c6, topology.lj.c12  # [T, T] float64
+
+    def terms_for(self, step: int, context_atom: Tensor, sequence: Tensor) -> list[Term]:
+        """The prior of plan step ``step`` with context particles ``context_atom [P]`` (-1 for beads).
+
+        Context atoms must come first in the context, in increasing index order (as
+        :func:`gdbm.data.environment.find_neighbours` sorts them); ``sequence``: ``[L]`` atoms.
+        """
+        atoms = context_atom[context_atom >= 0]  # [P_a], slots 0 .. P_a - 1
+        n_context = len(context_atom)
+        out = []
+        for term, (ptr, inst) in zip(self.terms, self.instances):
+            take = inst[ptr[step]:ptr[step + 1]]  # [m]
+            slot = self._slots(term.index[take], atoms, sequence, n_context)  # [m, k]
+            ok = (slot >= 0).all(1)
+            out.append(Term(term.kind, slot[ok], {k: v[take][ok] for k, v in term.params.items()}))
+        out.append(self._lj(atoms, sequence, n_context))
+        return out
+
+    def _slots(self, index: Tensor, atoms: Tensor, sequence: Tensor, n_context: int) -> Tensor:
+        """Local slots of global atoms ``index [m, k]``; -1 for atoms that are not present."""
+        pos = torch.searchsorted(atoms, index).clamp_(max=max(len(atoms) - 1, 0))  # [m, k]
+        in_context = atoms[pos] == index if len(atoms) else torch.zeros_like(index, dtype=torch.bool)
+        match = index.unsqueeze(-1) == sequence  # [m, k, L]
+        in_sequence = match.any(-1)
+        return torch.where(in_sequence, n_context + match.long().argmax(-1), torch.where(in_context, pos, -1))
+
+    def _lj(self, atoms: Tensor, sequence: Tensor, n_context: int) -> Term:
+        """Non-excluded LJ pairs sequence x context atoms and sequence x sequence (i < j)."""
+        n_seq = len(sequence)
+        seq_slot = torch.arange(n_seq).unsqueeze(1).expand(n_seq, len(atoms)).flatten()  # [L * P_a]
+        ctx_slot = torch.arange(len(atoms)).repeat(n_seq)
+        i, j = torch.triu_indices(n_seq, n_seq, 1)  # [2, L (L - 1) / 2]
+        a = torch.cat([sequence[seq_slot], sequence[i]])  # [p] global atoms
+        b = torch.cat([atoms[ctx_slot], sequence[j]])
+        slots = torch.stack([torch.cat([n_context + seq_slot, n_context + i]), torch.cat([ctx_slot, n_context + j])], 1)
+        key = (torch.minimum(a, b) * self.n_atoms + torch.maximum(a, b)).double()
+        where = torch.searchsorted(self.exclusions, key).clamp_(max=max(len(self.exclusions) - 1, 0))
+        keep = self.exclusions[where] != key if len(self.exclusions) else torch.ones_like(key, dtype=torch.bool)
+        ta, tb = self.lj_type[a[keep]], self.lj_type[b[keep]]
+        return Term("pair_lj", slots[keep], {"c6": self.c6[ta, tb], "c12": self.c12[ta, tb],
+                                             "qq": torch.zeros(int(keep.sum()), dtype=torch.float64)})
+
+
+def _by_step(steps: Tensor, n_steps: int) -> tuple[Tensor, Tensor]:
+    """For term instances whose atoms lie in plan steps ``steps [m, k]``: CSR ``(ptr [S + 1], instance [h])``."""
+    m, k = steps.shape
+    inst = torch.arange(m).unsqueeze(1).expand(m, k)  # [m, k]
+    pair = torch.unique(steps.flatten().double() * m + inst.flatten())  # (step, instance) once, by step
+    step, inst = (pair // m).long(), (pair % m).long()
+    ptr = torch.zeros(n_steps + 1, dtype=torch.long)
+    ptr[1:] = torch.cumsum(torch.bincount(step, minlength=n_steps), 0)
+    return ptr, inst

@@ -1,0 +1,273 @@
+"""Training samples: one step of the plan (one bead's heavy atoms or hydrogens) in one frame.
+
+What a training sequence sees (thesis Eq. 4.13-4.14, Fig. 4.5), in the local frame of its bead:
+
+- the *context*: the reference structure within the cutoff, i.e. every bead and every atom
+  except the sequence's own atoms and, in the heavy pass, the hidden hydrogens of the bead and
+  its adjacent beads (:mod:`gdbm.ordering`). Atoms the plan places later are present too, at
+  their reference positions, as in a Gibbs sweep (forward sampling sees fewer: a known gap
+  between training and the first pass of sampling, also in DBM);
+- the *sequence*: the step's atoms in plan order; at step k the conditioner also sees the
+  sequence atoms 0..k-1 at the positions the generator gave them (unrolled training), so
+  those positions come in as a tensor that may carry gradients (:func:`particles_for_step`).
+
+Features are factorised: static codes per particle (kind, type) plus the interaction channel
+of every context particle and earlier sequence atom relative to every target (``[L, P]``,
+``[L, L]``), expanded to one-hots only for the step being trained. The energy prior of a
+sample (:mod:`gdbm.data.prior`) indexes its local particle list, context then sequence.
+
+Bead positions: the reconstruction plan and home beads come from the system's mapping (for
+sPS DBM's ``PS1.map``); the bead positions should be the CG frames as simulated (or the AA
+frames mapped with the mapping that produced them, for sPS ``PS1_cg_fritz.map``), passed as
+``beads``: DBM's map puts backbone beads up to 0.07 nm away from the real ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
+from torch.utils.data import Dataset
+
+from gdbm.conditioner import Particles
+from gdbm.data.environment import EnvironmentConfig, find_neighbours, fixpoints, local_frames, random_z_rotations
+from gdbm.data.features import FeatureSpec, SystemFeatures
+from gdbm.data.prior import PriorIndex
+from gdbm.data.trajectory import Frames
+from gdbm.errors import InputError
+from gdbm.ordering import OrderingConfig, SystemPlan, plan_system
+from gdbm.physics.bonded import term_energies
+from gdbm.physics.pbc import minimum_image
+from gdbm.topology.system import MappedSystem
+from gdbm.topology.topology import Term
+
+
+@dataclass
+class SequenceSample:
+    """One plan step of one frame: its context, its reference atom sequence and its prior, in the local frame."""
+
+    spec: FeatureSpec  # the layout the type codes refer to
+    frame: int
+    step: int  # index into the expanded plan
+    bead: int
+    heavy: bool
+    centre: Tensor  # [3] bead position, box coordinates
+    rotation: Tensor  # [3, 3] local = (x - centre) @ rotation.T
+    context_positions: Tensor  # [P, 3]
+    context_atom: Tensor  # [P] long global atom, -1 for beads; atoms first, increasing
+    context_bead: Tensor  # [P] long global bead, -1 for atoms
+    context_type: Tensor  # [P] long atom-type code (atoms) or bead-type code (beads)
+    atoms: Tensor  # [L] long global atoms in placement order
+    positions: Tensor  # [L, 3] reference positions
+    target_type: Tensor  # [L] long atom-type codes
+    context_channel: Tensor  # [L, P] int8 channel of context particle p w.r.t. target i; -1 for beads
+    sequence_channel: Tensor  # [L, L] int8 channel of sequence atom j w.r.t. target i; -1 on the diagonal
+    prior: list[Term]  # local indices: context [0, P), sequence P + [0, L)
+
+
+@dataclass
+class SequenceBatch:
+    """Samples padded to the batch's largest P and L; the prior flattened over ``[B * (P + L)]`` positions."""
+
+    spec: FeatureSpec
+    context_positions: Tensor  # [B, P, 3]
+    context_atom: Tensor  # [B, P] long, -1 for beads and padding
+    context_bead: Tensor  # [B, P] long, -1 for atoms and padding
+    context_type: Tensor  # [B, P] long, -1 for padding
+    context_mask: Tensor  # [B, P] bool
+    atoms: Tensor  # [B, L] long, -1 for padding
+    targets: Tensor  # [B, L, 3] reference positions
+    target_type: Tensor  # [B, L] long, -1 for padding
+    step_mask: Tensor  # [B, L] bool
+    context_channel: Tensor  # [B, L, P] int8
+    sequence_channel: Tensor  # [B, L, L] int8
+    frame: Tensor  # [B] long
+    bead: Tensor  # [B] long
+    heavy: Tensor  # [B] bool
+    centre: Tensor  # [B, 3]
+    rotation: Tensor  # [B, 3, 3] alignment and augmentation: box = centre + local @ rotation
+    prior: list[Term]  # index into [B * (P + L)] positions (see prior_positions)
+    prior_sample: list[Tensor]  # per prior term, [m] the sample of each instance
+
+    @property
+    def target_types(self) -> Tensor:
+        """``[B, L, T]`` one-hot atom types of the targets (zeros for padding)."""
+        return self.spec.target_types(self.target_type)
+
+    def to(self, device: torch.device | str) -> "SequenceBatch":
+        def move(value):
+            if isinstance(value, list):
+                return [v.to(device) for v in value]
+            return value.to(device) if isinstance(value, Tensor) else value
+
+        return SequenceBatch(**{f.name: move(getattr(self, f.name)) for f in fields(self)})
+
+
+def particles_for_step(batch: SequenceBatch, step: int, generated: Tensor) -> Particles:
+    """What the conditioner sees when placing sequence atom ``step``: the context plus atoms ``0..step-1``.
+
+    ``generated``: ``[B, L, 3]`` positions of the sequence atoms in the local frame (generated
+    ones keep their gradients; only ``[:, :step]`` is used). Returns ``[B, P + step]`` particles.
+    """
+    spec = batch.spec
+    context = spec.encode(batch.context_type, batch.context_bead >= 0, batch.context_channel[:, step].long())
+    placed = spec.encode(batch.target_type[:, :step], torch.zeros_like(batch.step_mask[:, :step]),
+                         batch.sequence_channel[:, step, :step].long())  # [B, step, F]
+    return Particles(torch.cat([batch.context_positions, generated[:, :step]], 1),
+                     torch.cat([context, placed], 1),
+                     torch.cat([batch.context_mask, batch.step_mask[:, :step]], 1))
+
+
+def prior_positions(batch: SequenceBatch, sequence: Tensor) -> Tensor:
+    """The ``[B * (P + L), 3]`` positions the prior terms index: context, then ``sequence [B, L, 3]``."""
+    return torch.cat([batch.context_positions.to(sequence.dtype), sequence], 1).flatten(0, 1)
+
+
+def prior_energies(batch: SequenceBatch, sequence: Tensor) -> dict[str, Tensor]:
+    """Energy of the prior terms per sample and category, ``{category: [B]}`` float64 (differentiable)."""
+    positions = prior_positions(batch, sequence)
+    n = len(batch.frame)
+    out: dict[str, Tensor] = {}
+    for term, sample in zip(batch.prior, batch.prior_sample):
+        for category, e in term_energies(term, positions, coulomb=False).items():
+            total = out.setdefault(category, torch.zeros(n, dtype=torch.float64, device=positions.device))
+            out[category] = total.index_add(0, sample, e.to(torch.float64))
+    return out
+
+
+def collate(samples: list[SequenceSample], generator: torch.Generator | None = None,
+            rotate: bool = True) -> SequenceBatch:
+    """Pad samples into a :class:`SequenceBatch`, each turned by a random angle about z when ``rotate``.
+
+    Angles come from ``generator``, or from torch's global generator when it is ``None`` (which
+    a ``DataLoader`` seeds per worker from its own generator, so runs stay reproducible).
+    """
+    b = len(samples)
+    n_ctx = torch.tensor([len(s.context_atom) for s in samples])  # [B]
+    n_seq = torch.tensor([len(s.atoms) for s in samples])
+    p, length = int(n_ctx.max()), int(n_seq.max())
+    turn = (random_z_rotations(b, generator) if rotate else torch.eye(3).expand(b, 3, 3))  # [B, 3, 3]
+
+    def pad(name: str, fill: float | int) -> Tensor:
+        return pad_sequence([getattr(s, name) for s in samples], batch_first=True, padding_value=fill)
+
+    context_channel = torch.full((b, length, p), -1, dtype=torch.int8)
+    sequence_channel = torch.full((b, length, length), -1, dtype=torch.int8)
+    for k, s in enumerate(samples):  # loop over samples, not atoms
+        context_channel[k, :len(s.atoms), :len(s.context_atom)] = s.context_channel
+        sequence_channel[k, :len(s.atoms), :len(s.atoms)] = s.sequence_channel
+    prior, prior_sample = _flatten_prior(samples, n_ctx, p, length)
+    return SequenceBatch(
+        spec=samples[0].spec,
+        context_positions=pad("context_positions", 0.0) @ turn.transpose(1, 2),
+        context_atom=pad("context_atom", -1), context_bead=pad("context_bead", -1),
+        context_type=pad("context_type", -1),
+        context_mask=torch.arange(p) < n_ctx.unsqueeze(1),
+        atoms=pad("atoms", -1), targets=pad("positions", 0.0) @ turn.transpose(1, 2),
+        target_type=pad("target_type", -1), step_mask=torch.arange(length) < n_seq.unsqueeze(1),
+        context_channel=context_channel, sequence_channel=sequence_channel,
+        frame=torch.tensor([s.frame for s in samples]), bead=torch.tensor([s.bead for s in samples]),
+        heavy=torch.tensor([s.heavy for s in samples]), centre=torch.stack([s.centre for s in samples]),
+        rotation=turn @ torch.stack([s.rotation for s in samples]), prior=prior, prior_sample=prior_sample,
+    )
+
+
+def _flatten_prior(samples: list[SequenceSample], n_ctx: Tensor, p: int,
+                   length: int) -> tuple[list[Term], list[Tensor]]:
+    """Each sample's prior terms, merged by kind, re-indexed into ``[B * (P + L)]`` positions."""
+    by_kind: dict[str, list[tuple[int, Term]]] = {}
+    for k, s in enumerate(samples):
+        for term in s.prior:
+            by_kind.setdefault(term.kind, []).append((k, term))
+    terms, owners = [], []
+    for kind, parts in by_kind.items():
+        sample = torch.cat([torch.full((len(t),), k, dtype=torch.long) for k, t in parts])  # [m]
+        local = torch.cat([t.index for _, t in parts])  # [m, arity]
+        ctx = n_ctx[sample].unsqueeze(1)  # [m, 1]
+        slot = torch.where(local < ctx, local, p + local - ctx)  # sequence slots move to P + j
+        index = sample.unsqueeze(1) * (p + length) + slot
+        params = {name: torch.cat([t.params[name] for _, t in parts]) for name in parts[0][1].params}
+        terms.append(Term(kind, index, params))
+        owners.append(sample)
+    return terms, owners
+
+
+class SequenceDataset(Dataset):
+    """Every plan step of every frame as a :class:`SequenceSample`, oversampled by the mapping's ``[mult]``.
+
+    Built once: local frames of every (frame, bead), their neighbours within the cutoff (one
+    vesin search per frame), every atom relative to its home bead. Items are assembled on
+    access (context minus sequence and hidden atoms, channels, prior terms).
+    """
+
+    def __init__(self, frames: Frames, system: MappedSystem, plan: SystemPlan | OrderingConfig | None = None,
+                 config: EnvironmentConfig | None = None, *, beads: Tensor | Frames | None = None,
+                 spec: FeatureSpec | None = None, oversample: bool = True) -> None:
+        aa, mapping = system.aa, system.mapping
+        if frames.n_particles != aa.n_atoms:
+            raise InputError(f"frames hold {frames.n_particles} atoms but the topology has {aa.n_atoms}",
+                             aa.source or None)
+        self.config = config or EnvironmentConfig()
+        self.plan = plan if isinstance(plan, SystemPlan) else plan_system(system, plan)
+        self.steps, _, _ = self.plan.expand()
+        self.spec = spec or FeatureSpec.from_system(system, self.config)
+        self.features = SystemFeatures(system, self.spec)
+        self.prior = PriorIndex(aa, self.steps.atoms)
+        atoms, boxes = frames.positions, frames.boxes  # [F, n, 3], [F, 3, 3]
+        beads = mapping.map_positions(atoms, boxes).to(atoms.dtype) if beads is None else (
+            beads.positions if isinstance(beads, Frames) else beads)  # [F, N, 3]
+        if beads.shape[:2] != (len(atoms), mapping.n_beads):
+            raise InputError(f"bead positions {tuple(beads.shape)} do not match {len(atoms)} frames of "
+                             f"{mapping.n_beads} beads")
+        n_frames, n_beads, self.n_atoms = len(atoms), mapping.n_beads, aa.n_atoms
+
+        frame = torch.arange(n_frames).repeat_interleave(n_beads)  # [F * N] every (frame, bead)
+        bead = torch.arange(n_beads).repeat(n_frames)
+        self.frames = local_frames(beads, boxes, frame, bead, fixpoints(mapping))  # [F * N, ...]
+        near = find_neighbours(atoms, beads, boxes, frame, bead, self.config.cutoff)
+        self.context_ptr = torch.cat([torch.zeros(1, dtype=torch.long),
+                                      torch.cumsum(torch.bincount(near.item, minlength=len(frame)), 0)])
+        self.context_particle = torch.where(near.atom >= 0, near.atom, self.n_atoms + near.bead)  # [K]
+        self.context_local = torch.einsum("kij,kj->ki", self.frames.rotation[near.item], near.vector)  # [K, 3]
+        home = mapping.home_bead  # [n]
+        rel = minimum_image(atoms - beads[:, home], boxes)  # [F, n, 3] every atom from its home bead
+        rot = self.frames.rotation.view(n_frames, n_beads, 3, 3)[:, home]  # [F, n, 3, 3]
+        self.atom_local = torch.einsum("fnij,fnj->fni", rot, rel)  # [F, n, 3]
+
+        weight = mapping.mult[self.steps.bead] if oversample else torch.ones(len(self.steps), dtype=torch.long)
+        unique_step = torch.arange(len(self.steps)).repeat(n_frames)  # [F * S]
+        unique_frame = torch.arange(n_frames).repeat_interleave(len(self.steps))
+        repeats = weight.repeat(n_frames)
+        self.item_frame = unique_frame.repeat_interleave(repeats)  # [I]
+        self.item_step = unique_step.repeat_interleave(repeats)
+        self.n_beads = n_beads
+
+    def __len__(self) -> int:
+        return len(self.item_frame)
+
+    def __getitem__(self, index: int) -> SequenceSample:
+        f, s = int(self.item_frame[index]), int(self.item_step[index])
+        bead, heavy = int(self.steps.bead[s]), bool(self.steps.heavy[s])
+        seq, hidden = self.steps.atoms[s], self.steps.hidden[s]
+        seq, hidden = seq[seq >= 0], hidden[hidden >= 0]  # [L], [H]
+        g = f * self.n_beads + bead
+        span = slice(int(self.context_ptr[g]), int(self.context_ptr[g + 1]))
+        particle, local = self.context_particle[span], self.context_local[span]
+        keep = ~torch.isin(particle, torch.cat([seq, hidden]))
+        particle, local = particle[keep], local[keep]
+        atom = torch.where(particle < self.n_atoms, particle, -1)  # [P]
+        bead_index = torch.where(particle >= self.n_atoms, particle - self.n_atoms, -1)
+        channels = self.features.channels
+        sequence_channel = channels(seq.unsqueeze(1), seq.unsqueeze(0)).to(torch.int8)  # [L, L]
+        sequence_channel.fill_diagonal_(-1)
+        return SequenceSample(
+            spec=self.spec, frame=f, step=s, bead=bead, heavy=heavy,
+            centre=self.frames.centre[g], rotation=self.frames.rotation[g],
+            context_positions=local, context_atom=atom, context_bead=bead_index,
+            context_type=self.features.type_code(atom, bead_index),
+            atoms=seq, positions=self.atom_local[f, seq], target_type=self.features.atom_type[seq],
+            context_channel=channels(seq.unsqueeze(1), atom.unsqueeze(0)).to(torch.int8),  # [L, P]
+            sequence_channel=sequence_channel, prior=self.prior.terms_for(s, atom, seq),
+        )
