@@ -1,0 +1,243 @@
+"""The one adversarial trainer (conditional WGAN-GP on unrolled atom sequences), conditioner-agnostic.
+
+Each training item is one plan step of one frame: the atoms of one bead, placed one after
+the other (thesis Sec. 4.4.2, Fig. 4.5). At step k the conditioner sees the context plus the
+atoms it generated at steps 0..k-1; the critic scores each step's generated atom against
+the reference atom in the *same* environment (Eq. 4.14), and the generator's loss is
+back-propagated through the whole unrolled sequence, plus the ramped energy prior (Eq. 4.17).
+The trainer sees the networks only through :mod:`gdbm.conditioner`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from gdbm.conditioner import Critic, Generator, Particles
+from gdbm.data.samples import SequenceBatch, SequenceDataset, collate, particles_for_step, prior_energies
+from gdbm.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from gdbm.training.config import ExperimentConfig
+from gdbm.training.log import CSVLog
+from gdbm.training.prior import EnergyPrior
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def generate_sequence(generator: Generator, batch: SequenceBatch, noise: Tensor) -> Tensor:
+    """Place the batch's atom sequences one atom at a time: ``[B, L, 3]`` local positions.
+
+    ``noise``: ``[B, L, noise_dim]``. Padding steps produce positions that nothing reads.
+    """
+    types = batch.target_types  # [B, L, T]
+    placed: list[Tensor] = []
+    for k in range(types.shape[1]):
+        so_far = torch.stack(placed, 1) if placed else batch.targets[:, :0]  # [B, k, 3]
+        placed.append(generator(particles_for_step(batch, k, so_far), types[:, k], noise[:, k]))
+    return torch.stack(placed, 1)
+
+
+def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    return (values * mask).sum() / mask.sum().clamp_min(1)
+
+
+def critic_loss(critic: Critic, batch: SequenceBatch, fake: Tensor, gp_weight: float,
+                generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, float]]:
+    """WGAN-GP critic loss over every step of the sequences (generated atoms fixed).
+
+    Real and generated atoms of step k are scored in the same environment: the context plus
+    the generated atoms 0..k-1. The gradient penalty acts on positions interpolated between them.
+    """
+    types, mask = batch.target_types, batch.step_mask.float()  # [B, L, T], [B, L]
+    fake = fake.detach()
+    real_scores, fake_scores, penalties = [], [], []
+    for k in range(types.shape[1]):
+        particles = particles_for_step(batch, k, fake)
+        b = fake.shape[0]
+        eps = torch.rand(b, 1, generator=generator).to(fake.device)  # [B, 1]
+        mixed = (eps * batch.targets[:, k] + (1 - eps) * fake[:, k]).requires_grad_(True)  # [B, 3]
+        # one critic call for real, generated and interpolated atoms: [3B]
+        both = _repeat_particles(particles, 3)
+        scores = critic(both, types[:, k].repeat(3, 1), torch.cat([batch.targets[:, k], fake[:, k], mixed]))
+        real_s, fake_s, mixed_s = scores.split(b)
+        (grad,) = torch.autograd.grad(mixed_s.sum(), mixed, create_graph=True)
+        real_scores.append(real_s)
+        fake_scores.append(fake_s)
+        penalties.append((grad.norm(dim=-1) - 1.0) ** 2)
+    real_s, fake_s, pen = (torch.stack(x, 1) for x in (real_scores, fake_scores, penalties))  # [B, L]
+    wasserstein = _masked_mean(real_s, mask) - _masked_mean(fake_s, mask)
+    gp = _masked_mean(pen, mask)
+    loss = -wasserstein + gp_weight * gp
+    return loss, {"critic_loss": loss.item(), "wasserstein": wasserstein.item(), "gradient_penalty": gp.item()}
+
+
+def _repeat_particles(particles: Particles, times: int) -> Particles:
+    return Particles(particles.positions.repeat(times, 1, 1), particles.features.repeat(times, 1, 1),
+                     particles.mask.repeat(times, 1))
+
+
+def generator_loss(generator: Generator, critic: Critic, batch: SequenceBatch, noise: Tensor,
+                   prior: EnergyPrior, prior_weight: float) -> tuple[Tensor, dict[str, float]]:
+    """Adversarial loss of the unrolled sequences plus the weighted energy prior."""
+    fake = generate_sequence(generator, batch, noise)  # [B, L, 3], differentiable
+    types, mask = batch.target_types, batch.step_mask.float()
+    scores = torch.stack([critic(particles_for_step(batch, k, fake), types[:, k], fake[:, k])
+                          for k in range(types.shape[1])], 1)  # [B, L]
+    adversarial = -_masked_mean(scores, mask)
+    stats = {"generator_adversarial": adversarial.item(), "prior_weight": prior_weight}
+    loss = adversarial
+    if prior.config.mode != "none":
+        fake_e = prior_energies(batch, fake.to(torch.float64))
+        real_e = prior_energies(batch, batch.targets.to(torch.float64)) if prior.config.mode == "match" else None
+        cost = prior(fake_e, real_e)  # [B] float64
+        loss = loss + prior_weight * cost.mean().to(loss.dtype)
+        stats["prior_cost"] = cost.mean().item()
+        for name, e in fake_e.items():
+            stats[f"energy_{name}"] = e.mean().item()
+    stats["generator_loss"] = loss.item()
+    return loss, stats
+
+
+@dataclass
+class TrainState:
+    generator: nn.Module
+    critic: nn.Module
+    opt_generator: torch.optim.Optimizer
+    opt_critic: torch.optim.Optimizer
+    step: int = 0
+    seconds: float = 0.0
+
+
+class Trainer:
+    """Runs ``config.training.steps`` generator updates with checkpoints and a CSV log in ``out_dir``."""
+
+    def __init__(self, config: ExperimentConfig, dataset: SequenceDataset, generator: nn.Module, critic: nn.Module,
+                 out_dir: str | Path):
+        t = config.training
+        self.config, self.dataset, self.out_dir = config, dataset, Path(out_dir)
+        self.device = torch.device(t.device)
+        self.prior = EnergyPrior(config.prior)
+        self.state = TrainState(
+            generator.to(self.device), critic.to(self.device),
+            torch.optim.Adam(generator.parameters(), lr=t.lr_generator, betas=t.betas),
+            torch.optim.Adam(critic.parameters(), lr=t.lr_critic, betas=t.betas))
+        self.log = CSVLog(self.out_dir / "log.csv")
+
+    # --- checkpoints ------------------------------------------------------------------------
+    def checkpoint_payload(self) -> dict:
+        s = self.state
+        return {"generator": s.generator.state_dict(), "critic": s.critic.state_dict(),
+                "opt_generator": s.opt_generator.state_dict(), "opt_critic": s.opt_critic.state_dict(),
+                "step": s.step, "seconds": s.seconds, "rng": rng_state(),
+                "config": self.config.model_dump(mode="json"),
+                "features": self.dataset.spec.to_dict()}
+
+    def save(self) -> Path:
+        return save_checkpoint(self.out_dir / CHECKPOINT, self.checkpoint_payload())
+
+    def resume(self, path: str | Path | None = None) -> bool:
+        """Continue from ``path`` (default: this run's checkpoint) if it exists."""
+        path = Path(path) if path else self.out_dir / CHECKPOINT
+        if not path.exists():
+            return False
+        ck = load_checkpoint(path, self.device)
+        s = self.state
+        s.generator.load_state_dict(ck["generator"])
+        s.critic.load_state_dict(ck["critic"])
+        s.opt_generator.load_state_dict(ck["opt_generator"])
+        s.opt_critic.load_state_dict(ck["opt_critic"])
+        s.step, s.seconds = ck["step"], ck["seconds"]
+        set_rng_state(ck["rng"])
+        return True
+
+    # --- the loop -----------------------------------------------------------------------------
+    def _rng(self, step: int, draw: int) -> torch.Generator:
+        """The random stream of one draw of one step: batches, turns, noise and penalty mixing
+        are a pure function of (seed, step, draw), so a resumed run repeats a run without stop."""
+        t = self.config.training
+        return torch.Generator().manual_seed(t.seed * 1_000_003 + step * (t.n_critic + 1) + draw)
+
+    def _batch(self, rng: torch.Generator) -> SequenceBatch:
+        index = torch.randint(len(self.dataset), (self.config.training.batch_size,), generator=rng)
+        return collate([self.dataset[int(i)] for i in index], rng).to(self.device)
+
+    def _noise(self, batch: SequenceBatch, rng: torch.Generator) -> Tensor:
+        b, length = batch.step_mask.shape
+        return torch.randn(b, length, self.state.generator.noise_dim, generator=rng).to(self.device)
+
+    def train_step(self) -> dict[str, float]:
+        """n_critic critic updates, then one generator update; returns the logged numbers."""
+        s, t = self.state, self.config.training
+        stats: dict[str, float] = {}
+        for draw in range(t.n_critic):
+            rng = self._rng(s.step, draw)
+            batch = self._batch(rng)
+            with torch.no_grad():
+                fake = generate_sequence(s.generator, batch, self._noise(batch, rng))
+            loss, stats = critic_loss(s.critic, batch, fake, t.gp_weight, rng)
+            s.opt_critic.zero_grad(set_to_none=True)
+            loss.backward()
+            s.opt_critic.step()
+        rng = self._rng(s.step, t.n_critic)
+        batch = self._batch(rng)
+        for p in s.critic.parameters():
+            p.requires_grad_(False)
+        loss, g_stats = generator_loss(s.generator, s.critic, batch, self._noise(batch, rng), self.prior,
+                                       self.prior.weight(s.step))
+        s.opt_generator.zero_grad(set_to_none=True)
+        loss.backward()
+        s.opt_generator.step()
+        for p in s.critic.parameters():
+            p.requires_grad_(True)
+        s.step += 1
+        return {**stats, **g_stats}
+
+    def fit(self, steps: int | None = None, progress: bool = True) -> TrainState:
+        """Train until ``steps`` generator updates in total (default: the config's)."""
+        t = self.config.training
+        target = steps or t.steps
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        bar = tqdm(total=target, initial=self.state.step, desc="fit", unit="step", disable=not progress)
+        while self.state.step < target:
+            start = time.perf_counter()
+            stats = self.train_step()
+            self.state.seconds += time.perf_counter() - start
+            bar.update(1)
+            bar.set_postfix(W=f"{stats['wasserstein']:.3g}", G=f"{stats['generator_loss']:.3g}")
+            if not all(math.isfinite(v) for v in stats.values()):
+                raise FloatingPointError(f"non-finite training numbers at step {self.state.step}: {stats}; "
+                                         f"the last checkpoint in {self.out_dir} is intact")
+            if self.state.step % t.log_every == 0 or self.state.step == target:
+                self.log.write({"step": self.state.step, "seconds": round(self.state.seconds, 3), **stats})
+            if self.state.step % t.checkpoint_every == 0 or self.state.step == target:
+                self.save()
+        bar.close()
+        return self.state
+
+
+def build_dataset(config: ExperimentConfig) -> SequenceDataset:
+    """The training samples named by the config's data, ordering and environment sections."""
+    from gdbm.data.trajectory import read_frames
+    from gdbm.topology.system import load_mapped_system
+
+    d = config.data
+    system = load_mapped_system(d.topology, d.mapping, d.cg_itp, parameters=d.parameters)
+    frames = read_frames(d.aa, d.aa_structure)
+    beads = read_frames(d.cg, d.cg_structure) if d.cg else None
+    return SequenceDataset(frames, system, config.ordering, config.environment, beads=beads)
+
+
+def build_trainer(config: ExperimentConfig, out_dir: str | Path) -> Trainer:
+    """Dataset, networks and optimisers of an experiment, seeded from the config."""
+    from gdbm.models import build_conditioner
+
+    dataset = build_dataset(config)
+    torch.manual_seed(config.training.seed)
+    generator, critic = build_conditioner(config.model, dataset.spec)
+    return Trainer(config, dataset, generator, critic, out_dir)

@@ -1,0 +1,116 @@
+"""The experiment config of ``gdbm fit``: data, ordering, environment, model, training, prior.
+
+One YAML file, validated by pydantic (unknown keys are errors, with the file named). Paths
+in the file are relative to the file's own folder, so a config works from any directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gdbm.data.environment import EnvironmentConfig
+from gdbm.errors import InputError
+from gdbm.ordering import OrderingConfig
+from gdbm.voxel.config import VoxelConfig
+
+PRIOR_TERMS = ("bond", "angle", "proper", "improper", "lj")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    """Training frames and the system they belong to."""
+
+    topology: Path = Field(description="AA topology with parameters (.top)")
+    parameters: Path | None = Field(None, description="supplementary GROMACS parameter file")
+    mapping: Path = Field(description="reconstruction mapping: home beads, [align], [mult] (e.g. DBM's .map)")
+    cg_itp: Path | None = Field(None, description="CG topology (default: found beside the mapping)")
+    aa: Path = Field(description="AA training frames (trajectory or folder of .gro)")
+    aa_structure: Path | None = None
+    cg: Path | None = Field(None, description="CG frames paired with the AA frames (default: AA frames mapped)")
+    cg_structure: Path | None = None
+
+
+class ModelConfig(_Strict):
+    encoder: Literal["voxel"] = "voxel"
+    voxel: VoxelConfig = VoxelConfig()
+
+
+class TrainingConfig(_Strict):
+    batch_size: int = Field(64, ge=1)
+    steps: int = Field(2000, ge=1, description="generator updates")
+    n_critic: int = Field(5, ge=1, description="critic updates per generator update")
+    lr_generator: float = Field(1e-4, gt=0)
+    lr_critic: float = Field(1e-4, gt=0)
+    betas: tuple[float, float] = (0.0, 0.9)
+    gp_weight: float = Field(10.0, ge=0, description="gradient-penalty weight lambda_gp")
+    checkpoint_every: int = Field(100, ge=1)
+    log_every: int = Field(10, ge=1)
+    seed: int = 0
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
+    device: str = "cpu"
+
+
+class PriorConfig(_Strict):
+    """Energy prior of the generator (thesis Sec. 4.5): C1 = ``min``, C2 = ``match``."""
+
+    mode: Literal["none", "min", "match"] = "match"
+    weight: float = Field(0.01, ge=0, description="final lambda_pot")
+    ramp_start: int = Field(0, ge=0, description="generator step where lambda_pot starts rising from 0")
+    ramp_end: int = Field(500, ge=0, description="generator step where lambda_pot reaches its final value")
+    terms: dict[str, float] = Field(default_factory=lambda: {t: 1.0 for t in PRIOR_TERMS})
+
+    def model_post_init(self, _context) -> None:
+        unknown = set(self.terms) - set(PRIOR_TERMS)
+        if unknown:
+            raise ValueError(f"unknown prior terms {sorted(unknown)}; expected some of {PRIOR_TERMS}")
+        if self.ramp_end < self.ramp_start:
+            raise ValueError("ramp_end must not be before ramp_start")
+
+
+class ExperimentConfig(_Strict):
+    data: DataConfig
+    ordering: OrderingConfig = OrderingConfig()
+    environment: EnvironmentConfig = EnvironmentConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    prior: PriorConfig = PriorConfig()
+
+
+def _resolve(data: dict, base: Path) -> dict:
+    """Data paths relative to the config file's folder."""
+    out = dict(data)
+    for key, value in data.items():
+        if isinstance(value, str) and key in DataConfig.model_fields:
+            path = Path(value).expanduser()
+            out[key] = str(path if path.is_absolute() else (base / path))
+    return out
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentConfig:
+    """Read and validate a YAML experiment config; ``overrides`` are merged section by section."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such config file", path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        line = getattr(getattr(err, "problem_mark", None), "line", None)
+        raise InputError(f"not valid YAML: {err}", path, None if line is None else line + 1) from err
+    if not isinstance(raw, dict) or "data" not in raw:
+        raise InputError("expected a mapping with at least a 'data' section", path)
+    raw["data"] = _resolve(raw["data"], path.parent)
+    for section, values in (overrides or {}).items():
+        raw[section] = {**raw.get(section, {}), **values}
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise InputError(f"{where}: {first['msg']} ({len(err.errors())} problem(s) in all)", path) from err
