@@ -154,7 +154,7 @@ def test_particles_for_step_hold_context_and_earlier_atoms(dataset: SequenceData
     assert float(generated.grad[:, :3].abs().sum()) > 0 and float(generated.grad[:, 3:].abs().sum()) == 0
 
 
-def test_prior_equals_the_same_terms_in_the_full_frame(dataset: SequenceDataset, system: MappedSystem,
+def test_prior_equals_the_same_terms_in_the_full_frame(dataset: SequenceDataset,
                                                        frames: tuple[Frames, Tensor]) -> None:
     aa, _ = frames
     samples = [dataset[i] for i in _spread(dataset, 12)]
