@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 from gdbm import __version__
 from gdbm.analysis.cli import add_parser as _add_eval
+from gdbm.backmap_cli import add_parser as _add_backmap
 from gdbm.baselines.cli import add_parser as _add_baseline
 from gdbm.errors import InputError
 from gdbm.training.cli import add_parser as _add_fit
@@ -98,7 +99,7 @@ def _run_energy(args: argparse.Namespace) -> int:
 
 # --- entry point -----------------------------------------------------------------------
 
-_SUBCOMMANDS = (_add_energy, _add_fit, _add_eval, _add_baseline)
+_SUBCOMMANDS = (_add_energy, _add_fit, _add_backmap, _add_eval, _add_baseline)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from torch import nn
 
 from gdbm.data.features import FeatureSpec
-from gdbm.training.config import ModelConfig
+from gdbm.training.config import ExperimentConfig, ModelConfig
 from gdbm.voxel import build_voxel_conditioner
 
 
@@ -14,3 +16,15 @@ def build_conditioner(config: ModelConfig, spec: FeatureSpec) -> tuple[nn.Module
     if config.encoder == "voxel":
         return build_voxel_conditioner(spec.n_features, spec.n_target_types, config.voxel)
     raise ValueError(f"unknown encoder {config.encoder!r}")
+
+
+def load_generator(path: str | Path, device: str = "cpu") -> tuple[nn.Module, FeatureSpec, ExperimentConfig]:
+    """The trained generator of a ``gdbm fit`` checkpoint, its feature layout and its experiment config."""
+    from gdbm.training.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(path, device)
+    config = ExperimentConfig.model_validate(ck["config"])
+    spec = FeatureSpec.from_dict(ck["features"])
+    generator, _ = build_conditioner(config.model, spec)
+    generator.load_state_dict(ck["generator"])
+    return generator.to(device).eval(), spec, config

@@ -1,0 +1,170 @@
+"""Backmapping: a forward pass along the plan, then Gibbs sweeps, keeping the lowest-energy candidate.
+
+Thesis Sec. 4.2.2-4.2.3 and 5.1.4. Every plan step (the heavy atoms or the hydrogens of one
+bead) is generated for many items at once: the same step of every molecule instance in
+every frame of a chunk. For each item, ``candidates`` versions are generated, each in its
+environment turned by a random angle about z and with its own noise; the one whose atoms
+have the lowest energy with their environment (bonded terms + Lennard-Jones, the terms of
+the energy prior) is kept. In the forward pass an environment holds the atoms placed so
+far; in a Gibbs sweep it holds every other atom. Hidden hydrogens stay out in both.
+The sampler sees the network only through :mod:`gdbm.conditioner`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor
+from tqdm import tqdm
+
+from gdbm.conditioner import Generator
+from gdbm.data.environment import Environment, EnvironmentConfig, fixpoints, local_environments, random_z_rotations
+from gdbm.data.features import FeatureSpec, SystemFeatures
+from gdbm.data.prior import PriorIndex
+from gdbm.data.trajectory import Frames
+from gdbm.ordering import SystemPlan
+from gdbm.physics.bonded import term_energies
+from gdbm.topology.system import MappedSystem
+from gdbm.topology.topology import Term
+
+
+class SamplerConfig(BaseModel):
+    """How to backmap: Gibbs sweeps after the forward pass, candidates per item, seed, frames per chunk."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_gibbs: int = Field(2, ge=0)
+    candidates: int = Field(8, ge=1, description="versions generated per item; the lowest-energy one is kept")
+    seed: int = 0
+    frames_per_chunk: int = Field(1, ge=1, description="CG frames processed together (memory vs speed)")
+
+
+@dataclass
+class _Items:
+    """The items of one plan-step group in a chunk: (frame, step) pairs and their atoms."""
+
+    frame: Tensor  # [B]
+    step: Tensor  # [B] index into the expanded plan
+    bead: Tensor  # [B]
+    atoms: Tensor  # [B, L] -1 padded
+    absent: Tensor  # [B, L + H] the atoms to place and the hidden ones
+
+
+class Backmapper:
+    """Backmaps CG frames of one system with a trained generator."""
+
+    def __init__(self, system: MappedSystem, generator: Generator, spec: FeatureSpec, plan: SystemPlan,
+                 environment: EnvironmentConfig | None = None, config: SamplerConfig | None = None,
+                 device: str | torch.device = "cpu"):
+        self.system, self.generator, self.spec = system, generator, spec
+        self.environment = environment or EnvironmentConfig()
+        self.config = config or SamplerConfig()
+        self.device = torch.device(device)
+        self.steps, _, position = plan.expand()
+        # steps at the same position of their molecule's plan run together
+        self.groups = [torch.nonzero(position == p).squeeze(1) for p in range(int(position.max()) + 1)]
+        self.features = SystemFeatures(system, spec)
+        self.prior = PriorIndex(system.aa, self.steps.atoms)
+        self.fixpoint = fixpoints(system.mapping)
+
+    # --- one group of items ---------------------------------------------------------------
+    def _items(self, group: Tensor, n_frames: int) -> _Items:
+        frame = torch.arange(n_frames).repeat_interleave(len(group))  # [B]
+        step = group.repeat(n_frames)
+        atoms = self.steps.atoms[step]
+        return _Items(frame, step, self.steps.bead[step], atoms, torch.cat([atoms, self.steps.hidden[step]], 1))
+
+    def _generate(self, env: Environment, atoms: Tensor, rng: torch.Generator) -> tuple[Tensor, Tensor]:
+        """``candidates`` sequences per item: local positions ``[B, K, L, 3]`` in the item's frame."""
+        b, k = len(atoms), self.config.candidates
+        turn = random_z_rotations(b * k, rng, env.positions.dtype)  # [B K, 3, 3]
+        positions = env.positions.repeat_interleave(k, 0) @ turn.transpose(1, 2)  # [B K, P, 3]
+        atom_ids = env.atom.repeat_interleave(k, 0)
+        bead_ids = env.bead.repeat_interleave(k, 0)
+        mask = env.mask.repeat_interleave(k, 0)
+        seq = atoms.repeat_interleave(k, 0)  # [B K, L]
+        placed: list[Tensor] = []
+        for j in range(seq.shape[1]):
+            target = seq[:, j]
+            grown = Environment(env.frames, torch.cat([positions, *[p.unsqueeze(1) for p in placed]], 1),
+                                torch.cat([atom_ids, seq[:, :j]], 1),
+                                torch.cat([bead_ids, torch.full_like(seq[:, :j], -1)], 1),
+                                torch.cat([mask, seq[:, :j] >= 0], 1))
+            particles = self.features.particles(grown, target.clamp(min=0)).to(self.device)
+            types = self.spec.target_types(self.features.atom_type[target.clamp(min=0)]).to(self.device)
+            noise = torch.randn(len(target), self.generator.noise_dim, generator=rng).to(self.device)
+            placed.append(self.generator(particles, types, noise).to(positions.dtype).cpu())
+        local = torch.stack(placed, 1) @ turn  # [B K, L, 3] back to the item's unturned frame
+        return local.view(b, k, -1, 3), turn
+
+    def _energies(self, items: _Items, env: Environment, local: Tensor) -> Tensor:
+        """Energy ``[B, K]`` of each candidate's atoms with its environment (the prior's terms)."""
+        b, k, length, _ = local.shape
+        p = env.positions.shape[1]
+        slots = p + length
+        positions = torch.cat([env.positions.unsqueeze(1).expand(b, k, p, 3), local], 2).reshape(-1, 3)
+        total = torch.zeros(b * k, dtype=torch.float64)
+        for item in range(b):  # a few dozen items per group; the terms differ per item
+            atoms = env.atom[item]
+            context = torch.where(env.mask[item], atoms, -1)
+            seq = items.atoms[item]
+            terms = self.prior.terms_for(int(items.step[item]), context, seq[seq >= 0])
+            base = (item * k + torch.arange(k)) * slots  # [K]
+            for term in terms:
+                if len(term) == 0:
+                    continue
+                index = (term.index.unsqueeze(0) + base.view(k, 1, 1)).flatten(0, 1)  # [K m, arity]
+                params = {n: v.repeat(k) for n, v in term.params.items()}
+                for e in term_energies(Term(term.kind, index, params), positions, coulomb=False).values():
+                    owner = torch.arange(k).repeat_interleave(len(term)) + item * k  # [K m]
+                    total.index_add_(0, owner, e.to(torch.float64))
+        return total.view(b, k)
+
+    def _place(self, items: _Items, atoms: Tensor, present: Tensor, beads: Tensor, boxes: Tensor,
+               rng: torch.Generator) -> None:
+        env = local_environments(atoms, beads, boxes, items.frame, items.bead, self.fixpoint,
+                                 self.environment.cutoff, atom_present=present, absent=items.absent)
+        local, _ = self._generate(env, items.atoms, rng)  # [B, K, L, 3]
+        best = self._energies(items, env, local).argmin(1)  # [B]
+        chosen = local[torch.arange(len(best)), best]  # [B, L, 3]
+        box_positions = env.frames.to_box(chosen)  # [B, L, 3]
+        valid = items.atoms >= 0
+        frame = items.frame.unsqueeze(1).expand_as(items.atoms)
+        atoms[frame[valid], items.atoms[valid]] = box_positions[valid].to(atoms.dtype)
+        present[frame[valid], items.atoms[valid]] = True
+
+    # --- whole frames -----------------------------------------------------------------------
+    @torch.no_grad()
+    def backmap(self, cg: Frames, samples: int = 1, init: Frames | None = None, progress: bool = True) -> Frames:
+        """AA frames for every CG frame (``samples`` per frame, frame by frame: ``g // samples`` is the CG frame).
+
+        ``init``: AA frames to start the Gibbs sweeps from instead of a forward pass (morphing,
+        thesis Ch. 7, scheme B); one per CG frame.
+        """
+        aa, mapping = self.system.aa, self.system.mapping
+        if cg.n_particles != mapping.n_beads:
+            raise ValueError(f"the CG frames hold {cg.n_particles} beads, the mapping {mapping.n_beads}")
+        order = torch.arange(len(cg)).repeat_interleave(samples)  # [F samples]
+        rng = torch.Generator().manual_seed(self.config.seed)
+        out = torch.empty(len(order), aa.n_atoms, 3)
+        chunk = self.config.frames_per_chunk
+        passes = ([] if init is not None else ["forward"]) + ["gibbs"] * self.config.n_gibbs
+        bar = tqdm(total=len(order) * len(passes) * len(self.groups), desc="backmap", unit="step",
+                   disable=not progress)
+        for start in range(0, len(order), chunk):
+            idx = order[start:start + chunk]
+            beads, boxes = cg.positions[idx].float(), cg.boxes[idx].float()
+            if init is not None:
+                atoms, present = init.positions[idx].float().clone(), torch.ones(len(idx), aa.n_atoms, dtype=torch.bool)
+            else:
+                atoms, present = torch.zeros(len(idx), aa.n_atoms, 3), torch.zeros(len(idx), aa.n_atoms, dtype=torch.bool)
+            for _ in passes:
+                for group in self.groups:
+                    self._place(self._items(group, len(idx)), atoms, present, beads, boxes, rng)
+                    bar.update(len(idx))
+            out[start:start + len(idx)] = atoms
+        bar.close()
+        return Frames(out, cg.boxes[order].float(), [f"{cg.labels[i]}" for i in order.tolist()],
+                      list(aa.names), list(aa.resnames), aa.resids.tolist())
