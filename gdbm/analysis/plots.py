@@ -31,16 +31,28 @@ def _grid(n: int) -> tuple[plt.Figure, list[plt.Axes]]:
     return fig, flat[:n]
 
 
+def _central_range(values: torch.Tensor, width: float) -> tuple[int, int]:
+    """Bins covering the central 99% of ``values`` (outliers such as clashes would squash the plot)."""
+    v = values.detach().double().flatten()
+    v = v[torch.isfinite(v)]
+    if v.numel() > 1_000_000:
+        v = v[torch.linspace(0, v.numel() - 1, 1_000_000).long()]
+    if v.numel() == 0:
+        return 0, 1
+    lo, hi = torch.quantile(v, torch.tensor([0.005, 0.995], dtype=torch.float64)).tolist()
+    return common_range(width, torch.tensor([lo, hi]))
+
+
 def _density_line(ax: plt.Axes, sets: dict[str, torch.Tensor], width: float) -> None:
-    """Densities on the bins of the first set's range widened by half its span (outliers fall off)."""
-    first = next(iter(sets.values()))
-    lo, hi = common_range(width, first)
-    pad = max((hi - lo) // 2, 5)
+    """Densities on the bins spanning the central 99% of every set (out-of-range mass stays missing)."""
+    ranges = [_central_range(v, width) for v in sets.values()]
+    lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+    pad = max((hi - lo) // 20, 2)
     lo, hi = lo - pad, hi + pad
     centres = (torch.arange(lo, hi, dtype=torch.float64) + 0.5) * width
     for k, (name, values) in enumerate(sets.items()):
         counts = bin_counts(values, width, lo, hi)
-        density = counts / max(values.numel(), 1) / width  # out-of-range mass stays missing
+        density = counts / max(values.numel(), 1) / width
         ax.plot(centres.numpy(), density.numpy(), lw=1.4 if k == 0 else 1.0,
                 color="k" if k == 0 else None, label=name)
 
