@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,24 +18,14 @@ from gdbm import __version__
 from gdbm.analysis.cli import add_parser as _add_eval
 from gdbm.backmap_cli import add_parser as _add_backmap
 from gdbm.baselines.cli import add_parser as _add_baseline
+from gdbm.atomic import write_text
 from gdbm.errors import InputError
 from gdbm.training.cli import add_parser as _add_fit
 
 
 def write_json(path: Path, data: Any, force: bool) -> None:
     """Write ``data`` as JSON atomically (temp file + rename); keep an existing file unless ``force``."""
-    if path.exists() and not force:
-        raise InputError("exists; pass --force to overwrite", path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".json", dir=path.parent, prefix=f".{path.stem}.")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1)
-            fh.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_text(path, json.dumps(data, indent=1) + "\n", force)
 
 
 # --- gdbm energy -----------------------------------------------------------------------

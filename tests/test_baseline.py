@@ -69,7 +69,7 @@ def test_placement_follows_the_mapping(system, cg_frames):
 
 def test_rings_start_as_hexagons_with_hydrogens_outside(system, cg_frames):
     aa, _, rule = system
-    assert rule.rings.n_rings == 360 and len(rule.rings.atom) == 360 * 11  # C6 ring + 5 H each
+    assert len(rule.rings.centre) == 360 and len(rule.rings.atom) == 360 * 11  # C6 ring + 5 H each
     x = first_guess(rule, cg_frames.positions[0], cg_frames.boxes[0], 1e-6, seed=0, frame=0)
     ring = [5, 6, 8, 10, 12, 14]  # C6 C7 C9 C11 C13 C15 of the first monomer (0-based), in ring order
     assert [aa.names[a] for a in ring] == ["C6", "C7", "C9", "C11", "C13", "C15"]
@@ -77,6 +77,9 @@ def test_rings_start_as_hexagons_with_hydrogens_outside(system, cg_frames):
     assert np.allclose(edges, 0.14, atol=1e-4)
     centre = x[ring].mean(0)
     assert np.linalg.norm(x[7] - centre) == pytest.approx(0.24, abs=1e-4)  # H8 on C7, 0.1 nm outside
+    ipso = x[5] - centre  # C6 points at C5, its bond out of the phenyl bead (maybe in another image)
+    partner = minimum_image(torch.from_numpy(x[4] - centre).view(1, 1, 3), cg_frames.boxes[:1].double()).view(3).numpy()
+    assert ipso @ partner / np.linalg.norm(ipso) / np.linalg.norm(partner) == pytest.approx(1.0, abs=1e-6)
 
 
 def test_first_guess_is_seeded_per_frame(system, cg_frames):

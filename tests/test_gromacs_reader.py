@@ -185,7 +185,7 @@ M 3
 """)
     with pytest.raises(InputError) as err:
         read_topology(path)
-    assert f"bad.itp:11: " in str(err.value) and expected in str(err.value)
+    assert "bad.itp:11: " in str(err.value) and expected in str(err.value)
 
 
 def test_unknown_atom_type_and_missing_include(tmp_path: Path):

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
+from gdbm.atomic import write_text
 from gdbm.analysis.evaluate import Evaluator, Observation, compare, observe_reference
 from gdbm.analysis.plots import plot_all
 from gdbm.data.trajectory import Frames
@@ -54,13 +53,6 @@ def markdown_summary(metrics: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def evaluate_sets(evaluator: Evaluator, reference: Frames, generated: dict[str, Frames], out_dir: str | Path,
                   cg: Frames | None = None, force: bool = False, settings: dict | None = None) -> dict:
     """Evaluate every generated set against the reference; write metrics, summary and plots.
@@ -96,7 +88,7 @@ def evaluate_sets(evaluator: Evaluator, reference: Frames, generated: dict[str, 
         metrics[name] = compare(observations["reference"], observations[name])
     metrics["reference"] = dict(observations["reference"].scalars)
 
-    _write_atomic(out / "metrics.json", json.dumps({"sets": metrics, "settings": settings or {}}, indent=1))
-    _write_atomic(out / "summary.md", markdown_summary(metrics))
+    write_text(out / "metrics.json", json.dumps({"sets": metrics, "settings": settings or {}}, indent=1))
+    write_text(out / "summary.md", markdown_summary(metrics))
     plot_all(observations, out)
     return metrics

@@ -98,6 +98,7 @@ def first_guess(rule: Placement, beads: Tensor, box: Tensor, displacement: float
     so that a frame's start depends neither on the other frames nor on the number of workers.
     """
     rng = np.random.default_rng([seed, frame])
-    positions = place_atoms(rule, beads.unsqueeze(0), box.unsqueeze(0))[0].numpy()  # [n_atoms, 3]
-    positions[rule.rings.atom.numpy()] += rule.rings.offsets(rng)
-    return positions + rng.normal(0.0, displacement, size=positions.shape)
+    box = box.double()
+    positions = place_atoms(rule, beads.unsqueeze(0), box.unsqueeze(0))[0]  # [n_atoms, 3]
+    positions[rule.rings.atom] += rule.rings.offsets(positions, box, rng)
+    return positions.numpy() + rng.normal(0.0, displacement, size=positions.shape)

@@ -7,9 +7,7 @@ natural file-name order (``90.gro`` before ``135.gro``), so AA and CG folders pa
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gdbm.atomic import atomic_path
 from gdbm.errors import InputError
 
 READ_SUFFIXES = {".gro", ".pdb", ".xtc", ".trr", ".dcd"}
@@ -203,24 +202,16 @@ def write_frames(path: str | Path, frames: Frames, force: bool = False) -> Path:
     u.add_TopologyAttr("resname", [frames.resnames[s] for s in starts])
     u.add_TopologyAttr("resid", [int(resids[s]) for s in starts])
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent, prefix=f".{path.stem}.")
-    os.close(fd)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with mda.Writer(tmp, n_atoms=n, **({"multiframe": True} if path.suffix == ".pdb" else {})) as writer:
-                for f in range(len(frames)):
-                    u.atoms.positions = frames.positions[f].detach().cpu().numpy().astype(np.float64) * 10.0
-                    b = frames.boxes[f].detach().cpu().numpy().astype(np.float64) * 10.0
-                    u.dimensions = triclinic_box(b[0], b[1], b[2])
-                    writer.write(u.atoms)
+    with atomic_path(path, force) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with mda.Writer(str(tmp), n_atoms=n, **({"multiframe": True} if path.suffix == ".pdb" else {})) as writer:
+            for f in range(len(frames)):
+                u.atoms.positions = frames.positions[f].detach().cpu().numpy().astype(np.float64) * 10.0
+                b = frames.boxes[f].detach().cpu().numpy().astype(np.float64) * 10.0
+                u.dimensions = triclinic_box(b[0], b[1], b[2])
+                writer.write(u.atoms)
         if path.suffix == ".pdb":
-            _cryst1_per_model(Path(tmp), frames.boxes)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+            _cryst1_per_model(tmp, frames.boxes)
     return path
 
 

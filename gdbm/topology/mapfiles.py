@@ -38,9 +38,7 @@ contribute to the bead position).
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -49,6 +47,7 @@ import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gdbm.atomic import write_text
 from gdbm.errors import InputError
 from gdbm.topology.mapping import MoleculeMapping, block_bonds, molecule_block
 from gdbm.topology.topology import Topology
@@ -352,22 +351,6 @@ def _ranges(values: list[int]) -> str:
 # ---------------------------------------------------------------------------- writing
 
 
-def _write_text(path: Path, text: str, force: bool) -> Path:
-    """Write atomically (temp file + rename); keep an existing file unless ``force``."""
-    if path.exists() and not force:
-        raise InputError("exists; pass force=True (--force) to overwrite", path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent, prefix=f".{path.stem}.")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
 def _members_by_atom(mapping: MoleculeMapping) -> list[list[tuple[int, float]]]:
     """Per atom, its (bead, weight) pairs with the home bead first."""
     per_atom: list[list[tuple[int, float]]] = [[] for _ in range(mapping.n_atoms)]
@@ -397,7 +380,7 @@ def write_map(mapping: MoleculeMapping, path: str | Path, *, header: str = "", f
     lines += ["[/align]", "", "[mult]", ";bead multiples"]
     lines += [f"{b + 1:5d} {m:5d}" for b, m in enumerate(mapping.mult.tolist())]
     lines += ["[/mult]", ""]
-    return _write_text(Path(path), "\n".join(lines), force)
+    return write_text(Path(path), "\n".join(lines), force)
 
 
 class _Flow(dict):
@@ -429,4 +412,4 @@ def write_yaml(mapping: MoleculeMapping, path: str | Path, *, force: bool = Fals
                         beads={b + 1: w for b, w in pairs}) for a, pairs in enumerate(per_atom) if pairs],
     }
     text = yaml.dump(spec, Dumper=_Dumper, sort_keys=False, width=200)
-    return _write_text(Path(path), text, force)
+    return write_text(Path(path), text, force)
