@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from gdbm.baselines.backmap import baseline_backmap
-from gdbm.baselines.cli import find_cg_itp
+from gdbm.topology.system import find_cg_itp
 from gdbm.baselines.minimize import Protocol, full_system
 from gdbm.baselines.placement import first_guess, place_atoms, placement
 from gdbm.cli import main

@@ -38,24 +38,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def find_cg_itp(mapping: Path, top: Path, molecules: list[str]) -> Path:
-    """The CG ``.itp`` by convention: ``<molecule>_cg.itp`` or ``<mapping stem>_cg.itp`` beside mapping or topology."""
-    names = [f"{m}_cg.itp" for m in dict.fromkeys(molecules)] + [f"{mapping.stem}_cg.itp"]
-    tried = list(dict.fromkeys(folder / name for folder in (mapping.parent, top.parent) for name in names))
-    found = [p for p in tried if p.exists()]
-    if not found:
-        raise InputError(f"no CG topology found (tried {', '.join(str(p) for p in tried)}); pass --cg-itp", mapping)
-    return found[0]
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``gdbm baseline``; exit code 1 if any frame failed (the others are written)."""
     from gdbm.baselines.backmap import baseline_backmap
     from gdbm.baselines.minimize import Protocol
     from gdbm.baselines.placement import placement
     from gdbm.data.trajectory import WRITE_SUFFIXES, check_particle_count, read_frames, write_frames
-    from gdbm.topology import expand_mapping, load_mapping, read_topology
-    from gdbm.topology.mapfiles import resolve_mapping
+    from gdbm.topology.system import load_mapped_system
 
     output = Path(args.output)
     if output.suffix not in WRITE_SUFFIXES:
@@ -69,15 +58,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.displacement > 0:
         raise InputError("--displacement must be > 0: atoms of one bead would start on one point")
 
-    aa = read_topology(args.top)
-    map_path = resolve_mapping(args.map)
-    cg_itp = Path(args.cg_itp) if args.cg_itp else find_cg_itp(map_path, Path(args.top),
-                                                               [m.name for m in aa.molecules])
-    cg = read_topology(cg_itp, require_parameters=False,
-                       n_molecules=aa.n_molecules if cg_itp.suffix == ".itp" else None)
-    mapping = expand_mapping(load_mapping(map_path, aa, cg, partial=True), aa, cg)
+    system = load_mapped_system(args.top, args.map, args.cg_itp, partial=True)
+    aa, cg, mapping = system.aa, system.cg, system.mapping
     frames = read_frames(args.cg, args.cg_struct)
-    check_particle_count(frames, cg.n_atoms, f"the CG topology {cg_itp} ({aa.n_molecules} molecules)", args.cg)
+    check_particle_count(frames, cg.n_atoms, f"the CG topology {system.cg_source} ({aa.n_molecules} molecules)",
+                         args.cg)
     if output.suffix == ".gro" and len(frames) != 1:
         raise InputError(f"a .gro file holds one frame, the input has {len(frames)}; write .xtc or .pdb", output)
 
