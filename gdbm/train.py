@@ -92,8 +92,9 @@ def generator_loss(generator: Generator, critic: Critic, batch: SequenceBatch, n
     stats = {"generator_adversarial": adversarial.item(), "prior_weight": prior_weight}
     loss = adversarial
     if prior.config.mode != "none":
-        fake_e = prior_energies(batch, fake.to(torch.float64))
-        real_e = prior_energies(batch, batch.targets.to(torch.float64)) if prior.config.mode == "match" else None
+        core = prior.config.lj_core
+        fake_e = prior_energies(batch, fake.to(torch.float64), core)
+        real_e = prior_energies(batch, batch.targets.to(torch.float64), core) if prior.config.mode == "match" else None
         cost = prior(fake_e, real_e)  # [B] float64
         loss = loss + prior_weight * cost.mean().to(loss.dtype)
         stats["prior_cost"] = cost.mean().item()

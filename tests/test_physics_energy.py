@@ -296,3 +296,17 @@ def test_errors_are_input_errors():
         model(x.unsqueeze(0), box)
     with pytest.raises(InputError, match="Coulomb"):
         EnergyModel(top, coulomb="pme")
+
+
+def test_linear_core_lj_is_lj_outside_and_finite_inside():
+    from gdbm.physics.nonbonded import lj_energy, lj_energy_linear_core
+
+    sigma, eps = 0.3, 0.5
+    c6, c12 = torch.tensor([4 * eps * sigma**6] * 4, dtype=torch.float64), torch.tensor([4 * eps * sigma**12] * 4,
+                                                                                         dtype=torch.float64)
+    r = torch.tensor([0.0, 0.1, 0.25, 0.4], dtype=torch.float64, requires_grad=True)
+    soft = lj_energy_linear_core(r**2, c6, c12, 0.8)
+    assert soft[2:].tolist() == pytest.approx(lj_energy(r[2:].detach() ** 2, c6[2:], c12[2:]).tolist())
+    assert bool(torch.isfinite(soft).all()) and soft[0] > soft[1] > soft[2]  # keeps pushing apart
+    (grad,) = torch.autograd.grad(soft[1], r)
+    assert torch.isfinite(grad).all() and grad[1] < 0

@@ -39,6 +39,7 @@ from gdbm.data.trajectory import Frames
 from gdbm.errors import InputError
 from gdbm.ordering import OrderingConfig, SystemPlan, plan_system
 from gdbm.physics.bonded import term_energies
+from gdbm.physics.nonbonded import lj_energy_linear_core
 from gdbm.physics.pbc import minimum_image
 from gdbm.topology.system import MappedSystem
 from gdbm.topology.topology import Term
@@ -125,13 +126,23 @@ def prior_positions(batch: SequenceBatch, sequence: Tensor) -> Tensor:
     return torch.cat([batch.context_positions.to(sequence.dtype), sequence], 1).flatten(0, 1)
 
 
-def prior_energies(batch: SequenceBatch, sequence: Tensor) -> dict[str, Tensor]:
-    """Energy of the prior terms per sample and category, ``{category: [B]}`` float64 (differentiable)."""
+def prior_energies(batch: SequenceBatch, sequence: Tensor, lj_core: float | None = None) -> dict[str, Tensor]:
+    """Energy of the prior terms per sample and category, ``{category: [B]}`` float64 (differentiable).
+
+    ``lj_core``: continue Lennard-Jones linearly below ``lj_core * sigma``
+    (:func:`gdbm.physics.nonbonded.lj_energy_linear_core`); None = the bare potential.
+    """
     positions = prior_positions(batch, sequence)
     n = len(batch.frame)
     out: dict[str, Tensor] = {}
     for term, sample in zip(batch.prior, batch.prior_sample):
-        for category, e in term_energies(term, positions, coulomb=False).items():
+        if term.kind == "pair_lj" and lj_core is not None:
+            d = positions[term.index[:, 1]] - positions[term.index[:, 0]]  # [m, 3]
+            energies = {"lj": lj_energy_linear_core((d * d).sum(-1), term.params["c6"].to(d.dtype),
+                                                    term.params["c12"].to(d.dtype), lj_core)}
+        else:
+            energies = term_energies(term, positions, coulomb=False)
+        for category, e in energies.items():
             total = out.setdefault(category, torch.zeros(n, dtype=torch.float64, device=positions.device))
             out[category] = total.index_add(0, sample, e.to(torch.float64))
     return out

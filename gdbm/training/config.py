@@ -65,6 +65,8 @@ class PriorConfig(_Strict):
     ramp_start: int = Field(0, ge=0, description="generator step where lambda_pot starts rising from 0")
     ramp_end: int = Field(500, ge=0, description="generator step where lambda_pot reaches its final value")
     terms: dict[str, float] = Field(default_factory=lambda: {t: 1.0 for t in PRIOR_TERMS})
+    lj_core: float | None = Field(0.8, gt=0, description="LJ continues linearly below lj_core * sigma "
+                                  "(finite cost for overlapping atoms); null = bare LJ")
 
     def model_post_init(self, _context) -> None:
         unknown = set(self.terms) - set(PRIOR_TERMS)
