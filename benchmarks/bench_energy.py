@@ -17,7 +17,6 @@ import itertools
 
 import numpy as np
 import openmm as mm
-import openmm.app as app
 import openmm.unit as unit
 import pytest
 import torch
@@ -25,6 +24,7 @@ import torch
 from gdbm.data import read_frames
 from gdbm.physics import EnergyModel, energy_and_forces
 from gdbm.physics.openmm_box import openmm_basis
+from gdbm.physics.openmm_reference import gromacs_reference_system
 from gdbm.topology import read_topology
 
 SPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sps"
@@ -47,21 +47,7 @@ def openmm_system(frames):
     for frame in frames:
         rot, box = openmm_basis(frame.boxes[0].double().numpy())
         inputs.append((_vec3s(box), frame.positions[0].double().numpy() @ rot))
-    top = app.GromacsTopFile(str(SPS / "topol.top"), includeDir=str(SPS),
-                             periodicBoxVectors=inputs[0][0] * unit.nanometer)
-    system = top.createSystem(nonbondedMethod=app.CutoffPeriodic, nonbondedCutoff=1.0 * unit.nanometer)
-    for force in system.getForces():
-        if isinstance(force, mm.NonbondedForce):
-            force.setUseDispersionCorrection(False)
-            force.setExceptionsUsePeriodicBoundaryConditions(True)
-            for i in range(force.getNumParticles()):
-                _, sigma, eps = force.getParticleParameters(i)
-                force.setParticleParameters(i, 0.0, sigma, eps)
-            for k in range(force.getNumExceptions()):
-                i, j, _, sigma, eps = force.getExceptionParameters(k)
-                force.setExceptionParameters(k, i, j, 0.0, sigma, eps)
-        elif hasattr(force, "setUsesPeriodicBoundaryConditions"):
-            force.setUsesPeriodicBoundaryConditions(True)
+    system = gromacs_reference_system(SPS / "topol.top", inputs[0][0], cutoff=1.0)
     return system, inputs
 
 

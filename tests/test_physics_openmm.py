@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import openmm as mm
-import openmm.app as app
 import openmm.unit as unit
 import pytest
 import torch
@@ -32,6 +31,7 @@ import torch
 from gdbm.data import read_frames
 from gdbm.physics import CATEGORIES, EnergyModel, energy_and_forces
 from gdbm.physics.openmm_box import openmm_basis
+from gdbm.physics.openmm_reference import gromacs_reference_system
 from gdbm.topology import read_topology
 
 KJ = unit.kilojoule_per_mole
@@ -62,9 +62,7 @@ def test_openmm_basis_is_a_rotated_reduced_basis_of_the_same_lattice(frames):
 def openmm_results(sps: Path, frames) -> tuple[list[dict[str, float]], np.ndarray]:
     """Per-frame OpenMM energies by category and total forces ``[F, n, 3]`` (original axes)."""
     _, box0 = openmm_basis(frames.boxes[0].double().numpy())
-    top = app.GromacsTopFile(str(sps / "topol.top"), periodicBoxVectors=_vec3s(box0) * unit.nanometer,
-                             includeDir=str(sps))
-    system = top.createSystem(nonbondedMethod=app.CutoffPeriodic, nonbondedCutoff=1.0 * unit.nanometer)
+    system = gromacs_reference_system(sps / "topol.top", _vec3s(box0), cutoff=1.0)
     groups: dict[int, str] = {}
     for g, force in enumerate(system.getForces()):
         name = type(force).__name__
@@ -75,16 +73,6 @@ def openmm_results(sps: Path, frames) -> tuple[list[dict[str, float]], np.ndarra
         groups[g] = CATEGORY_OF_FORCE[name]
         if isinstance(force, mm.NonbondedForce):
             assert not force.getUseSwitchingFunction()
-            force.setUseDispersionCorrection(False)
-            force.setExceptionsUsePeriodicBoundaryConditions(True)
-            for i in range(force.getNumParticles()):
-                _, sigma, eps = force.getParticleParameters(i)
-                force.setParticleParameters(i, 0.0, sigma, eps)
-            for k in range(force.getNumExceptions()):
-                i, j, _, sigma, eps = force.getExceptionParameters(k)
-                force.setExceptionParameters(k, i, j, 0.0, sigma, eps)
-        else:
-            force.setUsesPeriodicBoundaryConditions(True)
     assert set(groups.values()) == {"bond", "angle", "proper", "improper", "lj"}
     context = mm.Context(system, mm.VerletIntegrator(0.001), mm.Platform.getPlatformByName("Reference"))
     energies, forces = [], np.zeros((len(frames), frames.n_particles, 3))
