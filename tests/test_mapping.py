@@ -10,9 +10,10 @@ import torch
 
 from gdbm.data.trajectory import read_frames
 from gdbm.errors import InputError
+from gdbm.pbc import minimum_image
 from gdbm.topology.gromacs import read_topology
 from gdbm.topology.mapfiles import load_mapping, write_map, write_yaml
-from gdbm.topology.mapping import MoleculeMapping, expand_mapping, minimum_image
+from gdbm.topology.mapping import MoleculeMapping, expand_mapping
 from gdbm.topology.topology import MoleculeBlock, Topology
 
 XTC_PRECISION = 0.0015  # nm, per coordinate

@@ -10,7 +10,7 @@ import torch
 from gdbm.cli import main
 from gdbm.data import read_frames, write_frames
 from gdbm.data.trajectory import Frames
-from gdbm.physics.pbc import minimum_image
+from gdbm.pbc import minimum_image
 from gdbm.sample import Backmapper, SamplerConfig
 from gdbm.topology.system import load_mapped_system
 from gdbm.train import build_trainer

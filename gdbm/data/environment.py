@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 from vesin_torch import NeighborList
 
-from gdbm.physics.pbc import minimum_image
+from gdbm.pbc import minimum_image
 from gdbm.topology.mapping import SystemMapping
 
 

@@ -40,7 +40,7 @@ from gdbm.errors import InputError
 from gdbm.ordering import OrderingConfig, SystemPlan, plan_system
 from gdbm.physics.bonded import term_energies
 from gdbm.physics.nonbonded import lj_energy_linear_core
-from gdbm.physics.pbc import minimum_image
+from gdbm.pbc import minimum_image
 from gdbm.topology.system import MappedSystem
 from gdbm.topology.topology import Term
 

@@ -24,11 +24,11 @@ import torch
 from torch import Tensor
 
 from gdbm.errors import InputError
+from gdbm.pbc import minimum_image
 from gdbm.topology.topology import MoleculeBlock, Topology
 
 CENTERS = ("com", "cog")
 # the 27 integer image shifts {-1, 0, 1}^3, searched around the rounded fractional image
-_IMAGE_SHIFTS = torch.cartesian_prod(*[torch.tensor([-1.0, 0.0, 1.0])] * 3)  # [27, 3]
 
 
 @dataclass(eq=False)
@@ -99,21 +99,6 @@ def block_bonds(top: Topology, block: MoleculeBlock) -> Tensor:
     bonds = top.connectivity  # [B, 2]
     inside = (bonds >= block.start).all(1) & (bonds < block.stop).all(1)  # [B]
     return bonds[inside] - block.start
-
-
-def minimum_image(d: Tensor, boxes: Tensor) -> Tensor:
-    """Shortest periodic image of difference vectors ``d [F, m, 3]`` in boxes ``[F, 3, 3]`` (rows).
-
-    Rounds the fractional coordinates, then searches the 27 neighbouring image shifts, so
-    that the result is the true minimum image also in strongly sheared triclinic boxes.
-    """
-    frac = d @ torch.linalg.inv(boxes)  # [F, m, 3]
-    d0 = d - torch.round(frac).detach() @ boxes  # [F, m, 3]
-    shifts = _IMAGE_SHIFTS.to(boxes) @ boxes  # [F, 27, 3]
-    # |d0 + t|^2 - |d0|^2 = 2 d0.t + |t|^2
-    score = 2.0 * d0 @ shifts.transpose(1, 2) + (shifts * shifts).sum(-1).unsqueeze(1)  # [F, m, 27]
-    best = score.argmin(-1, keepdim=True)  # [F, m, 1]
-    return d0 + torch.take_along_dim(shifts, best, dim=1)  # [F, m, 3]
 
 
 @dataclass(eq=False)
