@@ -25,13 +25,14 @@ def _group_energies(system: mm.System, pos: np.ndarray, box: np.ndarray, groups:
             for name, g in groups.items()}
 
 
-def test_sps_energies_match_gromacs_top_file(sps: Path):
+@pytest.mark.parametrize("tabulated_lj", [False, True], ids=["NonbondedForce", "tabulated"])
+def test_sps_energies_match_gromacs_top_file(sps: Path, tabulated_lj: bool):
     frame = read_frames(sps / "train_t568" / "aa" / "350.gro")
     # OpenMM's Reference platform misses pairs in the sheared box as given: hand it the same
     # lattice re-reduced and rotated (openmm_basis), positions rotated alike
     rot, box = openmm_basis(frame.boxes[0].double().numpy())
     pos = frame.positions[0].double().numpy() @ rot
-    ours = build_system(read_topology(sps / "topol.top"), box, cutoff=1.0, coulomb=False)
+    ours = build_system(read_topology(sps / "topol.top"), box, cutoff=1.0, coulomb=False, tabulated_lj=tabulated_lj)
     ref = gromacs_reference_system(sps / "topol.top", [mm.Vec3(*r) for r in box], cutoff=1.0)
     names = {"HarmonicBondForce": "bond", "HarmonicAngleForce": "angle", "PeriodicTorsionForce": "proper",
              "CustomTorsionForce": "improper", "NonbondedForce": "lj"}

@@ -18,7 +18,7 @@ import numpy as np
 import openmm as mm
 import openmm.unit as unit
 
-from gdbm.physics.openmm_system import FORCE_GROUPS, build_system
+from gdbm.physics.openmm_system import build_system
 from gdbm.topology.topology import Topology
 
 
@@ -47,52 +47,6 @@ class FrameResult:
     energy_final: float
     iterations: tuple[int, int]
     seconds: float
-
-
-def full_system(top: Topology, box: np.ndarray, cutoff: float, epsilon_rf: float) -> mm.System:
-    """The system with all terms; Lennard-Jones moved into OpenMM's ``NonbondedForce`` when it can be.
-
-    :func:`build_system` tabulates LJ in a ``CustomNonbondedForce`` (any combination rule);
-    when the tables follow Lorentz-Berthelot (GROMACS comb-rule 2, as sPS) the same energy
-    comes from one ``NonbondedForce`` together with the reaction field, about 5x faster on
-    the CPU platform. Otherwise the tabulated system is returned unchanged.
-    """
-    system = build_system(top, box, cutoff=cutoff, epsilon_rf=epsilon_rf)
-    per_type = _lorentz_berthelot(top)
-    if per_type is None:
-        return system
-    sigma, epsilon = per_type
-    for k in reversed(range(system.getNumForces())):
-        if system.getForce(k).getForceGroup() in (FORCE_GROUPS["lj"], FORCE_GROUPS["coulomb"]):
-            system.removeForce(k)
-    force = mm.NonbondedForce()
-    for q, t in zip(top.charges.tolist(), top.lj.atom_type.tolist()):
-        force.addParticle(q, sigma[t], epsilon[t])
-    for i, j in top.exclusions.tolist():
-        force.addException(i, j, 0.0, 1.0, 0.0)
-    force.setNonbondedMethod(mm.NonbondedForce.CutoffPeriodic)
-    force.setCutoffDistance(cutoff)
-    force.setReactionFieldDielectric(epsilon_rf)
-    force.setUseDispersionCorrection(False)
-    force.setForceGroup(FORCE_GROUPS["lj"])
-    system.addForce(force)
-    return system
-
-
-def _lorentz_berthelot(top: Topology) -> tuple[list[float], list[float]] | None:
-    """Per-type (sigma, epsilon) reproducing the LJ tables by Lorentz-Berthelot, or None if none does."""
-    c6, c12 = top.lj.c6.numpy(), top.lj.c12.numpy()  # [T, T]
-    d6, d12 = np.diag(c6), np.diag(c12)
-    if np.any((d6 > 0) != (d12 > 0)):
-        return None
-    has = d6 > 0
-    sigma = np.where(has, (d12 / np.where(has, d6, 1.0)) ** (1 / 6), 1.0)
-    epsilon = np.where(has, d6**2 / (4 * np.where(has, d12, 1.0)), 0.0)
-    s = 0.5 * (sigma[:, None] + sigma[None])  # [T, T]
-    e = np.sqrt(epsilon[:, None] * epsilon[None])  # [T, T]
-    if np.allclose(4 * e * s**6, c6, rtol=1e-6, atol=0) and np.allclose(4 * e * s**12, c12, rtol=1e-6, atol=0):
-        return sigma.tolist(), epsilon.tolist()
-    return None
 
 
 class _Counter(mm.MinimizationReporter):
@@ -124,7 +78,7 @@ class Minimizer:
             return mm.Context(system, mm.VerletIntegrator(0.001), platform, {"Threads": "1"})
 
         self.bonded = context(build_system(top, box, nonbonded=False))
-        self.full = context(full_system(top, box, protocol.cutoff, protocol.epsilon_rf))
+        self.full = context(build_system(top, box, cutoff=protocol.cutoff, epsilon_rf=protocol.epsilon_rf))
 
     def __call__(self, positions: np.ndarray, box: np.ndarray) -> FrameResult:
         """Minimise one frame: ``positions [n, 3]`` and ``box [3, 3]`` (rows = vectors), nm."""

@@ -121,12 +121,48 @@ def _coulomb(top: Topology, cutoff: float, epsilon_rf: float) -> mm.NonbondedFor
     return f
 
 
+def _lorentz_berthelot(top: Topology) -> tuple[list[float], list[float]] | None:
+    """Per-type (sigma, epsilon) reproducing the LJ tables by Lorentz-Berthelot, or None if none does."""
+    c6, c12 = top.lj.c6.numpy(), top.lj.c12.numpy()  # [T, T]
+    d6, d12 = np.diag(c6), np.diag(c12)
+    if np.any((d6 > 0) != (d12 > 0)):
+        return None
+    has = d6 > 0
+    sigma = np.where(has, (d12 / np.where(has, d6, 1.0)) ** (1 / 6), 1.0)
+    epsilon = np.where(has, d6**2 / (4 * np.where(has, d12, 1.0)), 0.0)
+    s = 0.5 * (sigma[:, None] + sigma[None])  # [T, T]
+    e = np.sqrt(epsilon[:, None] * epsilon[None])  # [T, T]
+    if np.allclose(4 * e * s**6, c6, rtol=1e-6, atol=0) and np.allclose(4 * e * s**12, c12, rtol=1e-6, atol=0):
+        return sigma.tolist(), epsilon.tolist()
+    return None
+
+
+def _nonbonded_force(top: Topology, per_type: tuple[list[float], list[float]], cutoff: float, coulomb: bool,
+                     epsilon_rf: float) -> mm.NonbondedForce:
+    """LJ (and reaction-field Coulomb) in one ``NonbondedForce``: tables that follow Lorentz-Berthelot."""
+    sigma, epsilon = per_type
+    f = mm.NonbondedForce()
+    for q, t in zip(top.charges.tolist(), top.lj.atom_type.tolist()):
+        f.addParticle(q if coulomb else 0.0, sigma[t], epsilon[t])
+    for i, j in top.exclusions.tolist():
+        f.addException(i, j, 0.0, 1.0, 0.0)
+    f.setNonbondedMethod(mm.NonbondedForce.CutoffPeriodic)
+    f.setCutoffDistance(cutoff)
+    f.setReactionFieldDielectric(epsilon_rf)
+    f.setUseDispersionCorrection(False)
+    return f
+
+
 def build_system(top: Topology, box: np.ndarray, cutoff: float = 1.0, coulomb: bool = True,
-                 epsilon_rf: float = 2.5, nonbonded: bool = True) -> mm.System:
+                 epsilon_rf: float = 2.5, nonbonded: bool = True, tabulated_lj: bool = False) -> mm.System:
     """An OpenMM system of ``top`` in ``box`` (``[3, 3]`` nm, rows = vectors).
 
     ``nonbonded=False`` leaves out LJ, Coulomb and pairs (the bonded-only stage of the
-    baseline minimisation). Coulomb uses OpenMM's periodic reaction field.
+    baseline minimisation). Coulomb uses OpenMM's periodic reaction field. LJ tables that
+    follow Lorentz-Berthelot (GROMACS comb-rule 2, as sPS) go into one ``NonbondedForce``
+    together with the Coulomb term (both in the ``"lj"`` force group then), about 5x faster on
+    the CPU platform than the tabulated ``CustomNonbondedForce`` used otherwise or when
+    ``tabulated_lj``.
     """
     if top.lj is None:
         raise ValueError(f"{top.source}: the topology has no force-field parameters")
@@ -140,7 +176,12 @@ def build_system(top: Topology, box: np.ndarray, cutoff: float = 1.0, coulomb: b
             continue
         force.setForceGroup(FORCE_GROUPS[category])
         system.addForce(force)
-    if nonbonded:
+    per_type = None if tabulated_lj else _lorentz_berthelot(top)
+    if nonbonded and per_type is not None:
+        force = _nonbonded_force(top, per_type, cutoff, coulomb, epsilon_rf)
+        force.setForceGroup(FORCE_GROUPS["lj"])
+        system.addForce(force)
+    elif nonbonded:
         lj = _lennard_jones(top, cutoff)
         lj.setForceGroup(FORCE_GROUPS["lj"])
         system.addForce(lj)
