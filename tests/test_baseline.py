@@ -129,11 +129,11 @@ def test_minimisation_lowers_the_energy_and_keeps_the_cg_frame(system, cg_frames
     _, mapping, _ = system
     r = backmapped.results[0]
     assert r.iterations == (20, 50)
-    assert r.energy_initial > 1e12 and r.energy_final < 1e6 and r.energy_final < 1e-6 * r.energy_bonded
-    # measured on this frame and seed after 20 + 50 steps: largest 0.39 nm, mean 0.043 nm per bead
+    assert r.energy_initial > 1e12 and r.energy_final < 1e5 and r.energy_final < 1e-6 * r.energy_bonded  # 2.5e4
+    # measured on this frame and seed after 20 + 50 steps: largest 0.145 nm, mean 0.041 nm per bead
     beads = mapping.map_positions(backmapped.frames.positions, cg_frames.boxes[:1])
     deviation = minimum_image(beads - cg_frames.positions[:1], cg_frames.boxes[:1]).norm(dim=-1)  # [1, n_beads]
-    assert deviation.max() < 0.5 and deviation.mean() < 0.06
+    assert deviation.max() < 0.25 and deviation.mean() < 0.06
 
 
 def thin_second_box(frames):
