@@ -47,38 +47,46 @@ def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
 
 
 def critic_loss(critic: Critic, batch: SequenceBatch, fake: Tensor, gp_weight: float,
-                generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, float]]:
+                generator: torch.Generator | None = None, gp_fraction: float = 1.0) -> tuple[Tensor, dict[str, float]]:
     """WGAN-GP critic loss over every step of the sequences (generated atoms fixed).
 
     Real and generated atoms of step k are scored in the same environment: the context plus
-    the generated atoms 0..k-1. The gradient penalty acts on positions interpolated between them.
+    the generated atoms 0..k-1. The gradient penalty acts on positions interpolated between them,
+    for the first ``gp_fraction`` of the batch (the batch is a random draw, so this is an unbiased
+    estimate; the double backward of the penalty is most of a critic update's cost on CPU).
     """
     types, mask = batch.target_types, batch.step_mask.float()  # [B, L, T], [B, L]
     fake = fake.detach()
+    b = fake.shape[0]
+    m = max(1, math.ceil(gp_fraction * b))  # samples with a penalised interpolate
     real_scores, fake_scores, penalties = [], [], []
     for k in range(types.shape[1]):
         particles = particles_for_step(batch, k, fake)
-        b = fake.shape[0]
-        eps = torch.rand(b, 1, generator=generator).to(fake.device)  # [B, 1]
-        mixed = (eps * batch.targets[:, k] + (1 - eps) * fake[:, k]).requires_grad_(True)  # [B, 3]
-        # one critic call for real, generated and interpolated atoms: [3B]
-        both = _repeat_particles(particles, 3)
-        scores = critic(both, types[:, k].repeat(3, 1), torch.cat([batch.targets[:, k], fake[:, k], mixed]))
-        real_s, fake_s, mixed_s = scores.split(b)
+        eps = torch.rand(m, 1, generator=generator).to(fake.device)  # [m, 1]
+        mixed = (eps * batch.targets[:m, k] + (1 - eps) * fake[:m, k]).requires_grad_(True)  # [m, 3]
+        # one critic call for real, generated and interpolated atoms: [2B + m]
+        both = _cat_particles(particles, particles, _slice_particles(particles, m))
+        scores = critic(both, torch.cat([types[:, k], types[:, k], types[:m, k]]),
+                        torch.cat([batch.targets[:, k], fake[:, k], mixed]))
+        real_s, fake_s, mixed_s = scores.split([b, b, m])
         (grad,) = torch.autograd.grad(mixed_s.sum(), mixed, create_graph=True)
         real_scores.append(real_s)
         fake_scores.append(fake_s)
         penalties.append((grad.norm(dim=-1) - 1.0) ** 2)
-    real_s, fake_s, pen = (torch.stack(x, 1) for x in (real_scores, fake_scores, penalties))  # [B, L]
+    real_s, fake_s, pen = (torch.stack(x, 1) for x in (real_scores, fake_scores, penalties))  # [B, L], [m, L]
     wasserstein = _masked_mean(real_s, mask) - _masked_mean(fake_s, mask)
-    gp = _masked_mean(pen, mask)
+    gp = _masked_mean(pen, mask[:m])
     loss = -wasserstein + gp_weight * gp
     return loss, {"critic_loss": loss.item(), "wasserstein": wasserstein.item(), "gradient_penalty": gp.item()}
 
 
-def _repeat_particles(particles: Particles, times: int) -> Particles:
-    return Particles(particles.positions.repeat(times, 1, 1), particles.features.repeat(times, 1, 1),
-                     particles.mask.repeat(times, 1))
+def _slice_particles(particles: Particles, m: int) -> Particles:
+    return Particles(particles.positions[:m], particles.features[:m], particles.mask[:m])
+
+
+def _cat_particles(*parts: Particles) -> Particles:
+    return Particles(torch.cat([p.positions for p in parts]), torch.cat([p.features for p in parts]),
+                     torch.cat([p.mask for p in parts]))
 
 
 def generator_loss(generator: Generator, critic: Critic, batch: SequenceBatch, noise: Tensor,
@@ -139,7 +147,11 @@ class Trainer:
                 "features": self.dataset.spec.to_dict()}
 
     def save(self) -> Path:
-        return save_checkpoint(self.out_dir / CHECKPOINT, self.checkpoint_payload())
+        """The run's checkpoint, plus a kept copy ``checkpoint_<step>.pt`` on ``keep_every`` steps."""
+        payload, keep = self.checkpoint_payload(), self.config.training.keep_every
+        if keep and self.state.step % keep == 0:
+            save_checkpoint(self.out_dir / f"checkpoint_{self.state.step}.pt", payload)
+        return save_checkpoint(self.out_dir / CHECKPOINT, payload)
 
     def resume(self, path: str | Path | None = None) -> bool:
         """Continue from ``path`` (default: this run's checkpoint) if it exists."""
@@ -180,7 +192,7 @@ class Trainer:
             batch = self._batch(rng)
             with torch.no_grad():
                 fake = generate_sequence(s.generator, batch, self._noise(batch, rng))
-            loss, stats = critic_loss(s.critic, batch, fake, t.gp_weight, rng)
+            loss, stats = critic_loss(s.critic, batch, fake, t.gp_weight, rng, t.gp_fraction)
             s.opt_critic.zero_grad(set_to_none=True)
             loss.backward()
             s.opt_critic.step()
@@ -216,7 +228,8 @@ class Trainer:
                                          f"the last checkpoint in {self.out_dir} is intact")
             if self.state.step % t.log_every == 0 or self.state.step == target:
                 self.log.write({"step": self.state.step, "seconds": round(self.state.seconds, 3), **stats})
-            if self.state.step % t.checkpoint_every == 0 or self.state.step == target:
+            if (self.state.step % t.checkpoint_every == 0 or self.state.step == target
+                    or (t.keep_every and self.state.step % t.keep_every == 0)):
                 self.save()
         bar.close()
         return self.state

@@ -73,3 +73,31 @@ def test_resume_repeats_the_uninterrupted_run(config, tmp_path: Path):
         assert torch.equal(a, b)
     rows = straight.log.rows()
     assert [r["step"] for r in rows] == ["1", "2"] and "wasserstein" in rows[0]
+
+
+def test_gradient_penalty_on_a_fraction_of_the_batch(config, tmp_path: Path):
+    trainer = build_trainer(config, tmp_path / "run")
+    s = trainer.state
+    batch = trainer._batch(trainer._rng(0, 0))
+    with torch.no_grad():
+        fake = generate_sequence(s.generator, batch, trainer._noise(batch, trainer._rng(0, 0)))
+    sizes: list[int] = []
+    handle = s.critic.register_forward_hook(lambda _m, args, _out: sizes.append(len(args[2])))
+    _, full = critic_loss(s.critic, batch, fake, 10.0, torch.Generator().manual_seed(1))
+    b = len(batch.frame)
+    assert set(sizes) == {3 * b}
+    sizes.clear()
+    _, part = critic_loss(s.critic, batch, fake, 10.0, torch.Generator().manual_seed(1), gp_fraction=0.5)
+    handle.remove()
+    assert set(sizes) == {2 * b + b // 2}
+    assert part["wasserstein"] == pytest.approx(full["wasserstein"], rel=1e-5)
+    assert part["gradient_penalty"] > 0
+
+
+def test_kept_checkpoints(config, tmp_path: Path):
+    kept = config.model_copy(update={"training": config.training.model_copy(update={"keep_every": 1,
+                                                                                     "checkpoint_every": 5})})
+    trainer = build_trainer(kept, tmp_path / "run")
+    trainer.fit(2, progress=False)
+    for step in (1, 2):
+        assert torch.load(tmp_path / "run" / f"checkpoint_{step}.pt", weights_only=False)["step"] == step

@@ -50,7 +50,11 @@ class TrainingConfig(_Strict):
     lr_critic: float = Field(1e-4, gt=0)
     betas: tuple[float, float] = (0.0, 0.9)
     gp_weight: float = Field(10.0, ge=0, description="gradient-penalty weight lambda_gp")
+    gp_fraction: float = Field(1.0, gt=0, le=1, description="fraction of each critic batch whose interpolates "
+                               "are penalised (the penalty's double backward dominates CPU time)")
     checkpoint_every: int = Field(100, ge=1)
+    keep_every: int | None = Field(None, ge=1, description="also keep a copy checkpoint_<step>.pt every this many "
+                                   "steps (for choosing the best checkpoint afterwards)")
     log_every: int = Field(10, ge=1)
     seed: int = 0
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")

@@ -25,7 +25,9 @@ class VoxelConfig(BaseModel):
     sigma: float = Field(DBM_SIGMA_NM, gt=0, description="Gaussian width in nm, exp(-d^2/(2 sigma^2))")
     channels: int = Field(64, ge=1, description="feature channels of every conv layer")
     noise_dim: int = Field(64, ge=1, description="size of the generator's latent noise")
-    n_blocks: int = Field(2, ge=1, description="residual blocks per resolution stage")
+    n_blocks: int = Field(2, ge=1, description="residual blocks per stage at the pooled (G/2)^3 resolution")
+    full_blocks: int = Field(2, ge=0, description="residual blocks per stage at the full G^3 resolution "
+                                                  "(most of the cost: 8x the voxels of a pooled block)")
     norm: Literal["layer", "group"] = "layer"
     groups: int = Field(8, ge=1, description="groups of the group norm (norm='group' only)")
     negative_slope: float = Field(0.2, ge=0, description="LeakyReLU slope")
