@@ -13,6 +13,7 @@ The sampler sees the network only through :mod:`gdbm.conditioner`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,6 +40,9 @@ class SamplerConfig(BaseModel):
     candidates: int = Field(8, ge=1, description="versions generated per item; the lowest-energy one is kept")
     seed: int = 0
     frames_per_chunk: int = Field(1, ge=1, description="CG frames processed together (memory vs speed)")
+    precision: Literal["float32", "bfloat16"] = Field(
+        "float32", description="network arithmetic; bfloat16 (autocast) is about 2x faster on CPUs with "
+                               "AVX512-BF16 and on GPUs; positions and energies stay float32/float64")
 
 
 @dataclass
@@ -95,7 +99,8 @@ class Backmapper:
             particles = self.features.particles(grown, target.clamp(min=0)).to(self.device)
             types = self.spec.target_types(self.features.atom_type[target.clamp(min=0)]).to(self.device)
             noise = torch.randn(len(target), self.generator.noise_dim, generator=rng).to(self.device)
-            placed.append(self.generator(particles, types, noise).to(positions.dtype).cpu())
+            with torch.autocast(self.device.type, torch.bfloat16, enabled=self.config.precision == "bfloat16"):
+                placed.append(self.generator(particles, types, noise).to(positions.dtype).cpu())
         local = torch.stack(placed, 1) @ turn  # [B K, L, 3] back to the item's unturned frame
         return local.view(b, k, -1, 3), turn
 

@@ -46,9 +46,12 @@ def rot_z(positions: torch.Tensor) -> torch.Tensor:
     return torch.stack([-positions[..., 1], positions[..., 0], positions[..., 2]], -1)
 
 
-def models(norm: str = "layer", seed: int = 0):
+def models(norm: str = "layer", seed: int = 0, full_blocks: int = 1):
     torch.manual_seed(seed)
-    return build_voxel_conditioner(F, T, VoxelConfig(norm=norm, groups=4, **SMALL))
+    return build_voxel_conditioner(F, T, VoxelConfig(norm=norm, groups=4, full_blocks=full_blocks, **SMALL))
+
+
+LAYOUTS = pytest.mark.parametrize("norm,full_blocks", [("layer", 1), ("group", 1), ("layer", 0), ("group", 0)])
 
 
 # --- grid ---------------------------------------------------------------------------------------
@@ -134,9 +137,9 @@ def test_densities_are_differentiable_in_positions(grid):
 
 # --- networks -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("norm", ["layer", "group"])
-def test_generator_places_finite_atoms_differentiably(norm):
-    generator, _ = models(norm)
+@LAYOUTS
+def test_generator_places_finite_atoms_differentiably(norm, full_blocks):
+    generator, _ = models(norm, full_blocks=full_blocks)
     particles = random_particles()
     particles.positions.requires_grad_(True)
     position = generator(particles, one_hot_types(), torch.randn(B, generator.noise_dim))
@@ -149,9 +152,9 @@ def test_generator_places_finite_atoms_differentiably(norm):
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in generator.parameters())
 
 
-@pytest.mark.parametrize("norm", ["layer", "group"])
-def test_critic_scores_and_gradient_penalty_backpropagates(norm):
-    _, critic = models(norm)
+@LAYOUTS
+def test_critic_scores_and_gradient_penalty_backpropagates(norm, full_blocks):
+    _, critic = models(norm, full_blocks=full_blocks)
     particles = random_particles()
     position = (torch.rand(B, 3) - 0.5).requires_grad_(True)
     score = critic(particles, one_hot_types(), position)
@@ -169,9 +172,9 @@ def first_kept(kept: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
     return out
 
 
-@pytest.mark.parametrize("norm", ["layer", "group"])
-def test_samples_of_a_batch_are_independent(norm):
-    generator, critic = models(norm)
+@LAYOUTS
+def test_samples_of_a_batch_are_independent(norm, full_blocks):
+    generator, critic = models(norm, full_blocks=full_blocks)
     particles, other = random_particles(0), random_particles(1)
     changed = Particles(*(first_kept(a, b) for a, b in zip(
         (particles.positions, particles.features, particles.mask), (other.positions, other.features, other.mask))))
@@ -191,6 +194,17 @@ def test_noise_and_type_change_the_generated_position():
     by_noise = generator(pair, one_hot_types(1).expand(2, -1), torch.randn(2, generator.noise_dim))
     by_type = generator(pair, one_hot_types(2), torch.zeros(2, generator.noise_dim))
     assert (by_noise[0] - by_noise[1]).abs().max() > 1e-6 and (by_type[0] - by_type[1]).abs().max() > 1e-6
+
+
+@pytest.mark.parametrize("full_blocks", [0, 1])
+def test_bfloat16_autocast_keeps_float32_positions_close(full_blocks: int):
+    generator, _ = models(full_blocks=full_blocks)
+    particles, types, noise = random_particles(), one_hot_types(), torch.randn(B, generator.noise_dim)
+    exact = generator(particles, types, noise)
+    with torch.autocast("cpu", torch.bfloat16):
+        fast = generator(particles, types, noise)
+    assert fast.dtype == torch.float32
+    assert (fast - exact).abs().max() < 0.01  # nm; bfloat16 logits, float32 softmax and mean
 
 
 def test_seeded_models_are_deterministic_on_cpu():

@@ -63,20 +63,24 @@ class ResStack(nn.Sequential):
 
 
 class Resample3d(nn.Module):
-    """Halve (average pooling) or double (nearest upsampling) the grid, then conv-norm-LeakyReLU.
+    """Halve (2x2x2 convolution, stride 2) or double (2x2x2 transposed convolution, stride 2) the
+    grid, then norm and LeakyReLU.
 
-    Upsampling by repetition followed by a convolution avoids the checkerboard artefacts of
-    transposed convolutions.
+    A learned pooling / upsampling layer. Kernel size equal to the stride means every output
+    voxel has exactly one input voxel behind it: no overlap, so no checkerboard artefacts, and
+    8x fewer multiply-adds than a 3x3x3 convolution on the fine grid (where most time went).
     """
 
     def __init__(self, in_channels: int, out_channels: int, direction: Literal["down", "up"],
                  norm: Norm = "layer", groups: int = 8, negative_slope: float = 0.2) -> None:
         super().__init__()
-        self.resample = nn.AvgPool3d(2) if direction == "down" else nn.Upsample(scale_factor=2, mode="nearest")
-        self.conv = ConvNormAct(in_channels, out_channels, 3, norm, groups, negative_slope)
+        conv = nn.Conv3d if direction == "down" else nn.ConvTranspose3d
+        self.conv = conv(in_channels, out_channels, 2, stride=2)
+        self.norm = norm3d(norm, out_channels, groups)
+        self.act = nn.LeakyReLU(negative_slope)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.conv(self.resample(x))  # [B, C_out, G/2 or 2G, ...]
+        return self.act(self.norm(self.conv(x)))  # [B, C_out, G/2 or 2G, ...]
 
 
 class DenseToGrid(nn.Module):
@@ -96,16 +100,20 @@ class DenseToGrid(nn.Module):
 
 
 class DensityHead(nn.Module):
-    """Features -> a non-negative density that sums to one: 1x1x1 conv to logits, softmax over voxels.
+    """Features -> a non-negative density that sums to one: logits per voxel, softmax over voxels.
 
-    A softmax (rather than ReLU + eps) never goes dead: every voxel keeps a gradient, and an
-    all-negative output cannot freeze the atom at the grid centre. Its normaliser is exactly one.
+    The logits come from a 1x1x1 convolution, or with ``upsample`` from a 2x2x2 transposed
+    convolution with stride 2 (features on the pooled grid, density on the full one). A softmax
+    (rather than ReLU + eps) never goes dead: every voxel keeps a gradient, and an all-negative
+    output cannot freeze the atom at the grid centre. Its normaliser is exactly one. The softmax
+    runs in at least float32, also under bfloat16 autocast.
     """
 
-    def __init__(self, in_channels: int) -> None:
+    def __init__(self, in_channels: int, upsample: bool = False) -> None:
         super().__init__()
-        self.conv = nn.Conv3d(in_channels, 1, 1)
+        self.conv = nn.ConvTranspose3d(in_channels, 1, 2, stride=2) if upsample else nn.Conv3d(in_channels, 1, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         logits = self.conv(x)  # [B, 1, G, G, G]
-        return torch.softmax(logits.flatten(1), -1).view_as(logits)
+        flat = logits.flatten(1)
+        return torch.softmax(flat, -1, dtype=torch.promote_types(flat.dtype, torch.float32)).view(logits.shape)

@@ -27,7 +27,8 @@ class VoxelConfig(BaseModel):
     noise_dim: int = Field(64, ge=1, description="size of the generator's latent noise")
     n_blocks: int = Field(2, ge=1, description="residual blocks per stage at the pooled (G/2)^3 resolution")
     full_blocks: int = Field(2, ge=0, description="residual blocks per stage at the full G^3 resolution "
-                                                  "(most of the cost: 8x the voxels of a pooled block)")
+                             "(8x the voxels of a pooled block); 0 = no fine-grid stage at all: the "
+                             "pooling step embeds 2x2x2 patches of the input, the density head upsamples")
     norm: Literal["layer", "group"] = "layer"
     groups: int = Field(8, ge=1, description="groups of the group norm (norm='group' only)")
     negative_slope: float = Field(0.2, ge=0, description="LeakyReLU slope")

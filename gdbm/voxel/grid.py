@@ -66,7 +66,11 @@ class VoxelGrid(nn.Module):
 
         ``density`` must be non-negative (the generator's head makes it a softmax over voxels);
         the normaliser is clamped away from zero so an all-zero density gives the origin, not NaN.
+        Always in float32, also under autocast: a bfloat16 mean would move atoms by ~0.002 nm.
         """
-        weights = density.flatten(1)  # [B, G^3]
-        total = weights.sum(-1, keepdim=True).clamp_min(torch.finfo(weights.dtype).tiny)  # [B, 1]
-        return (weights @ self.points.view(-1, 3).to(weights.dtype)) / total  # [B, 3]
+        with torch.autocast(density.device.type, enabled=False):
+            weights = density.flatten(1)  # [B, G^3]
+            if weights.dtype in (torch.bfloat16, torch.float16):
+                weights = weights.float()
+            total = weights.sum(-1, keepdim=True).clamp_min(torch.finfo(weights.dtype).tiny)  # [B, 1]
+            return (weights @ self.points.view(-1, 3).to(weights.dtype)) / total  # [B, 3]
