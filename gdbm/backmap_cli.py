@@ -14,7 +14,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                               description="Generate AA frames for CG frames: a forward pass along the "
                                           "reconstruction plan, then Gibbs sweeps, keeping per bead the "
                                           "lowest-energy of several candidates.")
-    p.add_argument("--checkpoint", required=True, help="a gdbm fit checkpoint (checkpoint.pt)")
+    p.add_argument("--checkpoint", required=True,
+                   help="a gdbm fit checkpoint (checkpoint.pt) or a shipped model's name, e.g. sps-voxel")
     p.add_argument("--top", required=True, help="AA topology with force-field parameters")
     p.add_argument("--parameters", help="supplementary parameter file in GROMACS syntax")
     p.add_argument("--map", required=True, help="reconstruction mapping (home beads, [align]), as in training")
@@ -29,6 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--candidates", type=int, default=8, help="candidates per bead, lowest energy kept (default 8)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                   help="network arithmetic; bfloat16 is about 2x faster on CPUs with AVX512-BF16 and on GPUs")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.set_defaults(run=run)
 
@@ -53,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     if init is not None:
         check_particle_count(init, system.aa.n_atoms, f"the topology {args.top}", args.init)
     sampler = Backmapper(system, generator, spec, plan_system(system, config.ordering), config.environment,
-                         SamplerConfig(n_gibbs=args.gibbs, candidates=args.candidates, seed=args.seed),
+                         SamplerConfig(n_gibbs=args.gibbs, candidates=args.candidates, seed=args.seed,
+                                       precision=args.precision),
                          device=args.device)
     frames = sampler.backmap(cg, samples=args.samples, init=init)
     write_frames(output, frames, force=args.force)

@@ -19,10 +19,12 @@ def build_conditioner(config: ModelConfig, spec: FeatureSpec) -> tuple[nn.Module
 
 
 def load_generator(path: str | Path, device: str = "cpu") -> tuple[nn.Module, FeatureSpec, ExperimentConfig]:
-    """The trained generator of a ``gdbm fit`` checkpoint, its feature layout and its experiment config."""
+    """The trained generator of a ``gdbm fit`` checkpoint or a shipped model's name (:mod:`gdbm.pretrained`),
+    its feature layout and its experiment config."""
+    from gdbm.pretrained import resolve_checkpoint
     from gdbm.training.checkpoint import load_checkpoint
 
-    ck = load_checkpoint(path, device)
+    ck = load_checkpoint(resolve_checkpoint(path), device)
     config = ExperimentConfig.model_validate(ck["config"])
     spec = FeatureSpec.from_dict(ck["features"])
     generator, _ = build_conditioner(config.model, spec)

@@ -73,3 +73,23 @@ def test_cli_fit_then_backmap_writes_a_trajectory(two_chains: Path, capsys):
     frames = read_frames(out, two_chains / "aa.gro")
     assert frames.positions.shape == (1, 162 * N_CHAINS, 3)
     assert main(args) == 2  # no overwrite without --force
+
+
+def test_exported_generator_backmaps_exactly_like_its_checkpoint(two_chains: Path):
+    from gdbm.errors import InputError
+    from gdbm.pretrained import export_generator, resolve_checkpoint
+
+    run = two_chains / "export_run"
+    assert main(["fit", "--config", str(two_chains / "tiny.yaml"), "-o", str(run), "--steps", "1"]) == 0
+    exported = export_generator(run / "checkpoint.pt", two_chains / "small.pt")
+    assert exported.stat().st_size < (run / "checkpoint.pt").stat().st_size
+    outputs = []
+    for checkpoint in (run / "checkpoint.pt", exported):
+        out = two_chains / f"{checkpoint.stem}.xtc"
+        assert main(["backmap", "--checkpoint", str(checkpoint), "--top", str(two_chains / "topol.top"),
+                     "--map", str(two_chains / "PS1.map"), "--cg", str(two_chains / "cg.gro"), "-o", str(out),
+                     "--gibbs", "1", "--candidates", "2", "--precision", "bfloat16"]) == 0
+        outputs.append(read_frames(out, two_chains / "aa.gro").positions)
+    assert torch.equal(outputs[0], outputs[1])
+    with pytest.raises(InputError, match="shipped"):
+        resolve_checkpoint("no-such-model")
