@@ -32,6 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
                    help="network arithmetic; bfloat16 is about 2x faster on CPUs with AVX512-BF16 and on GPUs")
+    p.add_argument("--constrain-bonds", action="store_true",
+                   help="after each pass, set every bond to its b0 (when the reference MD constrained bonds)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.set_defaults(run=run)
 
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         check_particle_count(init, system.aa.n_atoms, f"the topology {args.top}", args.init)
     sampler = Backmapper(system, generator, spec, plan_system(system, config.ordering), config.environment,
                          SamplerConfig(n_gibbs=args.gibbs, candidates=args.candidates, seed=args.seed,
-                                       precision=args.precision),
+                                       precision=args.precision, constrain_bonds=args.constrain_bonds),
                          device=args.device)
     frames = sampler.backmap(cg, samples=args.samples, init=init)
     write_frames(output, frames, force=args.force)

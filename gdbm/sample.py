@@ -27,6 +27,7 @@ from gdbm.data.prior import PriorIndex
 from gdbm.data.trajectory import Frames
 from gdbm.ordering import SystemPlan
 from gdbm.physics.bonded import term_energies
+from gdbm.physics.constraints import constrain_bonds
 from gdbm.topology.system import MappedSystem
 from gdbm.topology.topology import Term
 
@@ -43,6 +44,8 @@ class SamplerConfig(BaseModel):
     precision: Literal["float32", "bfloat16"] = Field(
         "float32", description="network arithmetic; bfloat16 (autocast) is about 2x faster on CPUs with "
                                "AVX512-BF16 and on GPUs; positions and energies stay float32/float64")
+    constrain_bonds: bool = Field(False, description="after each pass, project every bond to its b0 (for "
+                                                     "references simulated with bond constraints)")
 
 
 @dataclass
@@ -169,6 +172,8 @@ class Backmapper:
                 for group in self.groups:
                     self._place(self._items(group, len(idx)), atoms, present, beads, boxes, rng)
                     bar.update(len(idx))
+                if self.config.constrain_bonds:
+                    atoms, _ = constrain_bonds(atoms, boxes, aa)
             out[start:start + len(idx)] = atoms
         bar.close()
         return Frames(out, cg.boxes[order].float(), [f"{cg.labels[i]}" for i in order.tolist()],

@@ -93,3 +93,17 @@ def test_exported_generator_backmaps_exactly_like_its_checkpoint(two_chains: Pat
     assert torch.equal(outputs[0], outputs[1])
     with pytest.raises(InputError, match="shipped"):
         resolve_checkpoint("no-such-model")
+
+
+def test_constrained_backmapping_has_every_bond_at_b0(two_chains: Path):
+    from gdbm.physics.constraints import bond_constraints
+
+    config = load_config(two_chains / "tiny.yaml")
+    trainer = build_trainer(config, two_chains / "run_constrained")
+    system = load_mapped_system(two_chains / "topol.top", two_chains / "PS1.map")
+    sampler = Backmapper(system, trainer.state.generator.eval(), trainer.dataset.spec, trainer.dataset.plan,
+                         config.environment, SamplerConfig(n_gibbs=0, candidates=1, constrain_bonds=True))
+    out = sampler.backmap(read_frames(two_chains / "cg.gro"), progress=False)
+    pairs, b0 = bond_constraints(system.aa)
+    lengths = minimum_image(out.positions[:, pairs[:, 1]] - out.positions[:, pairs[:, 0]], out.boxes).norm(dim=-1)
+    assert float((lengths - b0).abs().max()) < 1e-4  # float32 output of a float64 projection

@@ -1,0 +1,39 @@
+"""Bond constraints on real sPS frames: bonds end at b0, atoms move little, molecules stay put."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from gdbm.data import read_frames
+from gdbm.pbc import minimum_image
+from gdbm.physics.constraints import bond_constraints, constrain_bonds
+from gdbm.topology import read_topology
+
+
+def test_noisy_frame_is_projected_back_onto_its_bond_lengths(sps: Path):
+    top = read_topology(sps / "topol.top")
+    frames = read_frames(sps / "train_t568" / "aa" / "90.gro")
+    noise = 0.01 * torch.randn(frames.positions.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    noisy = frames.positions.double() + noise
+    fixed, worst = constrain_bonds(noisy, frames.boxes, top)
+    pairs, b0 = bond_constraints(top)
+    assert len(pairs) == 36 * 171  # every bond of the 36 chains: 161 tree bonds + 10 ring closures
+    lengths = minimum_image(fixed[:, pairs[:, 1]] - fixed[:, pairs[:, 0]], frames.boxes.double()).norm(dim=-1)
+    assert worst < 1e-5 and float((lengths - b0).abs().max()) < 1e-5
+    assert float((fixed - noisy).norm(dim=-1).max()) < 0.06  # a correction, not a rebuild
+    # mass-weighted moves: every chain's centre of mass stays (to far below a bead's size)
+    m = top.masses.double().unsqueeze(-1)
+    shift = torch.zeros(int(top.molecule.max()) + 1, 3, dtype=torch.float64)
+    shift.index_add_(0, top.molecule, m * (fixed[0] - noisy[0]))
+    total = torch.zeros(len(shift), dtype=torch.float64).index_add_(0, top.molecule, m.squeeze(-1))
+    assert float((shift / total.unsqueeze(-1)).norm(dim=-1).max()) < 1e-3
+
+
+def test_reference_bonds_are_already_constrained(sps: Path):
+    top = read_topology(sps / "topol.top")
+    frames = read_frames(sps / "train_t568" / "aa" / "90.gro")
+    fixed, _ = constrain_bonds(frames.positions, frames.boxes, top)
+    assert fixed.dtype == frames.positions.dtype
+    assert float((fixed - frames.positions).norm(dim=-1).max()) < 0.0015  # the .gro precision
