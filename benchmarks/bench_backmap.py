@@ -29,19 +29,15 @@ def measure(precision: str, threads: int | None, candidates: int, checkpoint: st
     import torch
 
     from gdbm.data.trajectory import Frames, read_frames
-    from gdbm.models import load_generator
-    from gdbm.ordering import plan_system
     from gdbm.sample import Backmapper, SamplerConfig
-    from gdbm.topology.system import load_mapped_system
 
     if threads:
         torch.set_num_threads(threads)
-    generator, spec, config = load_generator(checkpoint)
-    system = load_mapped_system(SPS / "topol.top", SPS / "PS1.map")
+    sampler = Backmapper.from_checkpoint(checkpoint, SPS / "topol.top", SPS / "PS1.map",
+                                         SamplerConfig(n_gibbs=2, candidates=candidates, precision=precision))
+    system = sampler.system
     cg = read_frames(SPS / "test_t568" / "cg.xtc", SPS / "test_t568" / "cg.gro")
     one = Frames(cg.positions[:1], cg.boxes[:1], cg.labels[:1], cg.names, cg.resnames, cg.resids)
-    sampler = Backmapper(system, generator, spec, plan_system(system, config.ordering), config.environment,
-                         SamplerConfig(n_gibbs=2, candidates=candidates, precision=precision))
     start = time.perf_counter()
     sampler.backmap(one, progress=False)
     seconds = time.perf_counter() - start

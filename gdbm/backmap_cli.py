@@ -40,27 +40,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gdbm.data.trajectory import check_particle_count, read_frames, write_frames
-    from gdbm.models import load_generator
-    from gdbm.ordering import plan_system
     from gdbm.sample import Backmapper, SamplerConfig
-    from gdbm.topology.system import load_mapped_system
 
     output = Path(args.output)
     if output.exists() and not args.force:
         raise InputError("exists; pass --force to overwrite", output)
     if args.samples < 1:
         raise InputError("--samples must be >= 1")
-    generator, spec, config = load_generator(args.checkpoint, args.device)
-    system = load_mapped_system(args.top, args.map, args.cg_itp, parameters=args.parameters, partial=False)
+    sampler = Backmapper.from_checkpoint(
+        args.checkpoint, args.top, args.map, SamplerConfig(n_gibbs=args.gibbs, candidates=args.candidates,
+                                                           seed=args.seed, precision=args.precision,
+                                                           constrain_bonds=args.constrain_bonds),
+        cg_itp=args.cg_itp, parameters=args.parameters, device=args.device)
+    system = sampler.system
     cg = read_frames(args.cg, args.cg_struct)
     check_particle_count(cg, system.mapping.n_beads, f"the mapping {args.map}", args.cg)
     init = read_frames(args.init, args.init_struct) if args.init else None
     if init is not None:
         check_particle_count(init, system.aa.n_atoms, f"the topology {args.top}", args.init)
-    sampler = Backmapper(system, generator, spec, plan_system(system, config.ordering), config.environment,
-                         SamplerConfig(n_gibbs=args.gibbs, candidates=args.candidates, seed=args.seed,
-                                       precision=args.precision, constrain_bonds=args.constrain_bonds),
-                         device=args.device)
     frames = sampler.backmap(cg, samples=args.samples, init=init)
     write_frames(output, frames, force=args.force)
     print(f"wrote {len(frames)} frames to {output}")

@@ -13,6 +13,7 @@ The sampler sees the network only through :mod:`gdbm.conditioner`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -75,6 +76,24 @@ class Backmapper:
         self.features = SystemFeatures(system, spec)
         self.prior = PriorIndex(system.aa, self.steps.atoms)
         self.fixpoint = fixpoints(system.mapping)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path, topology: str | Path, mapping: str | Path,
+                        config: SamplerConfig | None = None, *, cg_itp: str | Path | None = None,
+                        parameters: str | Path | None = None, device: str | torch.device = "cpu") -> "Backmapper":
+        """A sampler for the system of ``topology`` + ``mapping`` with a trained model.
+
+        ``checkpoint``: a ``gdbm fit`` checkpoint or a shipped model's name (``"sps-voxel"``); its
+        experiment config supplies the reconstruction order and the environment cutoff.
+        """
+        from gdbm.models import load_generator
+        from gdbm.ordering import plan_system
+        from gdbm.topology.system import load_mapped_system
+
+        generator, spec, experiment = load_generator(checkpoint, str(device))
+        system = load_mapped_system(topology, mapping, cg_itp, parameters=parameters, partial=False)
+        return cls(system, generator, spec, plan_system(system, experiment.ordering), experiment.environment,
+                   config, device=device)
 
     # --- one group of items ---------------------------------------------------------------
     def _items(self, group: Tensor, n_frames: int) -> _Items:
