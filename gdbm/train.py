@@ -108,6 +108,8 @@ def generator_loss(generator: Generator, critic: Critic, batch: SequenceBatch, n
         stats["prior_cost"] = cost.mean().item()
         for name, e in fake_e.items():
             stats[f"energy_{name}"] = e.mean().item()
+        for name, e in (real_e or {}).items():  # what the generated energies should approach
+            stats[f"reference_{name}"] = e.mean().item()
     stats["generator_loss"] = loss.item()
     return loss, stats
 
