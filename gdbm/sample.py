@@ -2,7 +2,8 @@
 
 Thesis Sec. 4.2.2-4.2.3 and 5.1.4. Every plan step (the heavy atoms or the hydrogens of one
 bead) is generated for many items at once: the same step of every molecule instance in
-every frame of a chunk. For each item, ``candidates`` versions are generated, each in its
+every frame of a chunk, split into batches whose items do not interact (no item's new atoms
+can enter another's environment, so none waits for another). For each item, ``candidates`` versions are generated, each in its
 environment turned by a random angle about z and with its own noise; the one whose atoms
 have the lowest energy with their environment (bonded terms + Lennard-Jones, the terms of
 the energy prior) is kept. In the forward pass an environment holds the atoms placed so
@@ -12,7 +13,7 @@ The sampler sees the network only through :mod:`gdbm.conditioner`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +29,7 @@ from gdbm.data.prior import PriorIndex
 from gdbm.data.trajectory import Frames
 from gdbm.ordering import SystemPlan
 from gdbm.physics.bonded import term_energies
+from gdbm.pbc import minimum_image
 from gdbm.physics.constraints import constrain_bonds
 from gdbm.topology.system import MappedSystem
 from gdbm.topology.topology import Term
@@ -47,6 +49,8 @@ class SamplerConfig(BaseModel):
                                "AVX512-BF16 and on GPUs; positions and energies stay float32/float64")
     constrain_bonds: bool = Field(False, description="after each pass, project every bond to its b0 (for "
                                                      "references simulated with bond constraints)")
+    reach: float = Field(0.3, ge=0, description="nm an atom may lie from its bead: two items of a step run in "
+                                                "separate batches when their beads are closer than cutoff + reach")
 
 
 @dataclass
@@ -101,6 +105,25 @@ class Backmapper:
         step = group.repeat(n_frames)
         atoms = self.steps.atoms[step]
         return _Items(frame, step, self.steps.bead[step], atoms, torch.cat([atoms, self.steps.hidden[step]], 1))
+
+    def _independent(self, items: _Items, beads: Tensor, boxes: Tensor) -> list[_Items]:
+        """``items`` split into batches whose environments do not see each other's new atoms.
+
+        Two items interact when they are in the same frame and their beads are closer than
+        cutoff + reach: one's atoms could then enter the other's environment. Greedy colouring
+        of that conflict graph; each colour is one batch (the same number of network evaluations,
+        in a few batches rather than one).
+        """
+        centre = beads[items.frame, items.bead]  # [B, 3]
+        gap = minimum_image(centre.unsqueeze(1) - centre.unsqueeze(0), boxes[items.frame]).norm(dim=-1)  # [B, B]
+        conflict = (gap < self.environment.cutoff + self.config.reach) & (items.frame.unsqueeze(1) == items.frame)
+        conflict.fill_diagonal_(False)
+        colour = torch.full((len(centre),), -1, dtype=torch.long)
+        for k in range(len(centre)):  # a few dozen items per step
+            taken = colour[conflict[k]]
+            colour[k] = next(c for c in range(len(centre)) if not (taken == c).any())
+        return [_Items(*(getattr(items, f.name)[colour == c] for f in fields(_Items)))
+                for c in range(int(colour.max()) + 1)]
 
     def _generate(self, env: Environment, atoms: Tensor, rng: torch.Generator) -> tuple[Tensor, Tensor]:
         """``candidates`` sequences per item: local positions ``[B, K, L, 3]`` in the item's frame."""
@@ -189,7 +212,8 @@ class Backmapper:
                 atoms, present = torch.zeros(len(idx), aa.n_atoms, 3), torch.zeros(len(idx), aa.n_atoms, dtype=torch.bool)
             for _ in passes:
                 for group in self.groups:
-                    self._place(self._items(group, len(idx)), atoms, present, beads, boxes, rng)
+                    for batch in self._independent(self._items(group, len(idx)), beads, boxes):
+                        self._place(batch, atoms, present, beads, boxes, rng)
                     bar.update(len(idx))
                 if self.config.constrain_bonds:
                     atoms, _ = constrain_bonds(atoms, boxes, aa)

@@ -107,3 +107,31 @@ def test_constrained_backmapping_has_every_bond_at_b0(two_chains: Path):
     pairs, b0 = bond_constraints(system.aa)
     lengths = minimum_image(out.positions[:, pairs[:, 1]] - out.positions[:, pairs[:, 0]], out.boxes).norm(dim=-1)
     assert float((lengths - b0).abs().max()) < 1e-4  # float32 output of a float64 projection
+
+
+def test_steps_run_in_batches_whose_items_do_not_interact(sps: Path):
+    from gdbm.data.features import FeatureSpec
+    from gdbm.data.environment import EnvironmentConfig
+    from gdbm.ordering import OrderingConfig, plan_system
+    from gdbm.voxel import build_voxel_conditioner
+    from gdbm.voxel.config import VoxelConfig
+
+    system = load_mapped_system(sps / "topol.top", sps / "PS1.map")
+    spec = FeatureSpec.from_system(system, EnvironmentConfig())
+    generator, _ = build_voxel_conditioner(spec.n_features, spec.n_target_types,
+                                           VoxelConfig(resolution=4, channels=4, noise_dim=4, n_blocks=1))
+    sampler = Backmapper(system, generator, spec, plan_system(system, OrderingConfig()))
+    cg = read_frames(sps / "train_t568" / "cg" / "90.gro")
+    beads = torch.cat([cg.positions, cg.positions]).float()  # two frames: items of different frames never clash
+    boxes = torch.cat([cg.boxes, cg.boxes]).float()
+    items = sampler._items(sampler.groups[0], 2)
+    batches = sampler._independent(items, beads, boxes)
+    assert sum(len(b.frame) for b in batches) == len(items.frame) == 72 and len(batches) > 1
+    seen = torch.cat([b.frame * 10_000 + b.step for b in batches])
+    assert torch.equal(seen.sort().values, (items.frame * 10_000 + items.step).sort().values)
+    limit = sampler.environment.cutoff + sampler.config.reach
+    for b in batches:
+        centre = beads[b.frame, b.bead]
+        gap = minimum_image(centre.unsqueeze(1) - centre.unsqueeze(0), boxes[b.frame]).norm(dim=-1)
+        same = b.frame.unsqueeze(1) == b.frame
+        assert not ((gap < limit) & same & ~torch.eye(len(centre), dtype=torch.bool)).any()
