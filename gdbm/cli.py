@@ -18,6 +18,7 @@ from gdbm import __version__
 from gdbm.analysis.cli import add_parser as _add_eval
 from gdbm.backmap_cli import add_parser as _add_backmap
 from gdbm.baselines.cli import add_parser as _add_baseline
+from gdbm.datagen.cli import add_parser as _add_datagen
 from gdbm.atomic import write_text
 from gdbm.errors import InputError
 from gdbm.training.cli import add_parser as _add_fit
@@ -87,7 +88,7 @@ def _run_energy(args: argparse.Namespace) -> int:
 
 # --- entry point -----------------------------------------------------------------------
 
-_SUBCOMMANDS = (_add_energy, _add_fit, _add_backmap, _add_eval, _add_baseline)
+_SUBCOMMANDS = (_add_energy, _add_fit, _add_backmap, _add_eval, _add_baseline, _add_datagen)
 
 
 def build_parser() -> argparse.ArgumentParser:
