@@ -97,8 +97,26 @@ def generator_loss(generator: Generator, critic: Critic, batch: SequenceBatch, n
     scores = torch.stack([critic(particles_for_step(batch, k, fake), types[:, k], fake[:, k])
                           for k in range(types.shape[1])], 1)  # [B, L]
     adversarial = -_masked_mean(scores, mask)
-    stats = {"generator_adversarial": adversarial.item(), "prior_weight": prior_weight}
-    loss = adversarial
+    stats = {"generator_adversarial": adversarial.item()}
+    return _with_prior(adversarial, batch, fake, prior, prior_weight, stats)
+
+
+def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, prior: EnergyPrior,
+                    prior_weight: float) -> tuple[Tensor, dict[str, float]]:
+    """Warm-up loss: mean squared distance (nm^2) of the unrolled sequences to the reference, plus the prior.
+
+    Teaches the generator where atoms go before the adversarial game teaches it how they
+    scatter; it learns the conditional mean, so its noise input is still unused at the end of it.
+    """
+    fake = generate_sequence(generator, batch, noise)  # [B, L, 3]
+    mse = _masked_mean((fake - batch.targets).square().sum(-1), batch.step_mask.float())
+    return _with_prior(mse, batch, fake, prior, prior_weight, {"supervised_mse": mse.item()})
+
+
+def _with_prior(loss: Tensor, batch: SequenceBatch, fake: Tensor, prior: EnergyPrior, prior_weight: float,
+                stats: dict[str, float]) -> tuple[Tensor, dict[str, float]]:
+    """``loss`` plus the weighted energy prior of the generated sequences; the energies go into ``stats``."""
+    stats["prior_weight"] = prior_weight
     if prior.config.mode != "none":
         core = prior.config.lj_core
         fake_e = prior_energies(batch, fake.to(torch.float64), core)
@@ -185,9 +203,29 @@ class Trainer:
         b, length = batch.step_mask.shape
         return torch.randn(b, length, self.state.generator.noise_dim, generator=rng).to(self.device)
 
-    def train_step(self) -> dict[str, float]:
-        """n_critic critic updates, then one generator update; returns the logged numbers."""
+    def pretrain_step(self) -> dict[str, float]:
+        """One supervised generator update (:func:`supervised_loss`) at ``pretrain_lr``; no critic."""
         s, t = self.state, self.config.training
+        rng = self._rng(s.step, t.n_critic)
+        batch = self._batch(rng)
+        loss, stats = supervised_loss(s.generator, batch, self._noise(batch, rng), self.prior,
+                                      self.prior.weight(s.step))
+        for group in s.opt_generator.param_groups:
+            group["lr"] = t.pretrain_lr
+        s.opt_generator.zero_grad(set_to_none=True)
+        loss.backward()
+        s.opt_generator.step()
+        for group in s.opt_generator.param_groups:
+            group["lr"] = t.lr_generator
+        s.step += 1
+        return stats
+
+    def train_step(self) -> dict[str, float]:
+        """One generator update: supervised during the first ``pretrain_steps``, else n_critic critic
+        updates and one adversarial generator update; returns the logged numbers."""
+        s, t = self.state, self.config.training
+        if s.step < t.pretrain_steps:
+            return self.pretrain_step()
         stats: dict[str, float] = {}
         for draw in range(t.n_critic):
             rng = self._rng(s.step, draw)
@@ -224,7 +262,8 @@ class Trainer:
             stats = self.train_step()
             self.state.seconds += time.perf_counter() - start
             bar.update(1)
-            bar.set_postfix(W=f"{stats['wasserstein']:.3g}", G=f"{stats['generator_loss']:.3g}")
+            bar.set_postfix({k: f"{stats[k]:.3g}" for k in ("wasserstein", "supervised_mse", "generator_loss")
+                             if k in stats})
             if not all(math.isfinite(v) for v in stats.values()):
                 raise FloatingPointError(f"non-finite training numbers at step {self.state.step}: {stats}; "
                                          f"the last checkpoint in {self.out_dir} is intact")

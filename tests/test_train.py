@@ -101,3 +101,22 @@ def test_kept_checkpoints(config, tmp_path: Path):
     trainer.fit(2, progress=False)
     for step in (1, 2):
         assert torch.load(tmp_path / "run" / f"checkpoint_{step}.pt", weights_only=False)["step"] == step
+
+
+def test_supervised_warm_up_then_adversarial_steps(config, tmp_path: Path):
+    from gdbm.train import supervised_loss
+
+    warm = config.model_copy(update={"training": config.training.model_copy(update={"pretrain_steps": 2,
+                                                                                     "steps": 3})})
+    trainer = build_trainer(warm, tmp_path / "run")
+    batch = trainer._batch(trainer._rng(0, 1))
+    noise = trainer._noise(batch, trainer._rng(0, 1))
+    before, _ = supervised_loss(trainer.state.generator, batch, noise, trainer.prior, 0.0)
+    trainer.fit(2, progress=False)  # the two supervised updates (one of them on another batch)
+    after, _ = supervised_loss(trainer.state.generator, batch, noise, trainer.prior, 0.0)
+    assert after.item() < before.item()
+    assert trainer.state.opt_generator.param_groups[0]["lr"] == warm.training.lr_generator
+    trainer.fit(3, progress=False)  # an adversarial update: the log widens its header
+    rows = trainer.log.rows()
+    assert [r["step"] for r in rows] == ["1", "2", "3"]
+    assert rows[0]["supervised_mse"] and not rows[0]["wasserstein"] and rows[2]["wasserstein"]

@@ -50,6 +50,9 @@ class TrainingConfig(_Strict):
     lr_critic: float = Field(1e-4, gt=0)
     betas: tuple[float, float] = (0.0, 0.9)
     gp_weight: float = Field(10.0, ge=0, description="gradient-penalty weight lambda_gp")
+    pretrain_steps: int = Field(0, ge=0, description="first generator updates trained supervised (squared "
+                                "distance to the reference + prior), without critic; they count in steps")
+    pretrain_lr: float = Field(1e-3, gt=0, description="generator learning rate of the supervised updates")
     gp_fraction: float = Field(1.0, gt=0, le=1, description="fraction of each critic batch whose interpolates "
                                "are penalised (the penalty's double backward dominates CPU time)")
     checkpoint_every: int = Field(100, ge=1)

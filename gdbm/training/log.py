@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from gdbm.atomic import atomic_path
+
 
 class CSVLog:
-    """Appends rows of named scalars; the header is written once and must stay the same."""
+    """Appends rows of named scalars. A row with new names rewrites the file once with the wider
+    header (earlier rows get empty cells); names a row lacks stay empty in it."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -22,8 +25,15 @@ class CSVLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "w", newline="") as fh:
                 csv.writer(fh).writerow(self.fields)
+        elif any(name not in self.fields for name in row):
+            old = self.rows()
+            self.fields = self.fields + [name for name in row if name not in self.fields]
+            with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=self.fields, restval="")
+                writer.writeheader()
+                writer.writerows(old)
         with open(self.path, "a", newline="") as fh:
-            csv.DictWriter(fh, fieldnames=self.fields, extrasaction="ignore").writerow(row)
+            csv.DictWriter(fh, fieldnames=self.fields, restval="").writerow(row)
 
     def rows(self) -> list[dict[str, str]]:
         with open(self.path, newline="") as fh:
