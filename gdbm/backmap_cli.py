@@ -22,6 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cg-itp", help="CG topology (default: found beside the mapping)")
     p.add_argument("--cg", required=True, help="CG frames (.xtc/.gro/... or a folder of .gro)")
     p.add_argument("--cg-struct", help="structure file naming the beads of a CG .xtc")
+    p.add_argument("--frames", help="backmap CG frames START:STOP only (e.g. 0:10)")
     p.add_argument("--init", help="AA frames to refine instead of a forward pass (morphing, scheme B)")
     p.add_argument("--init-struct", help="structure file of --init")
     p.add_argument("-o", "--output", required=True, help="AA trajectory to write (.xtc, .pdb, .gro for one frame)")
@@ -39,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gdbm.data.trajectory import check_particle_count, read_frames, write_frames
+    from gdbm.data.trajectory import check_particle_count, frame_range, read_frames, write_frames
     from gdbm.sample import Backmapper, SamplerConfig
 
     output = Path(args.output)
@@ -55,9 +56,12 @@ def run(args: argparse.Namespace) -> int:
     system = sampler.system
     cg = read_frames(args.cg, args.cg_struct)
     check_particle_count(cg, system.mapping.n_beads, f"the mapping {args.map}", args.cg)
+    window = frame_range(args.frames, len(cg)) if args.frames else slice(None)
+    cg = cg.subset(window)
     init = read_frames(args.init, args.init_struct) if args.init else None
     if init is not None:
         check_particle_count(init, system.aa.n_atoms, f"the topology {args.top}", args.init)
+        init = init.subset(window)
     frames = sampler.backmap(cg, samples=args.samples, init=init)
     write_frames(output, frames, force=args.force)
     print(f"wrote {len(frames)} frames to {output}")

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from gdbm.analysis.evaluate import Evaluator, compare
-from gdbm.data.trajectory import Frames, read_frames
+from gdbm.data.trajectory import read_frames
 from gdbm.models import load_generator
 from gdbm.ordering import plan_system
 from gdbm.sample import Backmapper, SamplerConfig
@@ -34,11 +34,6 @@ from gdbm.training.config import load_config
 SCORE_KEYS = ("all_bonds", "all_angles", "all_dihedrals", "all_impropers", "lj_jsd")
 COLUMNS = ("step", "score", *SCORE_KEYS, "rdf_mae_carbon", "cg_rmsd", "clash_pairs_per_frame", "lj_per_mol_std",
            "seconds")
-
-
-def _take(frames: Frames, index: list[int]) -> Frames:
-    return Frames(frames.positions[index], frames.boxes[index], [frames.labels[i] for i in index], frames.names,
-                  frames.resnames, frames.resids)
 
 
 def main() -> None:
@@ -60,7 +55,7 @@ def main() -> None:
     system = load_mapped_system(d.topology, d.mapping, d.cg_itp, parameters=d.parameters)
     aa_all, cg_all = read_frames(d.aa, d.aa_structure), read_frames(d.cg, d.cg_structure)
     index = list(range(len(aa_all) - args.frames, len(aa_all)))
-    aa, cg = _take(aa_all, index), _take(cg_all, index)
+    aa, cg = aa_all.subset(index), cg_all.subset(index)
     mapping = load_mapped_system(d.topology, args.eval_map, parameters=d.parameters).mapping if args.eval_map else None
     evaluator = Evaluator(system.aa, mapping=mapping, per_type_rdf=False)
     reference = evaluator.observe(aa, cg, "reference")

@@ -81,3 +81,20 @@ def test_cli_writes_metrics_summary_and_plots(tmp_path: Path, sps: Path, system,
     assert {p.name for p in out.glob("*.png")} >= {"bonds.png", "angles.png", "propers.png", "rdf.png", "energies.png"}
     assert "| swapped |" in (out / "summary.md").read_text()
     assert main(args) == 2  # no overwrite without --force
+
+
+def test_cli_frame_range_slices_reference_cg_and_full_generated_sets(tmp_path: Path, sps: Path, system, frames):
+    ref = write_frames(tmp_path / "ref.xtc", frames)
+    full = write_frames(tmp_path / "full.xtc", frames.subset([1, 0]))  # covers every reference frame: sliced
+    part = write_frames(tmp_path / "part.xtc", frames.subset([1]))  # already the selected frame: kept
+    cg = write_frames(tmp_path / "cg.pdb", _cg_frames(system, frames))
+    out = tmp_path / "eval"
+    args = ["eval", "--top", str(sps / "topol.top"), "--map", str(sps / "PS1_cg_fritz.map"), "--ref", str(ref),
+            "--ref-struct", str(sps / "test_t568" / "aa.gro"), "--gen", f"full={full}", "--gen", f"part={part}",
+            "--cg", str(cg), "--no-per-type-rdf", "--frames", "1:2", "-o", str(out)]
+    assert main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())["sets"]
+    assert metrics["full"]["n_frames"] == metrics["part"]["n_frames"] == 1
+    assert metrics["full"]["cg_rmsd"] > 0.1  # frame 0 of the reversed set against CG frame 1
+    assert metrics["part"]["cg_rmsd"] < 0.01  # frame 1 against CG frame 1
+    assert main(args[:-4] + ["--frames", "5:9", "-o", str(tmp_path / "none")]) == 2

@@ -68,7 +68,7 @@ def test_cli_fit_then_backmap_writes_a_trajectory(two_chains: Path, capsys):
     out = two_chains / "out.xtc"
     args = ["backmap", "--checkpoint", str(run / "checkpoint.pt"), "--top", str(two_chains / "topol.top"),
             "--map", str(two_chains / "PS1.map"), "--cg", str(two_chains / "cg.gro"), "-o", str(out),
-            "--gibbs", "0", "--candidates", "1"]
+            "--gibbs", "0", "--candidates", "1", "--frames", "0:1"]
     assert main(args) == 0
     frames = read_frames(out, two_chains / "aa.gro")
     assert frames.positions.shape == (1, 162 * N_CHAINS, 3)

@@ -17,6 +17,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "clashes, energies and CG consistency; writes metrics.json, summary.md and plots.")
     p.add_argument("--top", required=True, help="AA GROMACS topology with force-field parameters")
     p.add_argument("--parameters", help="supplementary parameter file in GROMACS syntax ([atomtypes], ...)")
+    p.add_argument("--frames", help="evaluate CG frames START:STOP only: slices the reference and --cg, and every "
+                                    "generated set that covers all reference frames (k samples each)")
     p.add_argument("--map", help="AA->CG mapping for CG consistency (.map or .yaml; partial mappings are fine)")
     p.add_argument("--cg-itp", help="CG topology of the mapped molecule (default: found beside the mapping)")
     p.add_argument("--ref", required=True, help="reference AA frames (.xtc/.trr/.dcd/.gro/.pdb or a folder of .gro)")
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``gdbm eval`` and print the summary table."""
     from gdbm.analysis.evaluate import Evaluator
     from gdbm.analysis.report import evaluate_sets
-    from gdbm.data.trajectory import check_particle_count, read_frames
+    from gdbm.data.trajectory import check_particle_count, frame_range, read_frames
     from gdbm.topology import read_topology
     from gdbm.topology.system import load_mapped_system
 
@@ -71,6 +73,14 @@ def run(args: argparse.Namespace) -> int:
     if args.cg:
         cg = read_frames(args.cg, args.cg_struct)
         check_particle_count(cg, mapping.n_beads, f"the mapping {args.map}", args.cg)
+    if args.frames:
+        window, full = frame_range(args.frames, len(reference)), len(reference)
+        reference = reference.subset(window)
+        cg = cg.subset(window) if cg is not None else None
+        for name, frames in generated.items():
+            if len(frames) % full == 0:  # k samples of every reference frame, frame by frame
+                k = len(frames) // full
+                generated[name] = frames.subset([g for i in range(full)[window] for g in range(i * k, (i + 1) * k)])
     evaluator = Evaluator(top, cutoff=args.cutoff, mapping=mapping, per_type_rdf=not args.no_per_type_rdf)
     settings = {k: v for k, v in vars(args).items() if k != "run"}
     evaluate_sets(evaluator, reference, generated, args.output, cg=cg, force=args.force, settings=settings)

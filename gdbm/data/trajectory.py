@@ -49,6 +49,20 @@ class Frames:
                       self.names, self.resnames, self.resids)
 
 
+def frame_range(spec: str, n_frames: int) -> slice:
+    """``"A:B"`` (Python slice syntax, either end may be empty) -> a slice of ``n_frames`` frames, checked."""
+    start, sep, stop = spec.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        window = slice(int(start) if start.strip() else None, int(stop) if stop.strip() else None)
+    except ValueError:
+        raise InputError(f"a frame range is START:STOP (e.g. 0:10), got {spec!r}") from None
+    if not range(n_frames)[window]:
+        raise InputError(f"frame range {spec!r} selects none of the {n_frames} frames")
+    return window
+
+
 def _natural_key(path: Path) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
 
