@@ -22,8 +22,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pytest -q benchmarks --benchmark-only
 
+# Fit a small model on the shipped example set, backmap its held-out frames, evaluate:
+# runs/demo/report.md with its plots beside it.
 demo: $(STAMP)
-	@echo "make demo arrives with the voxel and datagen issues; see README.md"
+	$(BIN)/gdbm demo -o runs/demo --force
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks

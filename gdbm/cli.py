@@ -19,6 +19,7 @@ from gdbm.analysis.cli import add_parser as _add_eval
 from gdbm.backmap_cli import add_parser as _add_backmap
 from gdbm.baselines.cli import add_parser as _add_baseline
 from gdbm.datagen.cli import add_parser as _add_datagen
+from gdbm.demo import add_parser as _add_demo
 from gdbm.atomic import write_text
 from gdbm.errors import InputError
 from gdbm.training.cli import add_parser as _add_fit
@@ -88,7 +89,7 @@ def _run_energy(args: argparse.Namespace) -> int:
 
 # --- entry point -----------------------------------------------------------------------
 
-_SUBCOMMANDS = (_add_energy, _add_fit, _add_backmap, _add_eval, _add_baseline, _add_datagen)
+_SUBCOMMANDS = (_add_energy, _add_fit, _add_backmap, _add_eval, _add_baseline, _add_datagen, _add_demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

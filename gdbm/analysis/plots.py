@@ -43,10 +43,21 @@ def _central_range(values: torch.Tensor, width: float) -> tuple[int, int]:
     return common_range(width, torch.tensor([lo, hi]))
 
 
+MAX_PLOT_BINS = 4000
+
+
 def _density_line(ax: plt.Axes, sets: dict[str, torch.Tensor], width: float) -> None:
-    """Densities on the bins spanning the central 99% of every set (out-of-range mass stays missing)."""
+    """Densities on the bins spanning the central 99% of every set (out-of-range mass stays missing).
+
+    Sets far apart (an untrained model's energies) would need astronomically many bins: the bins
+    are widened until at most ``MAX_PLOT_BINS`` span them.
+    """
     ranges = [_central_range(v, width) for v in sets.values()]
     lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+    if hi - lo > MAX_PLOT_BINS:
+        width *= math.ceil((hi - lo) / MAX_PLOT_BINS)
+        ranges = [_central_range(v, width) for v in sets.values()]
+        lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
     pad = max((hi - lo) // 20, 2)
     lo, hi = lo - pad, hi + pad
     centres = (torch.arange(lo, hi, dtype=torch.float64) + 0.5) * width

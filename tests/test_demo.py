@@ -1,0 +1,31 @@
+"""``gdbm demo`` end to end on the shipped example set, with a 2-update model (the plumbing, not the quality)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gdbm.cli import main
+from gdbm.demo import example_folder
+from gdbm.errors import InputError
+
+
+def test_demo_writes_a_report_with_metrics_and_plots(tmp_path: Path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--steps", "2", "--candidates", "1"]) == 0
+    report = (out / "report.md").read_text()
+    metrics = json.loads((out / "metrics.json").read_text())["sets"]
+    held_out = metrics["gdbm_demo"]["n_frames"]
+    assert held_out == 10 and "gdbm_demo" in report and "reference half vs half" in report
+    assert {"angles.png", "bonds.png", "rdf.png"} <= {p.name for p in out.glob("*.png")}
+    assert (out / "model" / "checkpoint.pt").is_file() and (out / "backmapped.xtc").is_file()
+    assert main(["demo", "-o", str(out), "--steps", "2"]) == 2  # no silent overwrite
+
+
+def test_the_shipped_example_names_its_command():
+    record = json.loads((example_folder("cumene") / "datagen.json").read_text())
+    assert record["command"].startswith("gdbm") and "datagen liquid" in record["command"]
+    with pytest.raises(InputError, match="shipped"):
+        example_folder("no-such-example")
