@@ -46,12 +46,18 @@ def test_sequences_are_unrolled(config, tmp_path: Path):
     assert grad[:, :k].abs().sum() > 0 and grad[:, k + 1:].abs().sum() == 0
 
 
+def fixed_batch(trainer):
+    """The batch of step 0, draw 0 and the generator's sequences for it (no gradients)."""
+    batch = trainer._batch(trainer._rng(0, 0))
+    with torch.no_grad():
+        fake = generate_sequence(trainer.state.generator, batch, trainer._noise(batch, trainer._rng(0, 0)))
+    return batch, fake
+
+
 def test_one_critic_update_lowers_its_loss_on_a_fixed_batch(config, tmp_path: Path):
     trainer = build_trainer(config, tmp_path / "run")
     s = trainer.state
-    batch = trainer._batch(trainer._rng(0, 0))
-    with torch.no_grad():
-        fake = generate_sequence(s.generator, batch, trainer._noise(batch, trainer._rng(0, 0)))
+    batch, fake = fixed_batch(trainer)
     before, _ = critic_loss(s.critic, batch, fake, 10.0, torch.Generator().manual_seed(1))
     s.opt_critic.zero_grad()
     before.backward()
@@ -78,9 +84,7 @@ def test_resume_repeats_the_uninterrupted_run(config, tmp_path: Path):
 def test_gradient_penalty_on_a_fraction_of_the_batch(config, tmp_path: Path):
     trainer = build_trainer(config, tmp_path / "run")
     s = trainer.state
-    batch = trainer._batch(trainer._rng(0, 0))
-    with torch.no_grad():
-        fake = generate_sequence(s.generator, batch, trainer._noise(batch, trainer._rng(0, 0)))
+    batch, fake = fixed_batch(trainer)
     sizes: list[int] = []
     handle = s.critic.register_forward_hook(lambda _m, args, _out: sizes.append(len(args[2])))
     _, full = critic_loss(s.critic, batch, fake, 10.0, torch.Generator().manual_seed(1))

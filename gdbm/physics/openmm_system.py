@@ -108,19 +108,6 @@ def _lennard_jones(top: Topology, cutoff: float) -> mm.CustomNonbondedForce:
     return f
 
 
-def _coulomb(top: Topology, cutoff: float, epsilon_rf: float) -> mm.NonbondedForce:
-    f = mm.NonbondedForce()
-    for q in top.charges.tolist():
-        f.addParticle(q, 1.0, 0.0)
-    for i, j in top.exclusions.tolist():
-        f.addException(i, j, 0.0, 1.0, 0.0)
-    f.setNonbondedMethod(mm.NonbondedForce.CutoffPeriodic)
-    f.setCutoffDistance(cutoff)
-    f.setReactionFieldDielectric(epsilon_rf)
-    f.setUseDispersionCorrection(False)
-    return f
-
-
 def _lorentz_berthelot(top: Topology) -> tuple[list[float], list[float]] | None:
     """Per-type (sigma, epsilon) reproducing the LJ tables by Lorentz-Berthelot, or None if none does."""
     c6, c12 = top.lj.c6.numpy(), top.lj.c12.numpy()  # [T, T]
@@ -137,12 +124,14 @@ def _lorentz_berthelot(top: Topology) -> tuple[list[float], list[float]] | None:
     return None
 
 
-def _nonbonded_force(top: Topology, per_type: tuple[list[float], list[float]], cutoff: float, coulomb: bool,
-                     epsilon_rf: float) -> mm.NonbondedForce:
-    """LJ (and reaction-field Coulomb) in one ``NonbondedForce``: tables that follow Lorentz-Berthelot."""
-    sigma, epsilon = per_type
+def _nonbonded_force(top: Topology, per_type: tuple[list[float], list[float]] | None, cutoff: float,
+                     coulomb: bool, epsilon_rf: float) -> mm.NonbondedForce:
+    """Reaction-field Coulomb and, for tables that follow Lorentz-Berthelot (``per_type``), LJ in one
+    ``NonbondedForce``; ``per_type=None`` gives Coulomb alone (LJ then lives in a tabulated force)."""
+    types = top.lj.atom_type.tolist()
+    sigma, epsilon = per_type if per_type is not None else ([1.0] * (max(types) + 1), [0.0] * (max(types) + 1))
     f = mm.NonbondedForce()
-    for q, t in zip(top.charges.tolist(), top.lj.atom_type.tolist()):
+    for q, t in zip(top.charges.tolist(), types):
         f.addParticle(q if coulomb else 0.0, sigma[t], epsilon[t])
     for i, j in top.exclusions.tolist():
         f.addException(i, j, 0.0, 1.0, 0.0)
@@ -186,7 +175,7 @@ def build_system(top: Topology, box: np.ndarray, cutoff: float = 1.0, coulomb: b
         lj.setForceGroup(FORCE_GROUPS["lj"])
         system.addForce(lj)
         if coulomb and bool((top.charges != 0).any()):
-            qq = _coulomb(top, cutoff, epsilon_rf)
+            qq = _nonbonded_force(top, None, cutoff, coulomb, epsilon_rf)
             qq.setForceGroup(FORCE_GROUPS["coulomb"])
             system.addForce(qq)
     return system
