@@ -35,6 +35,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="network arithmetic; bfloat16 is about 2x faster on CPUs with AVX512-BF16 and on GPUs")
     p.add_argument("--constrain-bonds", action="store_true",
                    help="after each pass, set every bond to its b0 (when the reference MD constrained bonds)")
+    p.add_argument("--relax", type=int, default=0, metavar="STEPS",
+                   help="steps of steepest descent on the force field after the last sweep, every CG bead's "
+                        "centre held on its input (removes close contacts; default 0 = off)")
+    p.add_argument("--hold-map", help="mapping (may be partial) that made the CG input, whose bead centres "
+                                      "--relax holds (default --map)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.set_defaults(run=run)
 
@@ -48,11 +53,14 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("exists; pass --force to overwrite", output)
     if args.samples < 1:
         raise InputError("--samples must be >= 1")
+    if args.relax < 0:
+        raise InputError("--relax must be >= 0")
     sampler = Backmapper.from_checkpoint(
         args.checkpoint, args.top, args.map, SamplerConfig(n_gibbs=args.gibbs, candidates=args.candidates,
                                                            seed=args.seed, precision=args.precision,
-                                                           constrain_bonds=args.constrain_bonds),
-        cg_itp=args.cg_itp, parameters=args.parameters, device=args.device)
+                                                           constrain_bonds=args.constrain_bonds,
+                                                           relax_steps=args.relax),
+        cg_itp=args.cg_itp, parameters=args.parameters, device=args.device, hold=args.hold_map)
     system = sampler.system
     cg = read_frames(args.cg, args.cg_struct)
     check_particle_count(cg, system.mapping.n_beads, f"the mapping {args.map}", args.cg)

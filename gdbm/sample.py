@@ -27,10 +27,14 @@ from gdbm.data.environment import Environment, EnvironmentConfig, fixpoints, loc
 from gdbm.data.features import FeatureSpec, SystemFeatures
 from gdbm.data.prior import PriorIndex
 from gdbm.data.trajectory import Frames
+from gdbm.errors import InputError
 from gdbm.ordering import SystemPlan
 from gdbm.physics.bonded import term_energies
 from gdbm.pbc import minimum_image
 from gdbm.physics.constraints import constrain_bonds
+from gdbm.physics.energy import EnergyModel
+from gdbm.physics.relax import CentreConstraint, relax
+from gdbm.topology.mapping import SystemMapping
 from gdbm.topology.system import MappedSystem
 from gdbm.topology.topology import Term
 
@@ -49,6 +53,8 @@ class SamplerConfig(BaseModel):
                                "AVX512-BF16 and on GPUs; positions and energies stay float32/float64")
     constrain_bonds: bool = Field(False, description="after each pass, project every bond to its b0 (for "
                                                      "references simulated with bond constraints)")
+    relax_steps: int = Field(0, ge=0, description="steps of constrained steepest descent after the last "
+                                                   "sweep, CG beads held on their input (gdbm.physics.relax)")
     reach: float = Field(0.3, ge=0, description="nm an atom may lie from its bead: two items of a step run in "
                                                 "separate batches when their beads are closer than cutoff + reach")
 
@@ -65,12 +71,18 @@ class _Items:
 
 
 class Backmapper:
-    """Backmaps CG frames of one system with a trained generator."""
+    """Backmaps CG frames of one system with a trained generator.
+
+    ``hold``: the mapping whose bead centres the relaxation keeps on the CG input (default:
+    the system's own; give the one that made the CG frames when the reconstruction mapping
+    differs from it, as DBM's sPS map does).
+    """
 
     def __init__(self, system: MappedSystem, generator: Generator, spec: FeatureSpec, plan: SystemPlan,
                  environment: EnvironmentConfig | None = None, config: SamplerConfig | None = None,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", hold: SystemMapping | None = None):
         self.system, self.generator, self.spec = system, generator, spec
+        self.hold = hold or system.mapping
         self.environment = environment or EnvironmentConfig()
         self.config = config or SamplerConfig()
         self.device = torch.device(device)
@@ -84,11 +96,14 @@ class Backmapper:
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, topology: str | Path, mapping: str | Path,
                         config: SamplerConfig | None = None, *, cg_itp: str | Path | None = None,
-                        parameters: str | Path | None = None, device: str | torch.device = "cpu") -> "Backmapper":
+                        parameters: str | Path | None = None, device: str | torch.device = "cpu",
+                        hold: str | Path | None = None) -> "Backmapper":
         """A sampler for the system of ``topology`` + ``mapping`` with a trained model.
 
         ``checkpoint``: a ``gdbm fit`` checkpoint or a shipped model's name (``"sps-voxel"``); its
         experiment config supplies the reconstruction order and the environment cutoff.
+        ``hold``: a mapping file (may be partial) whose bead centres the relaxation keeps on the
+        CG input; default ``mapping``.
         """
         from gdbm.models import load_generator
         from gdbm.ordering import plan_system
@@ -96,8 +111,14 @@ class Backmapper:
 
         generator, spec, experiment = load_generator(checkpoint, str(device))
         system = load_mapped_system(topology, mapping, cg_itp, parameters=parameters, partial=False)
+        held = None
+        if hold is not None:
+            held = load_mapped_system(topology, hold, cg_itp, parameters=parameters, partial=True).mapping
+            if held.n_beads != system.mapping.n_beads:
+                raise InputError(f"the hold mapping has {held.n_beads} beads, the mapping {system.mapping.n_beads}",
+                                 hold)
         return cls(system, generator, spec, plan_system(system, experiment.ordering), experiment.environment,
-                   config, device=device)
+                   config, device=device, hold=held)
 
     # --- one group of items ---------------------------------------------------------------
     def _items(self, group: Tensor, n_frames: int) -> _Items:
@@ -201,7 +222,9 @@ class Backmapper:
         out = torch.empty(len(order), aa.n_atoms, 3)
         chunk = self.config.frames_per_chunk
         passes = ([] if init is not None else ["forward"]) + ["gibbs"] * self.config.n_gibbs
-        bar = tqdm(total=len(order) * len(passes) * len(self.groups), desc="backmap", unit="step",
+        relax_steps = self.config.relax_steps
+        energy = EnergyModel(aa) if relax_steps else None
+        bar = tqdm(total=len(order) * (len(passes) * len(self.groups) + relax_steps), desc="backmap", unit="step",
                    disable=not progress)
         for start in range(0, len(order), chunk):
             idx = order[start:start + chunk]
@@ -217,6 +240,10 @@ class Backmapper:
                     bar.update(len(idx))
                 if self.config.constrain_bonds:
                     atoms, _ = constrain_bonds(atoms, boxes, aa)
+            if energy is not None:
+                held = CentreConstraint(self.hold, beads.double(), aa.masses)
+                atoms = relax(atoms, boxes, energy, relax_steps, centres=held, bonds=self.config.constrain_bonds,
+                              on_step=lambda: bar.update(len(idx))).positions
             out[start:start + len(idx)] = atoms
         bar.close()
         return Frames(out, cg.boxes[order].float(), [f"{cg.labels[i]}" for i in order.tolist()],

@@ -244,7 +244,8 @@ def evaluate_terms(terms: Iterable[Term], positions: Tensor, boxes: Tensor | Non
 def energy_and_forces(model: EnergyModel, positions: Tensor, boxes: Tensor | None = None,
                       resolution: str = "frame") -> tuple[EnergyTerms, Tensor]:
     """Energies and forces ``-dE/dx`` (kJ/mol/nm, positions' shape and dtype) by autograd."""
-    x = positions.detach().requires_grad_(True)
-    energies = model(x, boxes, resolution)
-    (grad,) = torch.autograd.grad(energies.total.sum(), x)
+    with torch.enable_grad():  # forces also inside no_grad code (the sampler)
+        x = positions.detach().requires_grad_(True)
+        energies = model(x, boxes, resolution)
+        (grad,) = torch.autograd.grad(energies.total.sum(), x)
     return energies.detach(), -grad
