@@ -40,12 +40,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "centre held on its input (removes close contacts; default 0 = off)")
     p.add_argument("--hold-map", help="mapping (may be partial) that made the CG input, whose bead centres "
                                       "--relax holds (default --map)")
+    p.add_argument("--type-alias", help="YAML {atoms: {type: model type}, beads: {...}}: the model's names for "
+                                        "this system's types (a model trained on other molecules)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from gdbm.data.trajectory import check_particle_count, frame_range, read_frames, write_frames
+    from gdbm.data.features import TypeAliases
     from gdbm.sample import Backmapper, SamplerConfig
 
     output = Path(args.output)
@@ -60,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
                                                            seed=args.seed, precision=args.precision,
                                                            constrain_bonds=args.constrain_bonds,
                                                            relax_steps=args.relax),
-        cg_itp=args.cg_itp, parameters=args.parameters, device=args.device, hold=args.hold_map)
+        cg_itp=args.cg_itp, parameters=args.parameters, device=args.device, hold=args.hold_map,
+        aliases=TypeAliases.from_yaml(args.type_alias) if args.type_alias else None)
     system = sampler.system
     cg = read_frames(args.cg, args.cg_struct)
     check_particle_count(cg, system.mapping.n_beads, f"the mapping {args.map}", args.cg)

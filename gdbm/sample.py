@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from gdbm.conditioner import Generator
 from gdbm.data.environment import Environment, EnvironmentConfig, fixpoints, local_environments, random_z_rotations
-from gdbm.data.features import FeatureSpec, SystemFeatures
+from gdbm.data.features import FeatureSpec, SystemFeatures, TypeAliases
 from gdbm.data.prior import PriorIndex
 from gdbm.data.trajectory import Frames
 from gdbm.errors import InputError
@@ -75,12 +75,14 @@ class Backmapper:
 
     ``hold``: the mapping whose bead centres the relaxation keeps on the CG input (default:
     the system's own; give the one that made the CG frames when the reconstruction mapping
-    differs from it, as DBM's sPS map does).
+    differs from it, as DBM's sPS map does). ``aliases``: the model's names for this system's
+    atom and bead types, when it was trained on other ones.
     """
 
     def __init__(self, system: MappedSystem, generator: Generator, spec: FeatureSpec, plan: SystemPlan,
                  environment: EnvironmentConfig | None = None, config: SamplerConfig | None = None,
-                 device: str | torch.device = "cpu", hold: SystemMapping | None = None):
+                 device: str | torch.device = "cpu", hold: SystemMapping | None = None,
+                 aliases: TypeAliases | None = None):
         self.system, self.generator, self.spec = system, generator, spec
         self.hold = hold or system.mapping
         self.environment = environment or EnvironmentConfig()
@@ -89,7 +91,7 @@ class Backmapper:
         self.steps, _, position = plan.expand()
         # steps at the same position of their molecule's plan run together
         self.groups = [torch.nonzero(position == p).squeeze(1) for p in range(int(position.max()) + 1)]
-        self.features = SystemFeatures(system, spec)
+        self.features = SystemFeatures(system, spec, aliases)
         self.prior = PriorIndex(system.aa, self.steps.atoms)
         self.fixpoint = fixpoints(system.mapping)
 
@@ -97,7 +99,7 @@ class Backmapper:
     def from_checkpoint(cls, checkpoint: str | Path, topology: str | Path, mapping: str | Path,
                         config: SamplerConfig | None = None, *, cg_itp: str | Path | None = None,
                         parameters: str | Path | None = None, device: str | torch.device = "cpu",
-                        hold: str | Path | None = None) -> "Backmapper":
+                        hold: str | Path | None = None, aliases: TypeAliases | None = None) -> "Backmapper":
         """A sampler for the system of ``topology`` + ``mapping`` with a trained model.
 
         ``checkpoint``: a ``gdbm fit`` checkpoint or a shipped model's name (``"sps-voxel"``); its
@@ -118,7 +120,7 @@ class Backmapper:
                 raise InputError(f"the hold mapping has {held.n_beads} beads, the mapping {system.mapping.n_beads}",
                                  hold)
         return cls(system, generator, spec, plan_system(system, experiment.ordering), experiment.environment,
-                   config, device=device, hold=held)
+                   config, device=device, hold=held, aliases=aliases)
 
     # --- one group of items ---------------------------------------------------------------
     def _items(self, group: Tensor, n_frames: int) -> _Items:

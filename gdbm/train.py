@@ -20,7 +20,8 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from gdbm.conditioner import Critic, Generator, Particles
-from gdbm.data.samples import SequenceBatch, SequenceDataset, collate, particles_for_step, prior_energies
+from gdbm.data.features import FeatureSpec
+from gdbm.data.samples import SequenceBatch, SequenceDataset, TrainingSet, collate, particles_for_step, prior_energies
 from gdbm.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gdbm.training.config import ExperimentConfig
 from gdbm.training.log import CSVLog
@@ -276,16 +277,26 @@ class Trainer:
         return self.state
 
 
-def build_dataset(config: ExperimentConfig) -> SequenceDataset:
-    """The training samples named by the config's data, ordering and environment sections."""
+def build_dataset(config: ExperimentConfig) -> SequenceDataset | TrainingSet:
+    """The training samples named by the config's data, ordering and environment sections.
+
+    Several data sources give one :class:`TrainingSet` whose feature layout covers the atom
+    and bead types of all of them.
+    """
     from gdbm.data.trajectory import read_frames
     from gdbm.topology.system import load_mapped_system
 
-    d = config.data
-    system = load_mapped_system(d.topology, d.mapping, d.cg_itp, parameters=d.parameters)
-    frames = read_frames(d.aa, d.aa_structure)
-    beads = read_frames(d.cg, d.cg_structure) if d.cg else None
-    return SequenceDataset(frames, system, config.ordering, config.environment, beads=beads)
+    loaded = []
+    for d in config.sources:
+        system = load_mapped_system(d.topology, d.mapping, d.cg_itp, parameters=d.parameters)
+        beads = read_frames(d.cg, d.cg_structure) if d.cg else None
+        loaded.append((read_frames(d.aa, d.aa_structure), system, beads))
+    if len(loaded) == 1:
+        frames, system, beads = loaded[0]
+        return SequenceDataset(frames, system, config.ordering, config.environment, beads=beads)
+    spec = FeatureSpec.union([FeatureSpec.from_system(system, config.environment) for _, system, _ in loaded])
+    return TrainingSet([SequenceDataset(frames, system, config.ordering, config.environment, beads=beads, spec=spec)
+                        for frames, system, beads in loaded])
 
 
 def build_trainer(config: ExperimentConfig, out_dir: str | Path) -> Trainer:

@@ -51,7 +51,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     config = load_config(args.config)
-    d = config.data
+    d = config.sources[0]
     system = load_mapped_system(d.topology, d.mapping, d.cg_itp, parameters=d.parameters)
     aa_all, cg_all = read_frames(d.aa, d.aa_structure), read_frames(d.cg, d.cg_structure)
     index = list(range(len(aa_all) - args.frames, len(aa_all)))

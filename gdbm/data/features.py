@@ -13,7 +13,10 @@ types are the force-field types or the mapping's prior types (``EnvironmentConfi
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
 
 import torch
 from torch import Tensor
@@ -21,6 +24,7 @@ from torch.nn.functional import one_hot
 
 from gdbm.conditioner import Particles
 from gdbm.data.environment import Environment, EnvironmentConfig
+from gdbm.errors import InputError
 from gdbm.topology.paths import path_distance_pairs
 from gdbm.topology.system import MappedSystem
 from gdbm.topology.topology import Topology
@@ -44,6 +48,17 @@ class FeatureSpec:
         config = config or EnvironmentConfig()
         return cls(tuple(sorted(set(_atom_type_names(system, config.atom_types)))),
                    tuple(sorted(set(system.mapping.bead_types))), config.atom_types, config.split_channels)
+
+    @classmethod
+    def union(cls, specs: list["FeatureSpec"]) -> "FeatureSpec":
+        """One layout holding the types of every spec (same type source and channel split)."""
+        first = specs[0]
+        for spec in specs[1:]:
+            if (spec.atom_type_source, spec.split_channels) != (first.atom_type_source, first.split_channels):
+                raise ValueError("feature layouts with different type sources or channel splits cannot be merged")
+        return cls(tuple(sorted({t for s in specs for t in s.atom_types})),
+                   tuple(sorted({t for s in specs for t in s.bead_types})), first.atom_type_source,
+                   first.split_channels)
 
     @property
     def n_channels(self) -> int:
@@ -128,13 +143,46 @@ class InteractionChannels:
         return torch.where((a >= 0) & (b >= 0), out, -1)
 
 
+@dataclass(frozen=True)
+class TypeAliases:
+    """Names a model knows for the types of another system: ``{its type: the model's type}``.
+
+    For applying a model across force fields or CG models (chemical transfer, thesis Sec. 5.4):
+    an sPS ``C_AR`` is GAFF's ``ca``, its backbone bead ``A1r`` an alkane's ``B``. Types
+    without an alias keep their names.
+    """
+
+    atoms: dict[str, str] = field(default_factory=dict)
+    beads: dict[str, str] = field(default_factory=dict)
+
+    def atom_names(self, names: list[str]) -> list[str]:
+        return [self.atoms.get(n, n) for n in names]
+
+    def bead_names(self, names: list[str]) -> list[str]:
+        return [self.beads.get(n, n) for n in names]
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "TypeAliases":
+        """Read ``atoms: {name: name}`` and ``beads: {name: name}`` (either may be left out)."""
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(raw, dict) or set(raw) - {"atoms", "beads"}:
+            raise InputError("expected a mapping with 'atoms' and/or 'beads' sections", path)
+        for section in raw.values():
+            if not isinstance(section, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                        for k, v in section.items()):
+                raise InputError("each section maps type names to type names", path)
+        return cls(dict(raw.get("atoms", {})), dict(raw.get("beads", {})))
+
+
 class SystemFeatures:
     """A :class:`FeatureSpec` bound to one system: type codes of its atoms and beads, its channels."""
 
-    def __init__(self, system: MappedSystem, spec: FeatureSpec) -> None:
+    def __init__(self, system: MappedSystem, spec: FeatureSpec, aliases: TypeAliases | None = None) -> None:
         self.spec = spec
-        self.atom_type = _codes(_atom_type_names(system, spec.atom_type_source), spec.atom_types, "atom types")
-        self.bead_type = _codes(system.mapping.bead_types, spec.bead_types, "bead types")
+        aliases = aliases or TypeAliases()
+        self.atom_type = _codes(aliases.atom_names(_atom_type_names(system, spec.atom_type_source)), spec.atom_types,
+                                "atom types")
+        self.bead_type = _codes(aliases.bead_names(system.mapping.bead_types), spec.bead_types, "bead types")
         self.channels = InteractionChannels(system.aa)
 
     def type_code(self, atom: Tensor, bead: Tensor) -> Tensor:
@@ -154,5 +202,6 @@ def _codes(names: list[str], vocab: tuple[str, ...], what: str) -> Tensor:
     index = {v: k for k, v in enumerate(vocab)}
     missing = sorted(set(names) - set(index))
     if missing:
-        raise ValueError(f"{what} {missing} are not in the model's vocabulary {list(vocab)}")
+        raise InputError(f"{what} {missing} are not in the model's vocabulary {list(vocab)}; a model trained on "
+                         "other molecules needs them named (gdbm backmap --type-alias)")
     return torch.tensor([index[n] for n in names], dtype=torch.long)

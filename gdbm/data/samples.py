@@ -29,7 +29,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from gdbm.conditioner import Particles
 from gdbm.data.environment import EnvironmentConfig, find_neighbours, fixpoints, local_frames, random_z_rotations
@@ -282,3 +282,16 @@ class SequenceDataset(Dataset):
             context_channel=channels(seq.unsqueeze(1), atom.unsqueeze(0)).to(torch.int8),  # [L, P]
             sequence_channel=sequence_channel, prior=self.prior.terms_for(s, atom, seq),
         )
+
+
+class TrainingSet(ConcatDataset):
+    """The samples of several systems (one :class:`SequenceDataset` each) with one feature layout."""
+
+    def __init__(self, parts: list[SequenceDataset]) -> None:
+        if not parts:
+            raise ValueError("a training set needs at least one dataset")
+        for part in parts[1:]:
+            parts[0].spec.check_compatible(part.spec)
+        super().__init__(parts)
+        self.parts = parts
+        self.spec = parts[0].spec

@@ -84,16 +84,24 @@ class PriorConfig(_Strict):
 
 
 class ExperimentConfig(_Strict):
-    data: DataConfig
+    data: DataConfig | list[DataConfig] = Field(description="one system's training frames, or a list of "
+                                                             "systems trained on together")
     ordering: OrderingConfig = OrderingConfig()
     environment: EnvironmentConfig = EnvironmentConfig()
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     prior: PriorConfig = PriorConfig()
 
+    @property
+    def sources(self) -> list[DataConfig]:
+        """The training systems, one or several."""
+        return self.data if isinstance(self.data, list) else [self.data]
+
 
 def _resolve(data: dict, base: Path) -> dict:
     """Data paths relative to the config file's folder."""
+    if not isinstance(data, dict):
+        raise InputError(f"each data source must be a mapping of paths, got {type(data).__name__}")
     out = dict(data)
     for key, value in data.items():
         if isinstance(value, str) and key in DataConfig.model_fields:
@@ -114,7 +122,8 @@ def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentCo
         raise InputError(f"not valid YAML: {err}", path, None if line is None else line + 1) from err
     if not isinstance(raw, dict) or "data" not in raw:
         raise InputError("expected a mapping with at least a 'data' section", path)
-    raw["data"] = _resolve(raw["data"], path.parent)
+    data = raw["data"]
+    raw["data"] = [_resolve(d, path.parent) for d in data] if isinstance(data, list) else _resolve(data, path.parent)
     for section, values in (overrides or {}).items():
         raw[section] = {**raw.get(section, {}), **values}
     try:
