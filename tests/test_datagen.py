@@ -20,6 +20,7 @@ from gdbm.cli import main
 from gdbm.datagen.mapping import FragmentRule, fragment_mapping, load_rules
 from gdbm.datagen.molecules import embed, parse_smiles, species_from_smiles
 from gdbm.datagen.polymer import TACTICITIES, build_chain, repeat_unit, stereo_sequence
+from gdbm.demo import example_folder
 from gdbm.errors import InputError
 from gdbm.topology.mapfiles import load_mapping, write_yaml
 
@@ -334,74 +335,31 @@ def test_record_and_summary(toluene: Run):
 
 @needs_tools
 def test_energies_match_openmm_per_term(toluene: Run):
-    """gdbm's EnergyModel against OpenMM reading topol.top itself (GromacsTopFile), on a written frame.
+    """gdbm's EnergyModel against OpenMM reading the written topol.top itself, on a written frame."""
+    _check_against_openmm(toluene.out, frame=1)
 
-    Like with like: OpenMM simulated with PME, which gdbm does not have, so both use a
-    periodic reaction field (eps_rf 78.5) at 0.7 nm, no dispersion correction; every
-    force periodic. OpenMM puts propers and impropers in one PeriodicTorsionForce, so
-    they are compared summed; LJ and Coulomb come from two contexts (charges off /
-    epsilons off).
-    """
-    import openmm as mm
-    import openmm.app as app
-    import openmm.unit as unit
 
+def test_shipped_example_energies_match_openmm_per_term():
+    """The same on the shipped cumene set (GAFF2, AM1-BCC charges): its first, middle and last frames."""
+    folder = example_folder("cumene")
+    for frame in (0, 20, 39):
+        _check_against_openmm(folder, frame)
+
+
+def _check_against_openmm(folder: Path, frame: int) -> None:
     from gdbm.data import read_frames
-    from gdbm.physics import EnergyModel, energy_and_forces
-    from gdbm.topology import read_topology
+    from gdbm.physics.openmm_reference import per_term_energies
 
-    cutoff, eps_rf = 0.7, 78.5
-    frames = read_frames(toluene.out / "aa.xtc", toluene.out / "aa.gro")
-    x, box = frames.positions[1].double(), frames.boxes[1].double()
-
-    def openmm_terms(keep: str) -> tuple[dict[str, float], np.ndarray]:
-        top = app.GromacsTopFile(str(toluene.out / "topol.top"),
-                                 periodicBoxVectors=[mm.Vec3(*r) for r in box.tolist()] * unit.nanometer)
-        system = top.createSystem(nonbondedMethod=app.CutoffPeriodic, nonbondedCutoff=cutoff * unit.nanometer)
-        names = {}
-        for g, force in enumerate(system.getForces()):
-            force.setForceGroup(g)
-            names[g] = type(force).__name__
-            if isinstance(force, mm.NonbondedForce):
-                force.setUseDispersionCorrection(False)
-                force.setReactionFieldDielectric(eps_rf)
-                force.setExceptionsUsePeriodicBoundaryConditions(True)
-                for i in range(force.getNumParticles()):
-                    q, sigma, epsilon = force.getParticleParameters(i)
-                    force.setParticleParameters(i, q if keep != "lj" else 0.0, sigma,
-                                                epsilon if keep != "coulomb" else 0.0)
-                for k in range(force.getNumExceptions()):
-                    i, j, qq, sigma, epsilon = force.getExceptionParameters(k)
-                    force.setExceptionParameters(k, i, j, qq if keep != "lj" else 0.0, sigma,
-                                                 epsilon if keep != "coulomb" else 0.0)
-            elif hasattr(force, "setUsesPeriodicBoundaryConditions"):
-                force.setUsesPeriodicBoundaryConditions(True)
-        context = mm.Context(system, mm.VerletIntegrator(0.001), mm.Platform.getPlatformByName("Reference"))
-        context.setPositions(x.numpy())
-        kj = unit.kilojoule_per_mole
-        energies = {names[g]: context.getState(getEnergy=True, groups={g}).getPotentialEnergy().value_in_unit(kj)
-                    for g in names}
-        forces = context.getState(getForces=True).getForces(asNumpy=True).value_in_unit(kj / unit.nanometer)
-        return energies, forces
-
-    lj_only, _ = openmm_terms("lj")
-    coulomb_only, _ = openmm_terms("coulomb")
-    _, all_forces = openmm_terms("all")
-    theirs = {"bond": lj_only["HarmonicBondForce"], "angle": lj_only["HarmonicAngleForce"],
-              "dihedral": lj_only["PeriodicTorsionForce"], "lj": lj_only["NonbondedForce"],
-              "coulomb": coulomb_only["NonbondedForce"]}
-    model = EnergyModel(read_topology(toluene.out / "topol.top"), cutoff=cutoff, coulomb="reaction_field",
-                        epsilon_rf=eps_rf)
-    energies, forces = energy_and_forces(model, x, box)
-    ours = {"bond": float(energies.bond), "angle": float(energies.angle),
-            "dihedral": float(energies.proper + energies.improper), "lj": float(energies.lj),
-            "coulomb": float(energies.coulomb)}
+    frames = read_frames(folder / "aa.xtc", folder / "aa.gro")
+    # float64 from the float32 file coordinates: both sides see the same positions
+    ours, theirs, force_deviation = per_term_energies(folder / "topol.top", frames.positions[frame].double().numpy(),
+                                                      frames.boxes[frame].double().numpy())
     deviation = {k: abs(ours[k] - theirs[k]) / abs(theirs[k]) for k in theirs}
-    print("gdbm vs OpenMM, relative deviation per term:", {k: f"{v:.1e}" for k, v in deviation.items()},
-          "values:", {k: round(v, 4) for k, v in theirs.items()})
-    assert float(energies.improper) != 0.0 and all(abs(v) > 1.0 for v in theirs.values())
+    print(f"{folder.name} frame {frame}: gdbm vs OpenMM, relative deviation per term:",
+          {k: f"{v:.1e}" for k, v in deviation.items()}, "values:", {k: round(v, 4) for k, v in theirs.items()})
+    assert all(abs(v) > 1.0 for v in theirs.values())  # every term is there to compare
     assert all(v < 1e-6 for v in deviation.values()), deviation
-    assert np.linalg.norm(forces.numpy() - all_forces) / np.linalg.norm(all_forces) < 1e-6
+    assert force_deviation < 1e-6
 
 
 @needs_tools
