@@ -51,3 +51,27 @@ def test_relaxation_lowers_the_energy_keeping_beads_and_bonds(sps: Path):
     pairs, b0 = bond_constraints(system.aa)
     lengths = minimum_image(result.positions[:, pairs[:, 1]] - result.positions[:, pairs[:, 0]], boxes).norm(dim=-1)
     assert float((lengths - b0).abs().max()) < 1e-3
+
+
+def test_cli_relaxes_a_trajectory_against_its_cg_frames(sps: Path, tmp_path: Path, capsys):
+    from gdbm.cli import main
+    from gdbm.data import write_frames
+    from gdbm.data.trajectory import Frames
+
+    train = sps / "train_t568"
+    frame = read_frames(train / "aa" / "90.gro")
+    noisy = frame.positions + 0.02 * torch.randn(frame.positions.shape, generator=torch.Generator().manual_seed(3))
+    write_frames(tmp_path / "noisy.gro", Frames(noisy, frame.boxes, frame.labels, frame.names, frame.resnames,
+                                                frame.resids))
+    args = ["relax", "--top", str(sps / "topol.top"), "--aa", str(tmp_path / "noisy.gro"),
+            "--map", str(sps / "PS1_cg_fritz.map"), "--cg", str(train / "cg" / "90.gro"), "--steps", "3",
+            "-o", str(tmp_path / "relaxed.gro")]
+    assert main(args) == 0
+    assert "frame 0:" in capsys.readouterr().out
+    system = load_mapped_system(sps / "topol.top", sps / "PS1_cg_fritz.map", partial=True)
+    relaxed = read_frames(tmp_path / "relaxed.gro")
+    beads = system.mapping.map_positions(relaxed.positions.double(), relaxed.boxes.double())
+    cg = read_frames(train / "cg" / "90.gro")
+    assert float(minimum_image(beads - cg.positions.double(), cg.boxes.double()).norm(dim=-1).max()) < 2e-3  # .gro
+    assert main(args) == 2  # no overwrite without --force
+    assert main([*args[:-2], "--cg", str(sps / "test_t568" / "cg.xtc"), "-o", str(tmp_path / "x.gro")]) == 2
