@@ -256,8 +256,7 @@ def equilibrate(simulation, settings: MDSettings, store: Path, pressure: float,
     limit = math.ceil(settings.max_equilibration / settings.sample_interval)
     verdict = detect({"density": np.asarray(series.density), "potential": np.asarray(series.potential)},
                      settings.min_uncorrelated)
-    bar = tqdm(total=limit, initial=min(len(series), limit), unit="sample", desc=f"NPT {stage} ({pressure:g} bar)",
-               disable=None)
+    bar = tqdm(total=limit, initial=min(len(series), limit), unit="sample", desc=f"NPT {stage} ({pressure:g} bar)")
     try:
         while not verdict.stationary and len(series) < limit:
             _reseed(simulation, settings, STAGES[stage], len(series))
@@ -304,7 +303,7 @@ def produce(simulation, settings: MDSettings, n_frames: int, spacing: int, store
     if store.exists():
         series, stored = _load(store, simulation)
         positions, boxes = list(stored["positions"]), list(stored["boxes"])
-    with tqdm(total=n_frames, initial=len(positions), unit="frame", desc="production", disable=None) as bar:
+    with tqdm(total=n_frames, initial=len(positions), unit="frame", desc="production") as bar:
         while len(positions) < n_frames:
             _reseed(simulation, settings, STAGES["produce"], len(positions))
             _step(simulation, spacing)
