@@ -291,12 +291,10 @@ def build_dataset(config: ExperimentConfig) -> SequenceDataset | TrainingSet:
         system = load_mapped_system(d.topology, d.mapping, d.cg_itp, parameters=d.parameters)
         beads = read_frames(d.cg, d.cg_structure) if d.cg else None
         loaded.append((read_frames(d.aa, d.aa_structure), system, beads))
-    if len(loaded) == 1:
-        frames, system, beads = loaded[0]
-        return SequenceDataset(frames, system, config.ordering, config.environment, beads=beads)
     spec = FeatureSpec.union([FeatureSpec.from_system(system, config.environment) for _, system, _ in loaded])
-    return TrainingSet([SequenceDataset(frames, system, config.ordering, config.environment, beads=beads, spec=spec)
-                        for frames, system, beads in loaded])
+    parts = [SequenceDataset(frames, system, config.ordering, config.environment, beads=beads, spec=spec)
+             for frames, system, beads in loaded]
+    return parts[0] if len(parts) == 1 else TrainingSet(parts)
 
 
 def build_trainer(config: ExperimentConfig, out_dir: str | Path) -> Trainer:

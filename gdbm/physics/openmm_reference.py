@@ -17,8 +17,12 @@ import openmm.app as app
 import openmm.unit as unit
 
 
-def gromacs_reference_system(top: str | Path, box_vectors: list[mm.Vec3], cutoff: float = 1.0) -> mm.System:
-    """``GromacsTopFile(top).createSystem`` with a plain periodic cutoff, charges off, all forces periodic."""
+def gromacs_reference_system(top: str | Path, box_vectors: list[mm.Vec3], cutoff: float = 1.0, *,
+                             charges: bool = False, lennard_jones: bool = True,
+                             epsilon_rf: float | None = None) -> mm.System:
+    """``GromacsTopFile(top).createSystem`` with a plain periodic cutoff, no dispersion correction,
+    all forces periodic; charges off unless ``charges``, LJ off unless ``lennard_jones``;
+    ``epsilon_rf`` sets the reaction-field dielectric of the cutoff Coulomb."""
     top = Path(top)
     omm = app.GromacsTopFile(str(top), periodicBoxVectors=box_vectors * unit.nanometer, includeDir=str(top.parent))
     system = omm.createSystem(nonbondedMethod=app.CutoffPeriodic, nonbondedCutoff=cutoff * unit.nanometer)
@@ -26,12 +30,14 @@ def gromacs_reference_system(top: str | Path, box_vectors: list[mm.Vec3], cutoff
         if isinstance(force, mm.NonbondedForce):
             force.setUseDispersionCorrection(False)
             force.setExceptionsUsePeriodicBoundaryConditions(True)
+            if epsilon_rf is not None:
+                force.setReactionFieldDielectric(epsilon_rf)
             for i in range(force.getNumParticles()):
-                _, sigma, eps = force.getParticleParameters(i)
-                force.setParticleParameters(i, 0.0, sigma, eps)
+                q, sigma, eps = force.getParticleParameters(i)
+                force.setParticleParameters(i, q if charges else 0.0, sigma, eps if lennard_jones else 0.0)
             for k in range(force.getNumExceptions()):
-                i, j, _, sigma, eps = force.getExceptionParameters(k)
-                force.setExceptionParameters(k, i, j, 0.0, sigma, eps)
+                i, j, qq, sigma, eps = force.getExceptionParameters(k)
+                force.setExceptionParameters(k, i, j, qq if charges else 0.0, sigma, eps if lennard_jones else 0.0)
         elif hasattr(force, "setUsesPeriodicBoundaryConditions"):
             force.setUsesPeriodicBoundaryConditions(True)
     return system
@@ -58,26 +64,13 @@ def per_term_energies(top: str | Path, positions: np.ndarray, box: np.ndarray, c
     top = Path(top)
 
     def openmm_terms(keep: str) -> tuple[dict[str, float], np.ndarray]:
-        omm = app.GromacsTopFile(str(top), periodicBoxVectors=[mm.Vec3(*r) for r in box.tolist()] * unit.nanometer,
-                                 includeDir=str(top.parent))
-        system = omm.createSystem(nonbondedMethod=app.CutoffPeriodic, nonbondedCutoff=cutoff * unit.nanometer)
+        system = gromacs_reference_system(top, [mm.Vec3(*r) for r in box.tolist()], cutoff,
+                                          charges=keep != "lj", lennard_jones=keep != "coulomb",
+                                          epsilon_rf=epsilon_rf)
         names = {}
         for group, force in enumerate(system.getForces()):
             force.setForceGroup(group)
             names[group] = type(force).__name__
-            if isinstance(force, mm.NonbondedForce):
-                force.setUseDispersionCorrection(False)
-                force.setReactionFieldDielectric(epsilon_rf)
-                force.setExceptionsUsePeriodicBoundaryConditions(True)
-                for i in range(force.getNumParticles()):
-                    q, sigma, eps = force.getParticleParameters(i)
-                    force.setParticleParameters(i, q if keep != "lj" else 0.0, sigma, eps if keep != "coulomb" else 0.0)
-                for k in range(force.getNumExceptions()):
-                    i, j, qq, sigma, eps = force.getExceptionParameters(k)
-                    force.setExceptionParameters(k, i, j, qq if keep != "lj" else 0.0, sigma,
-                                                 eps if keep != "coulomb" else 0.0)
-            elif hasattr(force, "setUsesPeriodicBoundaryConditions"):
-                force.setUsesPeriodicBoundaryConditions(True)
         context = mm.Context(system, mm.VerletIntegrator(0.001), mm.Platform.getPlatformByName("Reference"))
         context.setPositions(positions)
         kj = unit.kilojoule_per_mole

@@ -46,19 +46,24 @@ class CentreConstraint:
     targets: Tensor
     masses: Tensor
 
+    def __post_init__(self) -> None:
+        # the per-member share of its bead's residual and the per-atom bead count (float64), once:
+        # the projection runs after every relaxation step
+        atom, bead = self.mapping.membership.T  # [M]
+        coef = self.mapping.coef.to(torch.float64)  # [M]
+        inverse_mass = 1.0 / self.masses.to(torch.float64)[atom]  # [M]
+        norm = torch.zeros(self.mapping.n_beads, dtype=torch.float64).index_add_(0, bead, coef**2 * inverse_mass)
+        self._share = (coef * inverse_mass / norm[bead]).view(1, -1, 1)  # [1, M, 1]
+        self._count = torch.bincount(atom, minlength=len(self.masses)).clamp_min(1).to(torch.float64).view(1, -1, 1)
+
     def project(self, positions: Tensor, boxes: Tensor, iterations: int = 20, tolerance: float = 1e-5) -> Tensor:
         """Positions ``[F, n, 3]`` moved (mass-weighted, least change) so every centre sits on its target.
 
         Atoms shared by several beads get the mean of their beads' corrections; a few Jacobi
         iterations then converge (one is exact when no atom is shared).
         """
-        masses = self.masses.to(positions)
         atom, bead = self.mapping.membership.T  # [M]
-        coef = self.mapping.coef.to(positions)  # [M]
-        inverse_mass = 1.0 / masses[atom]  # [M]
-        norm = torch.zeros(self.mapping.n_beads, dtype=positions.dtype).index_add_(0, bead, coef**2 * inverse_mass)
-        share = (coef * inverse_mass / norm[bead]).view(1, -1, 1)  # [1, M, 1]
-        count = torch.bincount(atom, minlength=positions.shape[1]).clamp_min(1).to(positions).view(1, -1, 1)
+        share, count = self._share.to(positions), self._count.to(positions)
         x = positions.clone()
         for _ in range(iterations):
             residual = minimum_image(self.targets.to(x) - self.mapping.map_positions(x, boxes), boxes.to(x))
