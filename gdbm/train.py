@@ -10,6 +10,7 @@ The trainer sees the networks only through :mod:`gdbm.conditioner`.
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from tqdm import tqdm
 
 from gdbm.conditioner import Critic, Generator, Particles
 from gdbm.data.features import FeatureSpec
+from gdbm.distributed import Distributed
+from gdbm.errors import InputError
 from gdbm.data.samples import SequenceBatch, SequenceDataset, TrainingSet, collate, particles_for_step, prior_energies
 from gdbm.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gdbm.training.config import ExperimentConfig
@@ -133,6 +136,14 @@ def _with_prior(loss: Tensor, batch: SequenceBatch, fake: Tensor, prior: EnergyP
     return loss, stats
 
 
+def shard_draw(n_items: int, count: int, distributed: Distributed, rng: torch.Generator) -> Tensor:
+    """``count`` random indices (with replacement) from this rank's shard: every ``world_size``-th of
+    ``n_items``, starting at its rank. With one process, ``torch.randint(n_items, (count,))``."""
+    d = distributed
+    shard = len(range(d.rank, n_items, d.world_size))
+    return d.rank + d.world_size * torch.randint(shard, (count,), generator=rng)
+
+
 @dataclass
 class TrainState:
     generator: nn.Module
@@ -144,19 +155,42 @@ class TrainState:
 
 
 class Trainer:
-    """Runs ``config.training.steps`` generator updates with checkpoints and a CSV log in ``out_dir``."""
+    """Runs ``config.training.steps`` generator updates with checkpoints and a CSV log in ``out_dir``.
+
+    Under ``torchrun`` (``distributed`` with several ranks) the networks are wrapped in
+    DistributedDataParallel: every rank draws ``batch_size / world_size`` sequences from its own
+    shard of the dataset, gradients are averaged over the ranks, so an update is the update of
+    one process on the union of the ranks' batches. Rank 0 alone logs and writes checkpoints.
+    """
 
     def __init__(self, config: ExperimentConfig, dataset: SequenceDataset, generator: nn.Module, critic: nn.Module,
-                 out_dir: str | Path):
+                 out_dir: str | Path, distributed: Distributed = Distributed()):
         t = config.training
+        if t.batch_size % distributed.world_size:
+            raise InputError(f"training.batch_size {t.batch_size} is not divisible by the "
+                             f"{distributed.world_size} processes")
         self.config, self.dataset, self.out_dir = config, dataset, Path(out_dir)
-        self.device = torch.device(t.device)
+        self.distributed = distributed
+        self.device = distributed.device(t.device)
         self.prior = EnergyPrior(config.prior)
         self.state = TrainState(
             generator.to(self.device), critic.to(self.device),
             torch.optim.Adam(generator.parameters(), lr=t.lr_generator, betas=t.betas),
             torch.optim.Adam(critic.parameters(), lr=t.lr_critic, betas=t.betas))
-        self.log = CSVLog(self.out_dir / "log.csv")
+        # the modules the losses call: the DDP wrappers average gradients (and copy rank 0's initial
+        # weights). Buffers are constants (grids), never re-broadcast: a forward pass runs once per
+        # sequence step, and the ranks' batches have sequences of different lengths.
+        self._generator, self._critic = self.state.generator, self.state.critic
+        if distributed.enabled:
+            self._generator = distributed.wrap(self.state.generator, self.device)
+            self._critic = distributed.wrap(self.state.critic, self.device)
+        self.log = CSVLog(self.out_dir / "log.csv") if distributed.is_main else None
+
+    def release(self) -> None:
+        """Drop the DDP wrappers: they must be gone before the process group is destroyed
+        (:meth:`gdbm.distributed.Distributed.close`), or a rank can hang on exit."""
+        self._generator, self._critic = self.state.generator, self.state.critic
+        gc.collect()
 
     # --- checkpoints ------------------------------------------------------------------------
     def checkpoint_payload(self) -> dict:
@@ -168,7 +202,9 @@ class Trainer:
                 "features": self.dataset.spec.to_dict()}
 
     def save(self) -> Path:
-        """The run's checkpoint, plus a kept copy ``checkpoint_<step>.pt`` on ``keep_every`` steps."""
+        """The run's checkpoint, plus a kept copy ``checkpoint_<step>.pt`` on ``keep_every`` steps (rank 0 only)."""
+        if not self.distributed.is_main:
+            return self.out_dir / CHECKPOINT
         payload, keep = self.checkpoint_payload(), self.config.training.keep_every
         if keep and self.state.step % keep == 0:
             save_checkpoint(self.out_dir / f"checkpoint_{self.state.step}.pt", payload)
@@ -192,12 +228,15 @@ class Trainer:
     # --- the loop -----------------------------------------------------------------------------
     def _rng(self, step: int, draw: int) -> torch.Generator:
         """The random stream of one draw of one step: batches, turns, noise and penalty mixing
-        are a pure function of (seed, step, draw), so a resumed run repeats a run without stop."""
+        are a pure function of (seed, step, draw, rank), so a resumed run repeats a run without stop."""
         t = self.config.training
-        return torch.Generator().manual_seed(t.seed * 1_000_003 + step * (t.n_critic + 1) + draw)
+        seed = t.seed * 1_000_003 + step * (t.n_critic + 1) + draw + self.distributed.rank * 10**12
+        return torch.Generator().manual_seed(seed)
 
     def _batch(self, rng: torch.Generator) -> SequenceBatch:
-        index = torch.randint(len(self.dataset), (self.config.training.batch_size,), generator=rng)
+        """``batch_size / world_size`` sequences from this rank's shard."""
+        d = self.distributed
+        index = shard_draw(len(self.dataset), self.config.training.batch_size // d.world_size, d, rng)
         return collate([self.dataset[int(i)] for i in index], rng).to(self.device)
 
     def _noise(self, batch: SequenceBatch, rng: torch.Generator) -> Tensor:
@@ -209,7 +248,7 @@ class Trainer:
         s, t = self.state, self.config.training
         rng = self._rng(s.step, t.n_critic)
         batch = self._batch(rng)
-        loss, stats = supervised_loss(s.generator, batch, self._noise(batch, rng), self.prior,
+        loss, stats = supervised_loss(self._generator, batch, self._noise(batch, rng), self.prior,
                                       self.prior.weight(s.step))
         for group in s.opt_generator.param_groups:
             group["lr"] = t.pretrain_lr
@@ -233,7 +272,7 @@ class Trainer:
             batch = self._batch(rng)
             with torch.no_grad():
                 fake = generate_sequence(s.generator, batch, self._noise(batch, rng))
-            loss, stats = critic_loss(s.critic, batch, fake, t.gp_weight, rng, t.gp_fraction)
+            loss, stats = critic_loss(self._critic, batch, fake, t.gp_weight, rng, t.gp_fraction)
             s.opt_critic.zero_grad(set_to_none=True)
             loss.backward()
             s.opt_critic.step()
@@ -241,7 +280,7 @@ class Trainer:
         batch = self._batch(rng)
         for p in s.critic.parameters():
             p.requires_grad_(False)
-        loss, g_stats = generator_loss(s.generator, s.critic, batch, self._noise(batch, rng), self.prior,
+        loss, g_stats = generator_loss(self._generator, s.critic, batch, self._noise(batch, rng), self.prior,
                                        self.prior.weight(s.step))
         s.opt_generator.zero_grad(set_to_none=True)
         loss.backward()
@@ -257,10 +296,11 @@ class Trainer:
         target = steps or t.steps
         if t.threads:
             torch.set_num_threads(t.threads)
-        bar = tqdm(total=target, initial=self.state.step, desc="fit", unit="step", disable=not progress)
+        main = self.distributed.is_main
+        bar = tqdm(total=target, initial=self.state.step, desc="fit", unit="step", disable=not (progress and main))
         while self.state.step < target:
             start = time.perf_counter()
-            stats = self.train_step()
+            stats = self.distributed.mean(self.train_step())  # the numbers of the whole (all-rank) batch
             self.state.seconds += time.perf_counter() - start
             bar.update(1)
             bar.set_postfix({k: f"{stats[k]:.3g}" for k in ("wasserstein", "supervised_mse", "generator_loss")
@@ -268,12 +308,13 @@ class Trainer:
             if not all(math.isfinite(v) for v in stats.values()):
                 raise FloatingPointError(f"non-finite training numbers at step {self.state.step}: {stats}; "
                                          f"the last checkpoint in {self.out_dir} is intact")
-            if self.state.step % t.log_every == 0 or self.state.step == target:
+            if self.log is not None and (self.state.step % t.log_every == 0 or self.state.step == target):
                 self.log.write({"step": self.state.step, "seconds": round(self.state.seconds, 3), **stats})
             if (self.state.step % t.checkpoint_every == 0 or self.state.step == target
                     or (t.keep_every and self.state.step % t.keep_every == 0)):
                 self.save()
         bar.close()
+        self.distributed.barrier()  # no rank leaves before rank 0 has written the last checkpoint
         return self.state
 
 
@@ -297,11 +338,11 @@ def build_dataset(config: ExperimentConfig) -> SequenceDataset | TrainingSet:
     return parts[0] if len(parts) == 1 else TrainingSet(parts)
 
 
-def build_trainer(config: ExperimentConfig, out_dir: str | Path) -> Trainer:
+def build_trainer(config: ExperimentConfig, out_dir: str | Path, distributed: Distributed = Distributed()) -> Trainer:
     """Dataset, networks and optimisers of an experiment, seeded from the config."""
     from gdbm.models import build_conditioner
 
     dataset = build_dataset(config)
     torch.manual_seed(config.training.seed)
     generator, critic = build_conditioner(config.model, dataset.spec)
-    return Trainer(config, dataset, generator, critic, out_dir)
+    return Trainer(config, dataset, generator, critic, out_dir, distributed)
