@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from gdbm.errors import InputError
 
@@ -13,7 +12,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("backmap", help="backmap CG frames with a trained model",
                               description="Generate AA frames for CG frames: a forward pass along the "
                                           "reconstruction plan, then Gibbs sweeps, keeping per bead the "
-                                          "lowest-energy of several candidates.")
+                                          "lowest-energy of several candidates. Finished frames are kept in "
+                                          "OUTPUT.parts/ until the output is written: a rerun continues an "
+                                          "interrupted job. Frames are shared by --workers N processes, or "
+                                          "by the processes of torchrun --nproc-per-node N -m gdbm backmap.")
     p.add_argument("--checkpoint", required=True,
                    help="a gdbm fit checkpoint (checkpoint.pt) or a shipped model's name, e.g. sps-voxel")
     p.add_argument("--top", required=True, help="AA topology with force-field parameters")
@@ -42,39 +44,42 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                       "--relax holds (default --map)")
     p.add_argument("--type-alias", help="YAML {atoms: {type: model type}, beads: {...}}: the model's names for "
                                         "this system's types (a model trained on other molecules)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes sharing the frames (default 1; each gets --threads / N threads)")
+    p.add_argument("--max-batch", type=int, default=4096,
+                   help="environments (beads x candidates) per network call; bounds memory (default 4096)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file and start over")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from gdbm.data.trajectory import check_particle_count, frame_range, read_frames, write_frames
-    from gdbm.data.features import TypeAliases
-    from gdbm.sample import Backmapper, SamplerConfig
+    import sys
 
-    output = Path(args.output)
-    if output.exists() and not args.force:
-        raise InputError("exists; pass --force to overwrite", output)
+    from gdbm.backmap_jobs import BackmapJob, backmap_trajectory
+    from gdbm.distributed import from_environment
+    from gdbm.sample import SamplerConfig
+
     if args.samples < 1:
         raise InputError("--samples must be >= 1")
     if args.relax < 0:
         raise InputError("--relax must be >= 0")
-    sampler = Backmapper.from_checkpoint(
-        args.checkpoint, args.top, args.map, SamplerConfig(n_gibbs=args.gibbs, candidates=args.candidates,
-                                                           seed=args.seed, precision=args.precision,
-                                                           constrain_bonds=args.constrain_bonds,
-                                                           relax_steps=args.relax),
-        cg_itp=args.cg_itp, parameters=args.parameters, device=args.device, hold=args.hold_map,
-        aliases=TypeAliases.from_yaml(args.type_alias) if args.type_alias else None)
-    system = sampler.system
-    cg = read_frames(args.cg, args.cg_struct)
-    check_particle_count(cg, system.mapping.n_beads, f"the mapping {args.map}", args.cg)
-    window = frame_range(args.frames, len(cg)) if args.frames else slice(None)
-    cg = cg.subset(window)
-    init = read_frames(args.init, args.init_struct) if args.init else None
-    if init is not None:
-        check_particle_count(init, system.aa.n_atoms, f"the topology {args.top}", args.init)
-        init = init.subset(window)
-    frames = sampler.backmap(cg, samples=args.samples, init=init)
-    write_frames(output, frames, force=args.force)
-    print(f"wrote {len(frames)} frames to {output}")
+    if args.max_batch < 1:
+        raise InputError("--max-batch must be >= 1")
+    config = SamplerConfig(n_gibbs=args.gibbs, candidates=args.candidates, seed=args.seed, precision=args.precision,
+                           constrain_bonds=args.constrain_bonds, relax_steps=args.relax, max_batch=args.max_batch)
+    job = BackmapJob(args.checkpoint, args.top, args.map, args.cg, config, cg_struct=args.cg_struct,
+                     frames=args.frames, init=args.init, init_struct=args.init_struct, samples=args.samples,
+                     cg_itp=args.cg_itp, parameters=args.parameters, hold=args.hold_map, type_alias=args.type_alias,
+                     device=args.device)
+    report = backmap_trajectory(job, args.output, workers=args.workers, distributed=from_environment(join=False),
+                                force=args.force)
+    if report is None:  # not the main process of a torchrun job
+        return 0
+    print(f"wrote {report.frames_written} frames to {report.output} in {report.seconds:.1f} s")
+    if report.failed:
+        for frame, error in report.failed.items():
+            print(f"gdbm backmap: frame {frame} failed: {error}", file=sys.stderr)
+        print(f"gdbm backmap: {len(report.failed)} frames failed and are missing from {report.output}; "
+              f"rerun the same command to retry them", file=sys.stderr)
+        return 1
     return 0

@@ -78,13 +78,14 @@ def in_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def from_environment(device: str = "cpu") -> Distributed:
-    """Join the process group that ``torchrun`` set up (gloo for CPU, nccl for CUDA); one process otherwise."""
+def from_environment(device: str = "cpu", join: bool = True) -> Distributed:
+    """This process's rank under ``torchrun`` (one process otherwise); with ``join``, also join the
+    process group (gloo for CPU, nccl for CUDA): needed for collectives, not for sharing out files."""
     if not in_torchrun():
         return Distributed()
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    if not dist.is_initialized():
+    if join and not dist.is_initialized():
         cuda = torch.device(device).type == "cuda"
         if cuda:
             torch.cuda.set_device(local)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Literal
+from typing import Iterator, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -57,6 +57,8 @@ class SamplerConfig(BaseModel):
                                                    "sweep, CG beads held on their input (gdbm.physics.relax)")
     reach: float = Field(0.3, ge=0, description="nm an atom may lie from its bead: two items of a step run in "
                                                 "separate batches when their beads are closer than cutoff + reach")
+    max_batch: int = Field(4096, ge=1, description="environments (items x candidates) per network call: bounds "
+                                                    "the memory of large boxes and many candidates")
 
 
 @dataclass
@@ -68,6 +70,9 @@ class _Items:
     bead: Tensor  # [B]
     atoms: Tensor  # [B, L] -1 padded
     absent: Tensor  # [B, L + H] the atoms to place and the hidden ones
+
+    def take(self, index: Tensor | slice) -> "_Items":
+        return _Items(*(getattr(self, f.name)[index] for f in fields(_Items)))
 
 
 class Backmapper:
@@ -145,8 +150,7 @@ class Backmapper:
         for k in range(len(centre)):  # a few dozen items per step
             taken = colour[conflict[k]]
             colour[k] = next(c for c in range(len(centre)) if not (taken == c).any())
-        return [_Items(*(getattr(items, f.name)[colour == c] for f in fields(_Items)))
-                for c in range(int(colour.max()) + 1)]
+        return [items.take(colour == c) for c in range(int(colour.max()) + 1)]
 
     def _generate(self, env: Environment, atoms: Tensor, rng: torch.Generator) -> tuple[Tensor, Tensor]:
         """``candidates`` sequences per item: local positions ``[B, K, L, 3]`` in the item's frame."""
@@ -197,31 +201,49 @@ class Backmapper:
 
     def _place(self, items: _Items, atoms: Tensor, present: Tensor, beads: Tensor, boxes: Tensor,
                rng: torch.Generator) -> None:
+        """Generate, select and write the atoms of independent ``items``, ``max_batch`` environments at a time."""
         env = local_environments(atoms, beads, boxes, items.frame, items.bead, self.fixpoint,
                                  self.environment.cutoff, atom_present=present, absent=items.absent)
-        local, _ = self._generate(env, items.atoms, rng)  # [B, K, L, 3]
-        best = self._energies(items, env, local).argmin(1)  # [B]
-        chosen = local[torch.arange(len(best)), best]  # [B, L, 3]
-        box_positions = env.frames.to_box(chosen)  # [B, L, 3]
-        valid = items.atoms >= 0
-        frame = items.frame.unsqueeze(1).expand_as(items.atoms)
-        atoms[frame[valid], items.atoms[valid]] = box_positions[valid].to(atoms.dtype)
-        present[frame[valid], items.atoms[valid]] = True
+        per_call = max(1, self.config.max_batch // self.config.candidates)
+        for start in range(0, len(items.frame), per_call):
+            part, part_env = items.take(slice(start, start + per_call)), env.take(slice(start, start + per_call))
+            local, _ = self._generate(part_env, part.atoms, rng)  # [b, K, L, 3]
+            best = self._energies(part, part_env, local).argmin(1)  # [b]
+            chosen = local[torch.arange(len(best)), best]  # [b, L, 3]
+            box_positions = part_env.frames.to_box(chosen)  # [b, L, 3]
+            valid = part.atoms >= 0
+            frame = part.frame.unsqueeze(1).expand_as(part.atoms)
+            atoms[frame[valid], part.atoms[valid]] = box_positions[valid].to(atoms.dtype)
+            present[frame[valid], part.atoms[valid]] = True
 
     # --- whole frames -----------------------------------------------------------------------
     @torch.no_grad()
-    def backmap(self, cg: Frames, samples: int = 1, init: Frames | None = None, progress: bool = True) -> Frames:
+    def backmap(self, cg: Frames, samples: int = 1, init: Frames | None = None, progress: bool = True,
+                first_frame: int = 0) -> Frames:
         """AA frames for every CG frame (``samples`` per frame, frame by frame: ``g // samples`` is the CG frame).
 
         ``init``: AA frames to start the Gibbs sweeps from instead of a forward pass (morphing,
-        thesis Ch. 7, scheme B); one per CG frame.
+        thesis Ch. 7, scheme B); one per CG frame. ``first_frame``: the index of ``cg``'s first
+        frame in a longer trajectory; the random stream of each chunk depends only on the
+        config's seed and its frames' indices, so a trajectory backmapped in pieces (or by
+        several processes) equals the trajectory backmapped at once.
         """
+        parts = list(self.iter_backmap(cg, samples, init, progress, first_frame))
+        aa = self.system.aa
+        return Frames(torch.cat(parts) if parts else torch.empty(0, aa.n_atoms, 3),
+                      cg.boxes.repeat_interleave(samples, 0).float(),
+                      [label for label in cg.labels for _ in range(samples)], list(aa.names), list(aa.resnames),
+                      aa.resids.tolist())
+
+    @torch.no_grad()
+    def iter_backmap(self, cg: Frames, samples: int = 1, init: Frames | None = None, progress: bool = True,
+                     first_frame: int = 0) -> Iterator[Tensor]:
+        """:meth:`backmap` one chunk at a time: yields the AA positions ``[c, n, 3]`` of each chunk of
+        ``frames_per_chunk`` output frames, so memory does not grow with the trajectory."""
         aa, mapping = self.system.aa, self.system.mapping
         if cg.n_particles != mapping.n_beads:
             raise ValueError(f"the CG frames hold {cg.n_particles} beads, the mapping {mapping.n_beads}")
         order = torch.arange(len(cg)).repeat_interleave(samples)  # [F samples]
-        rng = torch.Generator().manual_seed(self.config.seed)
-        out = torch.empty(len(order), aa.n_atoms, 3)
         chunk = self.config.frames_per_chunk
         passes = ([] if init is not None else ["forward"]) + ["gibbs"] * self.config.n_gibbs
         relax_steps = self.config.relax_steps
@@ -229,6 +251,7 @@ class Backmapper:
         bar = tqdm(total=len(order) * (len(passes) * len(self.groups) + relax_steps), desc="backmap", unit="step",
                    disable=not progress)
         for start in range(0, len(order), chunk):
+            rng = torch.Generator().manual_seed(self.config.seed * 1_000_003 + first_frame * samples + start)
             idx = order[start:start + chunk]
             beads, boxes = cg.positions[idx].float(), cg.boxes[idx].float()
             if init is not None:
@@ -246,7 +269,5 @@ class Backmapper:
                 held = CentreConstraint(self.hold, beads.double(), aa.masses)
                 atoms = relax(atoms, boxes, energy, relax_steps, centres=held, bonds=self.config.constrain_bonds,
                               on_step=lambda: bar.update(len(idx))).positions
-            out[start:start + len(idx)] = atoms
+            yield atoms
         bar.close()
-        return Frames(out, cg.boxes[order].float(), [f"{cg.labels[i]}" for i in order.tolist()],
-                      list(aa.names), list(aa.resnames), aa.resids.tolist())

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from gdbm.data import read_frames, write_frames
+from gdbm.data.trajectory import Frames
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
@@ -20,6 +23,33 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def sps(shared_data: Path) -> Path:
     return shared_data / "sps"
+
+
+N_CHAINS = 2
+
+
+@pytest.fixture(scope="session")
+def two_chains(tmp_path_factory, sps: Path):
+    """The sPS force field with two chains, and the first CG frame cut down to their 40 beads."""
+    folder = tmp_path_factory.mktemp("two_chains")
+    top = (sps / "topol.top").read_text().replace('#include "topol_PS1.itp"', f'#include "{sps / "topol_PS1.itp"}"')
+    top = top.replace("PS1       36", f"PS1       {N_CHAINS}")
+    (folder / "topol.top").write_text(top)
+    (folder / "PS1_cg.itp").write_text((sps / "PS1_cg.itp").read_text())
+    (folder / "PS1.map").write_text((sps / "PS1.map").read_text())
+    full = read_frames(sps / "train_t568" / "cg" / "90.gro")
+    n = 20 * N_CHAINS
+    cg = Frames(full.positions[:, :n], full.boxes, full.labels, full.names[:n], full.resnames[:n], full.resids[:n])
+    aa_full = read_frames(sps / "train_t568" / "aa" / "90.gro")
+    m = 162 * N_CHAINS
+    aa = Frames(aa_full.positions[:, :m], aa_full.boxes, aa_full.labels, aa_full.names[:m], aa_full.resnames[:m],
+                aa_full.resids[:m])
+    write_frames(folder / "cg.gro", cg)
+    write_frames(folder / "aa.gro", aa)
+    (folder / "tiny.yaml").write_text("data:\n  topology: topol.top\n  mapping: PS1.map\n  aa: aa.gro\n  cg: cg.gro\n"
+                                      "model:\n  voxel: {resolution: 4, channels: 4, noise_dim: 4, n_blocks: 1}\n"
+                                      "training: {batch_size: 2, n_critic: 1, steps: 1, threads: 1}\n")
+    return folder
 
 
 @pytest.fixture(autouse=True, scope="session")

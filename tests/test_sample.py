@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gdbm.cli import main
-from gdbm.data import read_frames, write_frames
+from gdbm.data import read_frames
 from gdbm.data.trajectory import Frames
 from gdbm.pbc import minimum_image
 from gdbm.sample import Backmapper, SamplerConfig
@@ -16,31 +16,7 @@ from gdbm.topology.system import load_mapped_system
 from gdbm.train import build_trainer
 from gdbm.training.config import load_config
 
-N_CHAINS = 2
-
-
-@pytest.fixture(scope="module")
-def two_chains(tmp_path_factory, sps: Path):
-    """The sPS force field with two chains, and the first CG frame cut down to their 40 beads."""
-    folder = tmp_path_factory.mktemp("two_chains")
-    top = (sps / "topol.top").read_text().replace('#include "topol_PS1.itp"', f'#include "{sps / "topol_PS1.itp"}"')
-    top = top.replace("PS1       36", f"PS1       {N_CHAINS}")
-    (folder / "topol.top").write_text(top)
-    (folder / "PS1_cg.itp").write_text((sps / "PS1_cg.itp").read_text())
-    (folder / "PS1.map").write_text((sps / "PS1.map").read_text())
-    full = read_frames(sps / "train_t568" / "cg" / "90.gro")
-    n = 20 * N_CHAINS
-    cg = Frames(full.positions[:, :n], full.boxes, full.labels, full.names[:n], full.resnames[:n], full.resids[:n])
-    aa_full = read_frames(sps / "train_t568" / "aa" / "90.gro")
-    m = 162 * N_CHAINS
-    aa = Frames(aa_full.positions[:, :m], aa_full.boxes, aa_full.labels, aa_full.names[:m], aa_full.resnames[:m],
-                aa_full.resids[:m])
-    write_frames(folder / "cg.gro", cg)
-    write_frames(folder / "aa.gro", aa)
-    (folder / "tiny.yaml").write_text("data:\n  topology: topol.top\n  mapping: PS1.map\n  aa: aa.gro\n  cg: cg.gro\n"
-                                      "model:\n  voxel: {resolution: 4, channels: 4, noise_dim: 4, n_blocks: 1}\n"
-                                      "training: {batch_size: 2, n_critic: 1, steps: 1, threads: 1}\n")
-    return folder
+from conftest import N_CHAINS
 
 
 def test_backmapped_atoms_sit_near_their_beads_and_repeat_with_a_seed(two_chains: Path):

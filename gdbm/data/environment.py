@@ -190,6 +190,14 @@ class Environment:
     bead: Tensor  # [B, P] long, -1 for atoms and padding
     mask: Tensor  # [B, P] bool
 
+    def take(self, index: slice) -> "Environment":
+        """The environments of some items, padded only as wide as they need."""
+        mask = self.mask[index]
+        width = int(mask.sum(1).max()) if len(mask) else 0
+        return Environment(LocalFrames(self.frames.centre[index], self.frames.rotation[index]),
+                           self.positions[index, :width], self.atom[index, :width], self.bead[index, :width],
+                           mask[:, :width])
+
 
 def pad_by_item(item: Tensor, n_items: int, values: Tensor, fill: float | int) -> tuple[Tensor, Tensor]:
     """Scatter flat ``values [K, ...]`` of items ``item [K]`` (sorted) into ``[n_items, P, ...]``, plus the mask."""

@@ -49,6 +49,24 @@ class Frames:
                       self.names, self.resnames, self.resids)
 
 
+def replicate(frames: Frames, counts: tuple[int, int, int]) -> Frames:
+    """The periodic box repeated ``counts`` times along its vectors a, b, c (a larger system of the
+    same molecules: image ``(i, j, k)`` is shifted by ``i a + j b + k c``; images follow each other,
+    residue ids continue). Triclinic boxes included."""
+    if any(c < 1 for c in counts) or not bool(frames.boxes.any(dim=(1, 2)).all()):
+        raise InputError(f"replication needs counts >= 1 and a box in every frame, got {counts}")
+    grid = torch.cartesian_prod(*(torch.arange(c) for c in counts)).to(frames.boxes.dtype)  # [I, 3] (i, j, k)
+    if grid.dim() == 1:
+        grid = grid.view(-1, 3)
+    shifts = grid @ frames.boxes  # [F, I, 3]
+    positions = (frames.positions.unsqueeze(1) + shifts.unsqueeze(2)).flatten(1, 2)  # [F, I n, 3]
+    boxes = frames.boxes * torch.tensor(counts, dtype=frames.boxes.dtype).view(1, 3, 1)
+    images = len(grid)
+    span = max(frames.resids) - min(frames.resids) + 1 if frames.resids else 0
+    resids = [r + image * span for image in range(images) for r in frames.resids]
+    return Frames(positions, boxes, list(frames.labels), frames.names * images, frames.resnames * images, resids)
+
+
 def frame_range(spec: str, n_frames: int) -> slice:
     """``"A:B"`` (Python slice syntax, either end may be empty) -> a slice of ``n_frames`` frames, checked."""
     start, sep, stop = spec.partition(":")
@@ -193,40 +211,75 @@ def write_frames(path: str | Path, frames: Frames, force: bool = False) -> Path:
     The file appears only when complete (temp file + rename); an existing file is kept
     unless ``force``.
     """
-    import MDAnalysis as mda
-    from MDAnalysis.lib.mdamath import triclinic_box
+    with FrameWriter(path, frames.names, frames.resnames, frames.resids, force, n_frames=len(frames)) as writer:
+        writer.write(frames.positions, frames.boxes)
+    return Path(path)
 
-    path = Path(path)
-    if path.suffix not in WRITE_SUFFIXES:
-        raise InputError(f"cannot write {path.suffix!r}; expected one of {sorted(WRITE_SUFFIXES)}", path)
-    if path.exists() and not force:
-        raise InputError("exists; pass force=True (--force) to overwrite", path)
-    if path.suffix == ".gro" and len(frames) != 1:
-        raise InputError(f"a .gro file holds one frame, got {len(frames)}; write .xtc or .pdb, or one .gro per frame",
-                         path)
-    n = frames.n_particles
-    resids = np.asarray(frames.resids)
-    # residue boundaries: a new residue wherever resid or resname changes
-    new_res = np.ones(n, dtype=bool)
-    new_res[1:] = (resids[1:] != resids[:-1]) | (np.asarray(frames.resnames[1:]) != np.asarray(frames.resnames[:-1]))
-    res_of_atom = np.cumsum(new_res) - 1
-    starts = np.flatnonzero(new_res)
-    u = mda.Universe.empty(n, n_residues=len(starts), atom_resindex=res_of_atom, trajectory=True)
-    u.add_TopologyAttr("name", frames.names)
-    u.add_TopologyAttr("resname", [frames.resnames[s] for s in starts])
-    u.add_TopologyAttr("resid", [int(resids[s]) for s in starts])
 
-    with atomic_path(path, force) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with mda.Writer(str(tmp), n_atoms=n, **({"multiframe": True} if path.suffix == ".pdb" else {})) as writer:
-            for f in range(len(frames)):
-                u.atoms.positions = frames.positions[f].detach().cpu().numpy().astype(np.float64) * 10.0
-                b = frames.boxes[f].detach().cpu().numpy().astype(np.float64) * 10.0
+class FrameWriter:
+    """Writes frames as they come (a long trajectory never held in memory), atomically: the file
+    appears complete when the ``with`` block ends without error, and not at all otherwise.
+
+    ``n_frames``: how many frames a ``.gro`` will get (it holds exactly one).
+    """
+
+    def __init__(self, path: str | Path, names: list[str], resnames: list[str], resids: list[int],
+                 force: bool = False, n_frames: int | None = None):
+        self.path = Path(path)
+        if self.path.suffix not in WRITE_SUFFIXES:
+            raise InputError(f"cannot write {self.path.suffix!r}; expected one of {sorted(WRITE_SUFFIXES)}",
+                             self.path)
+        if self.path.exists() and not force:
+            raise InputError("exists; pass force=True (--force) to overwrite", self.path)
+        if self.path.suffix == ".gro" and n_frames != 1:
+            raise InputError(f"a .gro file holds one frame, got {n_frames}; write .xtc or .pdb, or one .gro per "
+                             f"frame", self.path)
+        self.names, self.resnames, self.resids, self.force = names, resnames, resids, force
+        self.boxes: list[Tensor] = []  # kept for the per-model CRYST1 records of a .pdb
+
+    def __enter__(self) -> "FrameWriter":
+        import MDAnalysis as mda
+
+        n = len(self.names)
+        resids = np.asarray(self.resids)
+        # residue boundaries: a new residue wherever resid or resname changes
+        new_res = np.ones(n, dtype=bool)
+        new_res[1:] = (resids[1:] != resids[:-1]) | (np.asarray(self.resnames[1:]) != np.asarray(self.resnames[:-1]))
+        starts = np.flatnonzero(new_res)
+        self._universe = mda.Universe.empty(n, n_residues=len(starts), atom_resindex=np.cumsum(new_res) - 1,
+                                            trajectory=True)
+        self._universe.add_TopologyAttr("name", self.names)
+        self._universe.add_TopologyAttr("resname", [self.resnames[s] for s in starts])
+        self._universe.add_TopologyAttr("resid", [int(resids[s]) for s in starts])
+        self._atomic = atomic_path(self.path, self.force)
+        self._tmp = self._atomic.__enter__()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._writer = mda.Writer(str(self._tmp), n_atoms=n,
+                                      **({"multiframe": True} if self.path.suffix == ".pdb" else {}))
+        return self
+
+    def write(self, positions: Tensor, boxes: Tensor) -> None:
+        """Append frames: ``positions [F, n, 3]`` and ``boxes [F, 3, 3]`` in nm."""
+        from MDAnalysis.lib.mdamath import triclinic_box
+
+        u = self._universe
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for x, box in zip(positions.detach().cpu(), boxes.detach().cpu()):
+                u.atoms.positions = x.numpy().astype(np.float64) * 10.0
+                b = box.numpy().astype(np.float64) * 10.0
                 u.dimensions = triclinic_box(b[0], b[1], b[2])
-                writer.write(u.atoms)
-        if path.suffix == ".pdb":
-            _cryst1_per_model(tmp, frames.boxes)
-    return path
+                self._writer.write(u.atoms)
+                self.boxes.append(box)
+
+    def __exit__(self, kind, error, traceback) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._writer.close()
+        if error is None and self.path.suffix == ".pdb":
+            _cryst1_per_model(self._tmp, torch.stack(self.boxes) if self.boxes else torch.zeros(0, 3, 3))
+        self._atomic.__exit__(kind, error, traceback)
 
 
 def _cryst1_per_model(path: Path, boxes: Tensor) -> None:
