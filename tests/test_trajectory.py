@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gdbm.data.trajectory import Frames, check_particle_count, read_frames, write_frames
+from gdbm.data.trajectory import Frames, check_particle_count, read_frames, replicate, write_frames
 from gdbm.errors import InputError
 
 
@@ -170,3 +170,24 @@ def test_unreadable_inputs(tmp_path, gro_text):
     write_frames(folder / "2.gro", synthetic(1, 6))
     with pytest.raises(InputError, match=r"different particle counts: \[6, 12\]"):
         read_frames(folder)
+
+
+def test_replicated_box_keeps_every_distance_of_the_original(sps):
+    """Each image is the original shifted by a box vector; neighbours across the new boundary see the
+    next image exactly where the old box put the periodic copy."""
+    from gdbm.pbc import minimum_image
+
+    cg = read_frames(sps / "test_t568" / "cg.xtc", sps / "test_t568" / "cg.gro").subset([0])
+    big = replicate(cg, (2, 1, 2))
+    n = cg.n_particles
+    assert big.positions.shape == (1, 4 * n, 3) and len(big.names) == 4 * n
+    assert torch.allclose(big.boxes[0], cg.boxes[0] * torch.tensor([[2.0], [1.0], [2.0]]))
+    assert torch.allclose(big.positions[0, n:2 * n] - big.positions[0, :n], cg.boxes[0, 2].expand(n, 3))
+    assert big.resids[n] == max(cg.resids) + 1
+    small = minimum_image(cg.positions[0, :1] - cg.positions[0], cg.boxes[0]).norm(dim=-1)  # [n]
+    large = minimum_image(big.positions[0, :1] - big.positions[0, :n], big.boxes[0]).norm(dim=-1)
+    nearest_image = torch.stack([minimum_image(big.positions[0, :1] - big.positions[0, k * n:(k + 1) * n],
+                                               big.boxes[0]).norm(dim=-1) for k in range(4)]).min(0).values
+    assert torch.allclose(nearest_image, small, atol=1e-5) and bool((large >= small - 1e-5).all())
+    with pytest.raises(InputError, match="counts >= 1"):
+        replicate(cg, (0, 1, 1))
