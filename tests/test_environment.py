@@ -174,3 +174,19 @@ def test_interaction_channels_by_bond_path(system: MappedSystem) -> None:
     b = torch.tensor([1, 0, 6, 7, 4 + 162, 60, 1])
     assert channels(a, b).tolist() == [0, 1, 1, 2, 3, 3, -1]
     assert torch.equal(channels(a, b), channels(b, a))
+
+
+def test_neighbours_in_a_replicated_box_match_brute_force(frame: tuple[Frames, Frames]) -> None:
+    """A box of 4 copies (cells along every axis): the cell list finds exactly the brute-force pairs."""
+    from gdbm.data.trajectory import replicate
+
+    aa, cg = (replicate(f, (2, 1, 2)) for f in frame)
+    bead = torch.arange(0, cg.n_particles, 37)
+    near = find_neighbours(aa.positions, cg.positions, aa.boxes, torch.zeros(len(bead), dtype=torch.long), bead, 0.7)
+    everything = torch.cat([aa.positions[0], cg.positions[0]])
+    brute = minimum_image(everything.unsqueeze(0) - cg.positions[0, bead].unsqueeze(1),
+                          aa.boxes[0].expand(len(bead), 3, 3))
+    item, particle = torch.nonzero(brute.norm(dim=-1) < 0.7, as_tuple=True)
+    found = torch.where(near.atom >= 0, near.atom, aa.n_particles + near.bead)
+    assert torch.equal(near.item, item) and torch.equal(found, particle)
+    torch.testing.assert_close(near.vector, brute[item, particle], atol=1e-5, rtol=0)

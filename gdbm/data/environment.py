@@ -21,9 +21,8 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
-from vesin_torch import NeighborList
 
-from gdbm.pbc import minimum_image
+from gdbm.pbc import box_widths, minimum_image
 from gdbm.topology.mapping import SystemMapping
 
 
@@ -129,42 +128,75 @@ class Neighbours:
         return Neighbours(self.item[keep], self.atom[keep], self.bead[keep], self.vector[keep])
 
 
+def _near_centres(points: Tensor, centres: Tensor, box: Tensor, cutoff: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Pairs (centre, point) closer than ``cutoff`` under PBC: ``(centre [K], point [K], vector [K, 3])``,
+    the vector from the centre to that image of the point.
+
+    A cell list in fractional coordinates: along each box vector, as many cells as the
+    distance between opposite faces holds cutoffs, so every image within the cutoff of a centre
+    lies in one of the 27 (unwrapped) cells around the centre's, and each of those cells is one
+    stored cell seen through one lattice shift. Only those candidates are looked at: time and
+    memory grow with the number of centres, not with all pairs of the box. In boxes under three
+    cells wide a point can be met through several images; :func:`find_neighbours` keeps the
+    shortest.
+    """
+    box64 = box.to(torch.float64)
+    if not bool(torch.linalg.det(box64).abs() > 0):
+        raise ValueError("local environments need a periodic box (the frame has none)")
+    device = points.device
+    counts = torch.clamp(torch.floor(box_widths(box64) / cutoff), min=1).long().to(device)  # [3]
+    inverse = torch.linalg.inv(box64)
+
+    def wrapped(x: Tensor) -> tuple[Tensor, Tensor]:  # fractions in [0, 1) and cell triples
+        frac = x.to(torch.float64) @ inverse
+        frac = frac - torch.floor(frac)
+        return frac, torch.minimum(torch.floor(frac * counts).long(), counts - 1)
+
+    def flat(ijk: Tensor) -> Tensor:
+        return (ijk[..., 0] * counts[1] + ijk[..., 1]) * counts[2] + ijk[..., 2]
+
+    frac, ijk = wrapped(points)  # [n, 3]
+    cell = flat(ijk)
+    order = torch.argsort(cell)
+    per_cell = torch.bincount(cell, minlength=int(counts.prod()))  # [M]
+    first = torch.cumsum(per_cell, 0) - per_cell
+    centre_frac, home = wrapped(centres)  # [b, 3]
+    shifts = torch.cartesian_prod(*[torch.arange(-1, 2, device=device)] * 3)  # [27, 3]
+    unwrapped = (home.unsqueeze(1) + shifts).flatten(0, 1)  # [b 27, 3]
+    around = flat(unwrapped % counts)  # [b 27]
+    lattice = torch.div(unwrapped, counts, rounding_mode="floor")  # [b 27, 3] the image's box shift
+    size = per_cell[around]  # [b 27]
+    slot = torch.repeat_interleave(torch.arange(len(around), device=device), size)  # [C] -> (centre, cell)
+    within = torch.arange(len(slot), device=device) - (torch.cumsum(size, 0) - size)[slot]
+    point = order[first[around[slot]] + within]  # [C]
+    centre = torch.div(slot, 27, rounding_mode="floor")
+    vector = (frac[point] + lattice[slot] - centre_frac[centre]) @ box64  # [C, 3]
+    keep = (vector * vector).sum(-1) < cutoff * cutoff
+    return centre[keep], point[keep], vector[keep].to(points.dtype)
+
+
 def find_neighbours(atoms: Tensor, beads: Tensor, boxes: Tensor, frame: Tensor, bead: Tensor, cutoff: float,
                     atom_present: Tensor | None = None) -> Neighbours:
     """Beads and (present) atoms within ``cutoff`` of bead ``bead [B]`` of frame ``frame [B]``.
 
     ``atoms``: ``[F, n, 3]``; ``beads``: ``[F, N, 3]``; ``boxes``: ``[F, 3, 3]``;
     ``atom_present``: ``[F, n]`` bool (default all). Each (frame, bead) item at most once.
-    One vesin search per frame used; a particle seen through several images is kept once,
-    at its minimum image. The centre bead itself is included (at the origin).
+    Cost grows with the number of items, not with the box (:func:`_near_centres`); a particle
+    seen through several images is kept once, at its minimum image. The centre bead itself is
+    included (at the origin).
     """
     n, n_beads = atoms.shape[1], beads.shape[1]
     parts = []
     for f in torch.unique(frame).tolist():  # loop over frames, a handful
         items = torch.nonzero(frame == f).squeeze(1)  # [b]
-        item_of_bead = torch.full((n_beads,), -1, dtype=torch.long, device=frame.device)
-        item_of_bead[bead[items]] = items
-        if int((item_of_bead >= 0).sum()) != len(items):
+        if len(torch.unique(bead[items])) != len(items):
             raise ValueError(f"frame {f}: a bead appears in more than one item")
         present = (torch.arange(n, device=atoms.device) if atom_present is None
                    else torch.nonzero(atom_present[f]).squeeze(1))  # [n_p]
         ids = torch.cat([present, n + torch.arange(n_beads, device=atoms.device)])  # [n_p + N] particle ids
         points = torch.cat([atoms[f, present], beads[f]]).detach()  # [n_p + N, 3]
-        box = boxes[f].detach().to(points.dtype)
-        i, j, shift = NeighborList(cutoff=float(cutoff), full_list=False).compute(points, box, True, "ijS")
-        i, j = i.long(), j.long()
-        n_p = len(present)
-        a = torch.nonzero(i >= n_p).squeeze(1)  # pairs whose i is a bead ...
-        item_a = item_of_bead[i[a] - n_p]
-        a, item_a = a[item_a >= 0], item_a[item_a >= 0]  # ... at the centre of an item
-        b = torch.nonzero(j >= n_p).squeeze(1)
-        item_b = item_of_bead[j[b] - n_p]
-        b, item_b = b[item_b >= 0], item_b[item_b >= 0]
-        vec_a = points[j[a]] - points[i[a]] + shift[a].to(points.dtype) @ box  # [m_a, 3] centre i -> j
-        vec_b = points[i[b]] - points[j[b]] - shift[b].to(points.dtype) @ box  # [m_b, 3] centre j -> i
-        parts.append((torch.cat([item_a, item_b, items]),  # each centre also sees itself
-                       torch.cat([ids[j[a]], ids[i[b]], n + bead[items]]),
-                       torch.cat([vec_a, vec_b, torch.zeros(len(items), 3, dtype=points.dtype, device=points.device)])))
+        centre, point, vector = _near_centres(points, beads[f, bead[items]].detach(), boxes[f].detach(), cutoff)
+        parts.append((items[centre], ids[point], vector))
     item, particle, vector = (torch.cat(t) for t in zip(*parts))
     # one entry per (item, particle): the shortest image, sorted by item then particle id
     # (keys are sorted as float64, exact below 2^53: torch's CPU sort of int64 is several times slower)
