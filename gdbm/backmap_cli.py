@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 
 from gdbm.errors import InputError
+from gdbm.temporal.cli import add_backmap_arguments as add_temporal_arguments
+from gdbm.temporal.cli import run_backmap as run_temporal
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -16,9 +18,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                           "lowest-energy of several candidates.")
     p.add_argument("--checkpoint", required=True,
                    help="a gdbm fit checkpoint (checkpoint.pt) or a shipped model's name, e.g. sps-voxel")
-    p.add_argument("--top", required=True, help="AA topology with force-field parameters")
+    p.add_argument("--top", help="AA topology with force-field parameters (required unless --temporal)")
     p.add_argument("--parameters", help="supplementary parameter file in GROMACS syntax")
-    p.add_argument("--map", required=True, help="reconstruction mapping (home beads, [align]), as in training")
+    p.add_argument("--map", help="reconstruction mapping (home beads, [align]), as in training (required unless "
+                                 "--temporal)")
     p.add_argument("--cg-itp", help="CG topology (default: found beside the mapping)")
     p.add_argument("--cg", required=True, help="CG frames (.xtc/.gro/... or a folder of .gro)")
     p.add_argument("--cg-struct", help="structure file naming the beads of a CG .xtc")
@@ -34,7 +37,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
                    help="network arithmetic; bfloat16 is about 2x faster on CPUs with AVX512-BF16 and on GPUs")
     p.add_argument("--constrain-bonds", action="store_true",
-                   help="after each pass, set every bond to its b0 (when the reference MD constrained bonds)")
+                   help="after each pass, set every bond to its b0 (when the reference MD constrained bonds; with "
+                        "--temporal: bonds to hydrogen)")
     p.add_argument("--relax", type=int, default=0, metavar="STEPS",
                    help="steps of steepest descent on the force field after the last sweep, every CG bead's "
                         "centre held on its input (removes close contacts; default 0 = off)")
@@ -43,6 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--type-alias", help="YAML {atoms: {type: model type}, beads: {...}}: the model's names for "
                                         "this system's types (a model trained on other molecules)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    add_temporal_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -51,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
     from gdbm.data.features import TypeAliases
     from gdbm.sample import Backmapper, SamplerConfig
 
+    if args.temporal or args.frame_based:
+        return run_temporal(args)
+    if not args.top or not args.map:
+        raise InputError("--top and --map are required (unless --temporal)")
     output = Path(args.output)
     if output.exists() and not args.force:
         raise InputError("exists; pass --force to overwrite", output)
