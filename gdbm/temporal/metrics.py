@@ -39,7 +39,7 @@ def dihedral(positions: Tensor, atoms: tuple[int, int, int, int]) -> Tensor:
     b0, b1, b2 = p1 - p0, p2 - p1, p3 - p2
     n1, n2 = torch.linalg.cross(b0, b1), torch.linalg.cross(b1, b2)
     m1 = torch.linalg.cross(n1, torch.nn.functional.normalize(b1, dim=-1))
-    return torch.atan2((m1 * n2).sum(-1), (n1 * n2).sum(-1))
+    return torch.atan2(-(m1 * n2).sum(-1), (n1 * n2).sum(-1))  # IUPAC sign: clockwise is positive
 
 
 def phi_psi(positions: Tensor, names: list[str], resids: list[int]) -> Tensor:
