@@ -40,12 +40,12 @@ def aa(adp: Path) -> torch.Tensor:
     return read_frames(adp / "aa.xtc", adp / "aa.pdb").positions
 
 
-def tiny_config(adp: Path, steps: int = 40) -> TemporalConfig:
+def tiny_config(adp: Path, steps: int = 40, prev_prior: float = 0.0) -> TemporalConfig:
     return TemporalConfig.model_validate({
         "data": {"aa": adp / "aa.xtc", "structure": adp / "aa.pdb", "mapping": adp / "mapping.yaml",
                  "system": adp / "system.xml", "train_frames": "0:100"},
         "grid": {"resolution": 8, "length": 1.6, "sigma": 0.1},
-        "network": {"channels": 8, "latent_dim": 4, "n_blocks": 1},
+        "network": {"channels": 8, "latent_dim": 4, "n_blocks": 1, "prev_prior": prev_prior},
         "loss": {"energy_start": 20, "energy_ramp": 10, "beta_cycle": 10},
         "training": {"steps": steps, "batch_size": 8, "lr": 2e-3, "checkpoint_every": 10, "mixture_components": 2,
                      "mixture_samples": 50, "library_size": 100}})
@@ -53,7 +53,7 @@ def tiny_config(adp: Path, steps: int = 40) -> TemporalConfig:
 
 @pytest.fixture(scope="module")
 def checkpoint(adp: Path, tmp_path_factory) -> Path:
-    return fit_temporal(tiny_config(adp), tmp_path_factory.mktemp("fit"), progress=False)
+    return fit_temporal(tiny_config(adp, prev_prior=0.1), tmp_path_factory.mktemp("fit"), progress=False)
 
 
 def test_dipeptide_data(adp: Path, system: TemporalSystem, aa: torch.Tensor) -> None:

@@ -38,6 +38,8 @@ class NetworkConfig(_Strict):
     channels: int = Field(32, ge=8)
     latent_dim: int = Field(16, ge=1)
     n_blocks: int = Field(2, ge=1, description="residual blocks per network, on the half-resolution grid")
+    prev_prior: float = Field(0.0, ge=0, description="nm; > 0: each atom's output logits get a Gaussian prior of "
+                              "this width around its previous position (0: off, as in the thesis)")
 
 
 class LossConfig(_Strict):

@@ -50,6 +50,10 @@ class TemporalVAE(nn.Module):
         self.decoder = nn.Sequential(ResStack(2 * c, c, net.n_blocks), Resample3d(c, c, "up"),
                                      nn.Conv3d(c, n_atoms, 1))
         self.target_pool = nn.AvgPool3d(2)
+        # sharp densities need logits that differ by tens; a learned log-scale gets there in a few hundred
+        # Adam steps, where the weights of the last convolution alone grow only ~lr per step
+        self.logit_scale = nn.Parameter(torch.zeros(()))
+        self.prev_prior = net.prev_prior
 
     def features(self, cg: Tensor, prev: Tensor) -> Tensor:
         """Condition features ``[B, C, G/2, G/2, G/2]`` of CG ``[B, N, 3]`` and previous AA ``[B, n, 3]``."""
@@ -61,19 +65,24 @@ class TemporalVAE(nn.Module):
         mu, logvar = self.posterior(torch.cat([dens, features], 1)).chunk(2, -1)
         return mu, logvar.clamp(-10, 5)
 
-    def decode_features(self, features: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
-        """Positions ``[B, n, 3]`` and densities ``[B, n, G, G, G]`` (each sums to 1) from features and ``z``."""
+    def decode_features(self, features: Tensor, z: Tensor, prev: Tensor) -> tuple[Tensor, Tensor]:
+        """Positions ``[B, n, 3]`` and densities ``[B, n, G, G, G]`` (each sums to 1) from features, ``z``
+        and the previous frame ``prev`` ``[B, n, 3]`` (a Gaussian prior on the logits, if configured)."""
         logits = self.decoder(torch.cat([features, self.latent(z)], 1))  # [B, n, G, G, G]
-        dens = torch.softmax(logits.flatten(2), -1).view(logits.shape)
+        flat = logits.flatten(2) * self.logit_scale.exp()  # [B, n, G^3]
+        if self.prev_prior > 0:  # each atom's density starts as a Gaussian around where it was
+            points = self.voxels.grid.points.view(-1, 3)  # [G^3, 3]
+            flat = flat - (points - prev.unsqueeze(2)).square().sum(-1) / (2 * self.prev_prior**2)
+        dens = torch.softmax(flat, -1).view(logits.shape)
         return self.voxels.collapse(dens), dens
 
     def decode(self, cg: Tensor, prev: Tensor, z: Tensor) -> Tensor:
         """Generated positions ``[B, n, 3]`` for latent codes ``z`` ``[B, d]``."""
-        return self.decode_features(self.features(cg, prev), z)[0]
+        return self.decode_features(self.features(cg, prev), z, prev)[0]
 
     def forward(self, cg: Tensor, prev: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         feats = self.features(cg, prev)
         mu, logvar = self.encode(feats, target)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        positions, dens = self.decode_features(feats, z)
+        positions, dens = self.decode_features(feats, z, prev)
         return positions, dens, mu, logvar

@@ -76,14 +76,15 @@ def plots(observations: dict, metrics: dict, out: Path, temperature: float) -> l
     _histogram(axes[1], observations["velocities"], 0.01, "intra-frame velocity |dr|/tau / nm/ps", log=True)
     paths.append(_save(fig, out / "velocities.png"))
     names = list(observations["fes"])
-    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False, sharey=True)
+    for k, (ax, name) in enumerate(zip(axes[0], names)):
         f = free_energy(observations["fes"][name], temperature).numpy()
         im = ax.imshow(np.where(np.isfinite(f), f, np.nan).T, origin="lower", extent=(-180, 180, -180, 180),
                        vmin=0, vmax=25, cmap="viridis")
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("phi / deg")
-        ax.set_ylabel("psi / deg")
+        if k == 0:
+            ax.set_ylabel("psi / deg")
     fig.colorbar(im, ax=axes[0].tolist(), label="F / kJ/mol")
     paths.append(_save(fig, out / "fes.png"))
     if "timescales_ps" in metrics["reference"]:
