@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
                             friction=args.friction, timestep_ps=args.timestep / 1000.0, chunk_ps=args.chunk,
                             seed=args.seed, platform=args.platform)
     try:
-        record = generate(args.output, settings, command=shlex.join(["gdbm", *sys.argv[2:]]), force=args.force)
+        record = generate(args.output, settings, command=shlex.join(["gdbm", *sys.argv[1:]]), force=args.force)
     except KeyboardInterrupt:
         print(f"gdbm datagen: interrupted; run the same command again to continue {args.output}", file=sys.stderr)
         return 130
