@@ -52,7 +52,8 @@ def _histogram(ax, values: dict[str, torch.Tensor], width: float, xlabel: str, l
     ref = values["reference"].double().flatten().numpy()
     q_lo, q_hi = np.quantile(ref, [0.001, 0.999])
     span = q_hi - q_lo
-    bins = np.arange(math.floor((q_lo - span) / width) * width, q_hi + span + width, width)
+    lo = q_lo - span if ref.min() < 0 else max(0.0, q_lo - span)  # speeds stay >= 0
+    bins = np.arange(math.floor(lo / width) * width, q_hi + span + width, width)
     for name, v in values.items():
         v = v.double().flatten().numpy()
         outside = np.mean((v < bins[0]) | (v > bins[-1]))
