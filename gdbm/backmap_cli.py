@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from gdbm.errors import InputError
+from gdbm.temporal.cli import add_backmap_arguments as add_temporal_arguments
+from gdbm.temporal.cli import run_backmap as run_temporal
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -18,9 +20,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                           "by the processes of torchrun --nproc-per-node N -m gdbm backmap.")
     p.add_argument("--checkpoint", required=True,
                    help="a gdbm fit checkpoint (checkpoint.pt) or a shipped model's name, e.g. sps-voxel")
-    p.add_argument("--top", required=True, help="AA topology with force-field parameters")
+    p.add_argument("--top", help="AA topology with force-field parameters (required unless --temporal)")
     p.add_argument("--parameters", help="supplementary parameter file in GROMACS syntax")
-    p.add_argument("--map", required=True, help="reconstruction mapping (home beads, [align]), as in training")
+    p.add_argument("--map", help="reconstruction mapping (home beads, [align]), as in training (required unless "
+                                 "--temporal)")
     p.add_argument("--cg-itp", help="CG topology (default: found beside the mapping)")
     p.add_argument("--cg", required=True, help="CG frames (.xtc/.gro/... or a folder of .gro)")
     p.add_argument("--cg-struct", help="structure file naming the beads of a CG .xtc")
@@ -38,7 +41,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the generator: faster per frame after a one-off compilation (~90 s on CPU)")
     p.add_argument("--constrain-bonds", action="store_true",
-                   help="after each pass, set every bond to its b0 (when the reference MD constrained bonds)")
+                   help="after each pass, set every bond to its b0 (when the reference MD constrained bonds; with "
+                        "--temporal: bonds to hydrogen)")
     p.add_argument("--relax", type=int, default=0, metavar="STEPS",
                    help="steps of steepest descent on the force field after the last sweep, every CG bead's "
                         "centre held on its input (removes close contacts; default 0 = off)")
@@ -51,6 +55,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batch", type=int, default=4096,
                    help="environments (beads x candidates) per network call; bounds memory (default 4096)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file and start over")
+    add_temporal_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -61,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
     from gdbm.distributed import from_environment
     from gdbm.sample import SamplerConfig
 
+    if args.temporal or args.frame_based:
+        return run_temporal(args)
+    if not args.top or not args.map:
+        raise InputError("--top and --map are required (unless --temporal)")
     if args.samples < 1:
         raise InputError("--samples must be >= 1")
     if args.relax < 0:

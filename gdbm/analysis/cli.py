@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 
 from gdbm.errors import InputError
+from gdbm.temporal.cli import add_eval_arguments as add_temporal_arguments
+from gdbm.temporal.cli import run_eval as run_temporal
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -31,6 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-per-type-rdf", action="store_true", help="RDFs of all atoms and carbons only")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--force", action="store_true", help="overwrite an existing evaluation in the folder")
+    add_temporal_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -54,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from gdbm.topology import read_topology
     from gdbm.topology.system import load_mapped_system
 
+    if args.temporal:
+        return run_temporal(args)
     sets = _parse_sets(args.gen)
     if args.cg and not args.map:
         raise InputError("--cg needs --map (the mapping that turns generated frames into CG frames)")

@@ -7,6 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from gdbm.datagen.dipeptide_cli import add_parser as add_dipeptide
 from gdbm.errors import InputError
 
 
@@ -39,6 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     polymer.add_argument("--name", default="POL", help="molecule type / residue name (default POL)")
     _add_common(polymer)
     polymer.set_defaults(run=run_polymer, subparser=polymer)
+    add_dipeptide(kinds)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
