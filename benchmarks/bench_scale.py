@@ -108,6 +108,7 @@ def bench_training(args: argparse.Namespace) -> None:
             config = Path(tmp) / "sps.yaml"
             text = CONFIG.read_text().replace("../../shared", str(SPS.parents[1]))
             text = re.sub(r"pretrain_steps: \d+", "pretrain_steps: 0", text)
+            text = re.sub(r"log_every: \d+", "log_every: 1", text)
             config.write_text(text)
             out = Path(tmp) / f"run{n}"
             steps = args.iterations + 1
