@@ -93,7 +93,9 @@ class Backmapper:
         self.groups = [torch.nonzero(position == p).squeeze(1) for p in range(int(position.max()) + 1)]
         self.features = SystemFeatures(system, spec, aliases)
         self.prior = PriorIndex(system.aa, self.steps.atoms)
-        self.fixpoint = fixpoints(system.mapping)
+        # aligned conditioners get environments rotated to the fixpoint bond and turned per candidate
+        self.aligned = getattr(generator, "aligned", True)
+        self.fixpoint = fixpoints(system.mapping) if self.aligned else torch.full((system.mapping.n_beads,), -1)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, topology: str | Path, mapping: str | Path,
@@ -151,7 +153,8 @@ class Backmapper:
     def _generate(self, env: Environment, atoms: Tensor, rng: torch.Generator) -> tuple[Tensor, Tensor]:
         """``candidates`` sequences per item: local positions ``[B, K, L, 3]`` in the item's frame."""
         b, k = len(atoms), self.config.candidates
-        turn = random_z_rotations(b * k, rng, env.positions.dtype)  # [B K, 3, 3]
+        turn = (random_z_rotations(b * k, rng, env.positions.dtype) if self.aligned
+                else torch.eye(3, dtype=env.positions.dtype).expand(b * k, 3, 3))  # [B K, 3, 3]
         positions = env.positions.repeat_interleave(k, 0) @ turn.transpose(1, 2)  # [B K, P, 3]
         atom_ids = env.atom.repeat_interleave(k, 0)
         bead_ids = env.bead.repeat_interleave(k, 0)

@@ -157,6 +157,7 @@ class Trainer:
             torch.optim.Adam(generator.parameters(), lr=t.lr_generator, betas=t.betas),
             torch.optim.Adam(critic.parameters(), lr=t.lr_critic, betas=t.betas))
         self.log = CSVLog(self.out_dir / "log.csv")
+        self.turn = getattr(generator, "aligned", True)  # random turns about z only for aligned conditioners
 
     # --- checkpoints ------------------------------------------------------------------------
     def checkpoint_payload(self) -> dict:
@@ -198,7 +199,7 @@ class Trainer:
 
     def _batch(self, rng: torch.Generator) -> SequenceBatch:
         index = torch.randint(len(self.dataset), (self.config.training.batch_size,), generator=rng)
-        return collate([self.dataset[int(i)] for i in index], rng).to(self.device)
+        return collate([self.dataset[int(i)] for i in index], rng, rotate=self.turn).to(self.device)
 
     def _noise(self, batch: SequenceBatch, rng: torch.Generator) -> Tensor:
         b, length = batch.step_mask.shape
@@ -284,6 +285,7 @@ def build_dataset(config: ExperimentConfig) -> SequenceDataset | TrainingSet:
     and bead types of all of them.
     """
     from gdbm.data.trajectory import read_frames
+    from gdbm.models import needs_alignment
     from gdbm.topology.system import load_mapped_system
 
     loaded = []
@@ -292,7 +294,8 @@ def build_dataset(config: ExperimentConfig) -> SequenceDataset | TrainingSet:
         beads = read_frames(d.cg, d.cg_structure) if d.cg else None
         loaded.append((read_frames(d.aa, d.aa_structure), system, beads))
     spec = FeatureSpec.union([FeatureSpec.from_system(system, config.environment) for _, system, _ in loaded])
-    parts = [SequenceDataset(frames, system, config.ordering, config.environment, beads=beads, spec=spec)
+    align = needs_alignment(config.model)
+    parts = [SequenceDataset(frames, system, config.ordering, config.environment, beads=beads, spec=spec, align=align)
              for frames, system, beads in loaded]
     return parts[0] if len(parts) == 1 else TrainingSet(parts)
 
