@@ -29,6 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=1, help="AA samples per CG frame (default 1)")
     p.add_argument("--gibbs", type=int, default=2, help="Gibbs sweeps after the forward pass (default 2)")
     p.add_argument("--candidates", type=int, default=8, help="candidates per bead, lowest energy kept (default 8)")
+    p.add_argument("--ordering", metavar="dfs|bfs|random|POLICY",
+                   help="reconstruction order instead of the checkpoint's: a traversal or an order policy "
+                        "file from 'gdbm order'")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
@@ -58,13 +61,19 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--samples must be >= 1")
     if args.relax < 0:
         raise InputError("--relax must be >= 0")
+    ordering = None
+    if args.ordering:
+        from gdbm.ordering import OrderingConfig
+
+        ordering = (OrderingConfig(traversal=args.ordering) if args.ordering in ("dfs", "bfs", "random")
+                    else OrderingConfig(traversal="learned", policy=args.ordering))
     sampler = Backmapper.from_checkpoint(
         args.checkpoint, args.top, args.map, SamplerConfig(n_gibbs=args.gibbs, candidates=args.candidates,
                                                            seed=args.seed, precision=args.precision,
                                                            constrain_bonds=args.constrain_bonds,
                                                            relax_steps=args.relax),
         cg_itp=args.cg_itp, parameters=args.parameters, device=args.device, hold=args.hold_map,
-        aliases=TypeAliases.from_yaml(args.type_alias) if args.type_alias else None)
+        aliases=TypeAliases.from_yaml(args.type_alias) if args.type_alias else None, ordering=ordering)
     system = sampler.system
     cg = read_frames(args.cg, args.cg_struct)
     check_particle_count(cg, system.mapping.n_beads, f"the mapping {args.map}", args.cg)

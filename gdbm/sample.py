@@ -28,7 +28,7 @@ from gdbm.data.features import FeatureSpec, SystemFeatures, TypeAliases
 from gdbm.data.prior import PriorIndex
 from gdbm.data.trajectory import Frames
 from gdbm.errors import InputError
-from gdbm.ordering import SystemPlan
+from gdbm.ordering import OrderingConfig, SystemPlan
 from gdbm.physics.bonded import term_energies
 from gdbm.pbc import minimum_image
 from gdbm.physics.constraints import constrain_bonds
@@ -101,11 +101,12 @@ class Backmapper:
     def from_checkpoint(cls, checkpoint: str | Path, topology: str | Path, mapping: str | Path,
                         config: SamplerConfig | None = None, *, cg_itp: str | Path | None = None,
                         parameters: str | Path | None = None, device: str | torch.device = "cpu",
-                        hold: str | Path | None = None, aliases: TypeAliases | None = None) -> "Backmapper":
+                        hold: str | Path | None = None, aliases: TypeAliases | None = None,
+                        ordering: OrderingConfig | None = None) -> "Backmapper":
         """A sampler for the system of ``topology`` + ``mapping`` with a trained model.
 
         ``checkpoint``: a ``gdbm fit`` checkpoint or a shipped model's name (``"sps-voxel"``); its
-        experiment config supplies the reconstruction order and the environment cutoff.
+        experiment config supplies the reconstruction order (unless ``ordering``) and the environment cutoff.
         ``hold``: a mapping file (may be partial) whose bead centres the relaxation keeps on the
         CG input; default ``mapping``.
         """
@@ -121,7 +122,7 @@ class Backmapper:
             if held.n_beads != system.mapping.n_beads:
                 raise InputError(f"the hold mapping has {held.n_beads} beads, the mapping {system.mapping.n_beads}",
                                  hold)
-        return cls(system, generator, spec, plan_system(system, experiment.ordering), experiment.environment,
+        return cls(system, generator, spec, plan_system(system, ordering or experiment.ordering), experiment.environment,
                    config, device=device, hold=held, aliases=aliases)
 
     # --- one group of items ---------------------------------------------------------------

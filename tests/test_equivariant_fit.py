@@ -57,14 +57,17 @@ def test_e3nn_training_sees_unrotated_environments(one_chain: Path, tmp_path: Pa
     assert all(torch.isfinite(p).all() for p in state.generator.parameters())
 
 
-def test_cli_fit_e3nn_then_backmap(one_chain: Path):
+def test_cli_fit_e3nn_learn_the_order_then_backmap(one_chain: Path):
     run, out = one_chain / "run", one_chain / "out.gro"
     config = str(one_chain / "e3nn.yaml")
     assert main(["fit", "--config", config, "-o", str(run), "--steps", "1"]) == 0
     assert main(["fit", "--config", config, "-o", str(run), "--resume"]) == 0  # continues to 2 steps
+    policy = one_chain / "policy.pt"
+    assert main(["order", "--checkpoint", str(run / "checkpoint.pt"), "-o", str(policy), "--iterations", "1",
+                 "--batch", "2", "--orders", "2"]) == 0
     args = ["backmap", "--checkpoint", str(run / "checkpoint.pt"), "--top", str(one_chain / "topol.top"),
             "--map", str(one_chain / "PS1.map"), "--cg", str(one_chain / "cg.gro"), "-o", str(out),
-            "--gibbs", "1", "--candidates", "2"]
+            "--gibbs", "1", "--candidates", "2", "--ordering", str(policy)]
     assert main(args) == 0
     frames = read_frames(out)
     cg = read_frames(one_chain / "cg.gro")
