@@ -83,16 +83,16 @@ class QueryConvolution(nn.Module):
         return (messages * mask.unsqueeze(-1)).sum(1) / self.neighbours  # [B, irreps_out]
 
 
-def channelwise_product(irreps_in1: o3.Irreps, irreps_in2: o3.Irreps, lmax: int) -> o3.TensorProduct:
+def channelwise_product(irreps_in1: o3.Irreps, irreps_in2: o3.Irreps, keep: set[o3.Irrep]) -> o3.TensorProduct:
     """A weighted ('uuu') tensor product of two inputs with equal channel counts: channel c of one with
-    channel c of the other, every pair of degrees, every output irrep up to ``lmax`` (both parities)."""
+    channel c of the other, every pair of degrees, every output irrep in ``keep``."""
     out, instructions = [], []
     for i1, (mul, ir1) in enumerate(irreps_in1):
         for i2, (mul2, ir2) in enumerate(irreps_in2):
             if mul != mul2:
                 raise ValueError(f"channel counts differ: {irreps_in1} vs {irreps_in2}")
             for ir in ir1 * ir2:
-                if ir.l <= lmax:
+                if ir in keep:
                     instructions.append((i1, i2, len(out), "uuu", True))
                     out.append((mul, ir))
     return o3.TensorProduct(irreps_in1, irreps_in2, o3.Irreps(out), instructions)
@@ -104,6 +104,7 @@ class ProductBasis(nn.Module):
     ``y_1 = x``, ``y_{k+1} = TP(Linear(y_k), x)`` (channel-wise, :func:`channelwise_product`), output
     ``Linear([y_1, ..., y_correlation])``: MACE's higher-body-order features at one node. Degree 2
     gives angles between directions from the query, degree 3 triple products (the sign of a dihedral).
+    The last product computes only the irreps of ``irreps_out`` (a linear map cannot reach others).
     """
 
     def __init__(self, irreps_in: o3.Irreps, irreps_out: o3.Irreps, correlation: int) -> None:
@@ -113,9 +114,10 @@ class ProductBasis(nn.Module):
         self.mix = nn.ModuleList()
         self.products = nn.ModuleList()
         irreps_y, parts = o3.Irreps(irreps_in), [o3.Irreps(irreps_in)]
-        for _ in range(correlation - 1):
+        every, needed = {ir for _, ir in hidden}, {ir for _, ir in o3.Irreps(irreps_out)}
+        for k in range(correlation - 1):
             self.mix.append(o3.Linear(irreps_y, hidden))
-            self.products.append(channelwise_product(hidden, irreps_in, lmax))
+            self.products.append(channelwise_product(hidden, irreps_in, needed if k == correlation - 2 else every))
             irreps_y = self.products[-1].irreps_out
             parts.append(irreps_y)
         self.out = o3.Linear(sum(parts, o3.Irreps()), irreps_out)
