@@ -31,10 +31,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from gdbm.learned_order import fit_order_policy, save_policy
+    from gdbm.learned_order import save_policy
     from gdbm.models import load_generator
     from gdbm.ordering import molecule_type_graphs
     from gdbm.train import build_dataset
+    from gdbm.train_order import fit_order_policy
     from gdbm.training.config import load_config
 
     output = Path(args.output)

@@ -10,10 +10,10 @@ import torch
 from gdbm.data.samples import SequenceDataset, collate, prior_energies
 from gdbm.data.trajectory import read_frames
 from gdbm.errors import InputError
-from gdbm.learned_order import (GraphTensors, OrderPolicy, fit_order_policy, learned_ordering, load_ordering,
-                                reorder_sample, save_policy)
+from gdbm.learned_order import GraphTensors, OrderPolicy, learned_ordering, load_ordering, save_policy
 from gdbm.ordering import MoleculeGraph, OrderingConfig, molecule_type_graphs, plan_system, traversal_ordering
 from gdbm.topology.system import load_mapped_system
+from gdbm.train_order import fit_order_policy, reorder_sample
 
 
 def chain() -> MoleculeGraph:
