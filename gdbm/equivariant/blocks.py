@@ -32,7 +32,9 @@ def all_irreps(channels: int, lmax: int) -> o3.Irreps:
 
 class RadialBasis(nn.Module):
     """Distances ``[...]`` -> ``[..., n]`` Gaussians on [0, r_max] times a cosine envelope (zero, with
-    zero slope, at ``r_max``), so a particle crossing ``r_max`` changes nothing abruptly."""
+    zero slope, at ``r_max``), so a particle crossing ``r_max`` changes nothing abruptly. Scaled by
+    sqrt(n) (as in e3nn's examples): about two Gaussians are non-zero at any distance, and the
+    radial MLP after it expects inputs of unit second moment."""
 
     def __init__(self, n: int, r_max: float) -> None:
         super().__init__()
@@ -41,7 +43,7 @@ class RadialBasis(nn.Module):
     def forward(self, d: Tensor) -> Tensor:
         basis = soft_one_hot_linspace(d, 0.0, self.r_max, self.n, basis="gaussian", cutoff=False)  # [..., n]
         envelope = torch.where(d < self.r_max, 0.5 * (torch.cos(math.pi * d / self.r_max) + 1.0), 0.0)
-        return basis * envelope.unsqueeze(-1)
+        return basis * (envelope * self.n**0.5).unsqueeze(-1)
 
 
 class QueryConvolution(nn.Module):
