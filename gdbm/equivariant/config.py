@@ -23,9 +23,12 @@ class E3nnConfig(BaseModel):
     max_neighbours: int | None = Field(48, ge=1, description="convolve only the particles nearest to the "
                                        "query (cost is linear in them); null = all within r_max")
     radial_hidden: int = Field(32, ge=1, description="hidden width of the radial MLP")
-    neighbours: float = Field(1.0, gt=0, description="messages are summed and divided by this; 1 = a plain sum, "
-                              "which puts the convolution near unit scale at initialisation (the critic then "
-                              "starts with a slope near the gradient penalty's 1 per nm)")
+    neighbours: float = Field(16.0, gt=0, description="generator: messages are summed and divided by this; "
+                              "its products stay near-linear at initialisation (a plain sum made the "
+                              "warm-up regression diverge)")
+    critic_neighbours: float = Field(1.0, gt=0, description="critic: the same divisor; 1 = a plain sum, which "
+                                     "starts the critic with a slope near the gradient penalty's 1 per nm "
+                                     "(16 gave 0.015 per nm: the adversarial game could not start)")
     hidden: int = Field(32, ge=1, description="width of the scalar MLPs (embedding, readouts)")
     noise_scalars: int = Field(8, ge=0, description="invariant noise inputs of the generator")
     noise_vectors: int = Field(2, ge=0, description="random-direction (isotropic Gaussian) noise vectors: "

@@ -51,10 +51,10 @@ class QueryEncoder(nn.Module):
     """What one query point sees: the environment convolved onto it plus the query's own invariant
     inputs, raised to higher body order by a :class:`ProductBasis`."""
 
-    def __init__(self, config: E3nnConfig, n_inputs: int, irreps_out: o3.Irreps) -> None:
+    def __init__(self, config: E3nnConfig, n_inputs: int, irreps_out: o3.Irreps, neighbours: float) -> None:
         super().__init__()
         c = config
-        self.conv = QueryConvolution(c.channels, c.lmax, c.n_radial, c.r_max, c.radial_hidden, c.neighbours,
+        self.conv = QueryConvolution(c.channels, c.lmax, c.n_radial, c.r_max, c.radial_hidden, neighbours,
                                      c.max_neighbours)
         self.inputs = nn.Sequential(nn.Linear(n_inputs, c.hidden), nn.SiLU(), nn.Linear(c.hidden, c.channels))
         self.lift = o3.Linear(f"{c.channels}x0e", self.conv.irreps_out)
@@ -101,7 +101,8 @@ class E3nnGenerator(nn.Module):
         self.noise_dim = c.noise_dim
         self.embed = ParticleEmbedding(n_features, n_types, c.hidden, c.channels)
         self.readout = VectorReadout(c.hidden)
-        self.encoder = QueryEncoder(c, n_types + c.noise_scalars + c.refinements, self.readout.irreps_in)
+        self.encoder = QueryEncoder(c, n_types + c.noise_scalars + c.refinements, self.readout.irreps_in,
+                                    c.neighbours)
         self.noise = NoiseDirections(self.readout.irreps_in, c.noise_vectors) if c.noise_vectors else None
 
     def forward(self, particles: Particles, target_type: Tensor, noise: Tensor) -> Tensor:
@@ -133,7 +134,7 @@ class E3nnCritic(nn.Module):
         self.config = c = config or E3nnConfig()
         self.embed = ParticleEmbedding(n_features, n_types, c.hidden, c.channels)
         self.readout = InvariantReadout(c.hidden, c.hidden // 2)
-        self.encoder = QueryEncoder(c, n_types, self.readout.irreps_in)
+        self.encoder = QueryEncoder(c, n_types, self.readout.irreps_in, c.critic_neighbours)
 
     def forward(self, particles: Particles, target_type: Tensor, position: Tensor) -> Tensor:
         """``target_type`` ``[B, T]`` one-hot, ``position`` ``[B, 3]`` nm -> score ``[B]``."""
