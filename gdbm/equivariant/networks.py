@@ -9,7 +9,7 @@ of the whole input (particle positions and the centre bead, ``Particles.origin``
   and random-direction vectors ``v`` (isotropic Gaussians). ``R v`` has the distribution of
   ``v``, so the *distribution* of generated positions is equivariant, and an environment with a
   symmetry (an axis, a mirror plane) still gets atoms off that symmetry, in directions ``v`` picks;
-- critic: ``D(R x + t, R y) = D(x, y)``, exactly invariant.
+- critic: ``D(R x + t, R y) = D(x, y)``, invariant (to float precision).
 
 So neither needs the local frame aligned to the fixpoint bond nor turned in training
 (``aligned = False``).
