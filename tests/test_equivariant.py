@@ -141,3 +141,14 @@ def test_nearest_neighbour_cut_is_exact_when_all_fit():
     scalars, query = torch.randn(B, P, 8), torch.zeros(B, 3)
     torch.testing.assert_close(cut(query, particles.positions, scalars, mask),
                                full(query, particles.positions, scalars, mask))
+
+
+def test_generator_ignores_bfloat16_autocast(networks):
+    """The sampler's --precision bfloat16 autocasts the generator call; the e3nn one stays float32."""
+    generator, _ = networks
+    particles, target = random_batch(7)
+    noise = torch.randn(B, generator.noise_dim)
+    with torch.autocast("cpu", torch.bfloat16):
+        fast = generator(particles, target, noise)
+    assert fast.dtype == torch.float32
+    torch.testing.assert_close(fast, generator(particles, target, noise))

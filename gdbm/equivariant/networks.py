@@ -106,7 +106,14 @@ class E3nnGenerator(nn.Module):
         self.noise = NoiseDirections(self.readout.irreps_in, c.noise_vectors) if c.noise_vectors else None
 
     def forward(self, particles: Particles, target_type: Tensor, noise: Tensor) -> Tensor:
-        """``target_type`` ``[B, T]`` one-hot, ``noise`` ``[B, noise_dim]`` -> position ``[B, 3]`` (nm)."""
+        """``target_type`` ``[B, T]`` one-hot, ``noise`` ``[B, noise_dim]`` -> position ``[B, 3]`` (nm).
+
+        Always float32: e3nn's tensor products mix dtypes under autocast, so autocast is switched off.
+        """
+        with torch.autocast(particles.positions.device.type, enabled=False):
+            return self._forward(particles, target_type, noise)
+
+    def _forward(self, particles: Particles, target_type: Tensor, noise: Tensor) -> Tensor:
         c = self.config
         positions, scalars, mask = self.embed(particles, target_type)
         dtype = positions.dtype
