@@ -1,13 +1,13 @@
-"""Training throughput and peak memory of the sPS voxel model (``configs/sps.yaml``, 13 frames).
+"""Training throughput and peak memory of an sPS model (``configs/sps.yaml``: voxel, 13 frames; ``--config``).
 
 A fresh process builds the dataset and networks from the config, runs one warm-up iteration,
-then times ``ITERATIONS`` iterations (each ``n_critic`` critic updates + one generator update on
-batches of ``batch_size`` sequences). Training samples per second counts every sequence a
+then times ``ITERATIONS`` adversarial iterations (each ``n_critic`` critic updates + one generator
+update on batches of ``batch_size`` sequences; the supervised warm-up is skipped). Training samples per second counts every sequence a
 network was trained on: ``(n_critic + 1) * batch_size`` per iteration. Peak memory is the
 process's maximum resident set size, dataset included. The original DBM code on this machine:
 about 210 s per iteration (4 + 1 updates, batch 64: 1.5 samples/s) and over 20.9 GB.
 
-Run: ``python benchmarks/bench_train.py [--threads N]`` (prints JSON), or through pytest-benchmark:
+Run: ``python benchmarks/bench_train.py [--threads N] [--config configs/sps_e3nn.yaml]`` (prints JSON), or through pytest-benchmark:
 ``python -m pytest benchmarks/bench_train.py --benchmark-only``.
 """
 
@@ -26,7 +26,7 @@ ITERATIONS = 3
 DBM_SAMPLES_PER_S = 5 * 64 / 210
 
 
-def measure(threads: int | None) -> dict:
+def measure(threads: int | None, config_path: Path = CONFIG) -> dict:
     import torch
 
     from gdbm.train import build_trainer
@@ -34,18 +34,20 @@ def measure(threads: int | None) -> dict:
 
     if threads:
         torch.set_num_threads(threads)
-    config = load_config(CONFIG)
+    config = load_config(config_path)
     t = config.training
     start = time.perf_counter()
     trainer = build_trainer(config, Path("/tmp") / "gdbm_bench_train")
     build = time.perf_counter() - start
+    trainer.state.step = t.pretrain_steps  # time adversarial iterations, not the supervised warm-up
     trainer.train_step()  # warm-up
     start = time.perf_counter()
     for _ in range(ITERATIONS):
         trainer.train_step()
     per_iteration = (time.perf_counter() - start) / ITERATIONS
     samples = (t.n_critic + 1) * t.batch_size / per_iteration
-    return {"threads": torch.get_num_threads(), "dataset_samples": len(trainer.dataset), "build_s": round(build, 2),
+    n_params = sum(p.numel() for m in (trainer.state.generator, trainer.state.critic) for p in m.parameters())
+    return {"encoder": config.model.encoder, "parameters": n_params, "threads": torch.get_num_threads(), "dataset_samples": len(trainer.dataset), "build_s": round(build, 2),
             "seconds_per_iteration": round(per_iteration, 2), "samples_per_s": round(samples, 1),
             "vs_dbm": round(samples / DBM_SAMPLES_PER_S, 1),
             "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)}
@@ -63,6 +65,8 @@ def test_training_throughput(benchmark):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="sPS voxel training throughput and peak memory")
+    parser = argparse.ArgumentParser(description="sPS training throughput and peak memory")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    print(json.dumps(measure(parser.parse_args().threads)))
+    parser.add_argument("--config", type=Path, default=CONFIG, help="experiment config (default configs/sps.yaml)")
+    args = parser.parse_args()
+    print(json.dumps(measure(args.threads, args.config)))

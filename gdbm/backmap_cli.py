@@ -34,6 +34,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=1, help="AA samples per CG frame (default 1)")
     p.add_argument("--gibbs", type=int, default=2, help="Gibbs sweeps after the forward pass (default 2)")
     p.add_argument("--candidates", type=int, default=8, help="candidates per bead, lowest energy kept (default 8)")
+    p.add_argument("--ordering", metavar="dfs|bfs|random|POLICY",
+                   help="reconstruction order instead of the checkpoint's: a traversal or an order policy "
+                        "file from 'gdbm order'")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
@@ -79,10 +82,16 @@ def run(args: argparse.Namespace) -> int:
     config = SamplerConfig(n_gibbs=args.gibbs, candidates=args.candidates, seed=args.seed, precision=args.precision,
                            constrain_bonds=args.constrain_bonds, relax_steps=args.relax, max_batch=args.max_batch,
                            compile=args.compile)
+    ordering = None
+    if args.ordering:
+        from gdbm.ordering import OrderingConfig
+
+        ordering = (OrderingConfig(traversal=args.ordering) if args.ordering in ("dfs", "bfs", "random")
+                    else OrderingConfig(traversal="learned", policy=args.ordering))
     job = BackmapJob(args.checkpoint, args.top, args.map, args.cg, config, cg_struct=args.cg_struct,
                      frames=args.frames, init=args.init, init_struct=args.init_struct, samples=args.samples,
                      cg_itp=args.cg_itp, parameters=args.parameters, hold=args.hold_map, type_alias=args.type_alias,
-                     device=args.device)
+                     device=args.device, ordering=ordering)
     report = backmap_trajectory(job, args.output, workers=args.workers, distributed=from_environment(join=False),
                                 force=args.force)
     if report is None:  # not the main process of a torchrun job

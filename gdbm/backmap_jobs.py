@@ -32,6 +32,7 @@ from gdbm.atomic import atomic_path, write_text
 from gdbm.data.trajectory import Frames, FrameWriter, check_particle_count, frame_range, read_frames
 from gdbm.distributed import Distributed
 from gdbm.errors import InputError
+from gdbm.ordering import OrderingConfig
 from gdbm.sample import Backmapper, SamplerConfig
 
 
@@ -54,6 +55,7 @@ class BackmapJob:
     hold: str | None = None
     type_alias: str | None = None
     device: str = "cpu"
+    ordering: OrderingConfig | None = None  # instead of the checkpoint's (gdbm backmap --ordering)
 
     def build_sampler(self, device: str | torch.device | None = None) -> Backmapper:
         from gdbm.data.features import TypeAliases
@@ -61,7 +63,7 @@ class BackmapJob:
         return Backmapper.from_checkpoint(
             self.checkpoint, self.topology, self.mapping, self.sampler, cg_itp=self.cg_itp,
             parameters=self.parameters, device=device or self.device, hold=self.hold,
-            aliases=TypeAliases.from_yaml(self.type_alias) if self.type_alias else None)
+            aliases=TypeAliases.from_yaml(self.type_alias) if self.type_alias else None, ordering=self.ordering)
 
     def read_inputs(self, sampler: Backmapper) -> tuple[Frames, Frames | None, list[int]]:
         """The CG frames to backmap, the AA frames to start from (``--init``) and each frame's index in the CG file."""
@@ -82,6 +84,7 @@ class BackmapJob:
         """The job as JSON-able data: parts are reused only by a job with the same settings."""
         out = asdict(self)
         out["sampler"] = self.sampler.model_dump()
+        out["ordering"] = self.ordering.model_dump(mode="json") if self.ordering else None
         return out
 
 

@@ -5,8 +5,10 @@ local environments: a padded set of ``P`` particles (context atoms, beads and th
 already placed), each with a one-hot feature vector that says what it is *relative to the
 atom being placed* (its type channel and its interaction channel: bond, angle, dihedral,
 non-bonded), plus the type of the atom to place. Positions are in the local frame of the
-current bead (nm): centred on it and, for conditioners that need it, rotated so that the
-bond to its fixpoint bead lies on +z.
+current bead (nm): centred on it and, for conditioners that declare ``aligned = True`` (the
+voxel CNN, which must learn rotations), rotated so that the bond to its fixpoint bead lies on
++z and turned by random angles about z in training. Rotation-equivariant conditioners declare
+``aligned = False`` and get unrotated environments.
 
 Generator: ``(particles, target_type, noise) -> position [B, 3]``.
 Critic:    ``(particles, target_type, position [B, 3]) -> score [B]``.
@@ -30,21 +32,28 @@ class Particles:
     positions: Tensor  # [B, P, 3] float32, nm, local frame
     features: Tensor  # [B, P, F] float32, one-hot (or multi-hot) channels
     mask: Tensor  # [B, P] bool, True = present
+    origin: Tensor | None = None  # [B, 3] the centre bead's position; None = the local frame's origin
 
     def to(self, device: torch.device | str) -> "Particles":
-        return Particles(self.positions.to(device), self.features.to(device), self.mask.to(device))
+        return Particles(self.positions.to(device), self.features.to(device), self.mask.to(device),
+                         None if self.origin is None else self.origin.to(device))
+
+    def centre(self) -> Tensor:
+        """``[B, 3]`` where the environment is centred (explicit so that a translated input stays centred)."""
+        return self.positions.new_zeros(len(self.positions), 3) if self.origin is None else self.origin
 
     def with_particle(self, position: Tensor, features: Tensor) -> "Particles":
         """The set with one more particle per environment (``[B, 3]``, ``[B, F]``), kept differentiable."""
         return Particles(torch.cat([self.positions, position.unsqueeze(1)], 1),
                          torch.cat([self.features, features.unsqueeze(1)], 1),
-                         torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], 1))
+                         torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], 1), self.origin)
 
 
 class Generator(Protocol):
     """Places one atom per environment."""
 
     noise_dim: int
+    aligned: bool  # True: wants environments aligned to the fixpoint bond and turned about z in training
 
     def __call__(self, particles: Particles, target_type: Tensor, noise: Tensor) -> Tensor:
         """``target_type``: ``[B, T]`` one-hot; ``noise``: ``[B, noise_dim]``; returns ``[B, 3]`` nm."""

@@ -1,4 +1,4 @@
-"""Builds the generator and critic named by a model config (``voxel``; more conditioners plug in here)."""
+"""Builds the generator and critic named by a model config (``voxel``, ``e3nn``; more plug in here)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,28 @@ from torch import nn
 
 from gdbm.data.features import FeatureSpec
 from gdbm.training.config import ExperimentConfig, ModelConfig
-from gdbm.voxel import build_voxel_conditioner
+from gdbm.voxel import VoxelGenerator, build_voxel_conditioner
 
 
 def build_conditioner(config: ModelConfig, spec: FeatureSpec) -> tuple[nn.Module, nn.Module]:
     """A fresh generator and critic for the particle features and atom types of ``spec``."""
     if config.encoder == "voxel":
         return build_voxel_conditioner(spec.n_features, spec.n_target_types, config.voxel)
+    if config.encoder == "e3nn":
+        from gdbm.equivariant import build_e3nn_conditioner
+
+        return build_e3nn_conditioner(spec.n_features, spec.n_target_types, config.e3nn)
     raise ValueError(f"unknown encoder {config.encoder!r}")
+
+
+def needs_alignment(config: ModelConfig) -> bool:
+    """Whether the encoder's generator declares ``aligned``: environments aligned to the fixpoint bond
+    and turned about z in training (voxel), or left as they are (e3nn, equivariant)."""
+    if config.encoder == "e3nn":
+        from gdbm.equivariant import E3nnGenerator
+
+        return E3nnGenerator.aligned
+    return VoxelGenerator.aligned
 
 
 def load_generator(path: str | Path, device: str = "cpu") -> tuple[nn.Module, FeatureSpec, ExperimentConfig]:

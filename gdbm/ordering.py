@@ -47,7 +47,7 @@ from gdbm.errors import InputError
 from gdbm.topology.mapping import block_bonds
 from gdbm.topology.system import MappedSystem
 
-Traversal = Literal["dfs", "bfs", "random"]
+Traversal = Literal["dfs", "bfs", "random", "learned"]
 
 
 @dataclass(frozen=True)
@@ -129,18 +129,28 @@ Ordering = Callable[[MoleculeGraph], MoleculePlan]
 
 
 class OrderingConfig(BaseModel):
-    """Which traversal makes the plan, from which bead, with which seed (``random`` only)."""
+    """Which traversal makes the plan, from which bead, with which seed (``random`` only); ``learned``:
+    the order policy in file ``policy`` (:mod:`gdbm.learned_order`, ``gdbm order``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     traversal: Traversal = "dfs"
     start: int | None = Field(None, ge=0, description="root bead (local index); default: first terminal bead")
     seed: int = 0
+    policy: str | None = Field(None, description="order policy file (traversal: learned)")
+
+    def model_post_init(self, _context) -> None:
+        if (self.traversal == "learned") != (self.policy is not None):
+            raise ValueError("traversal 'learned' and an order policy file go together")
 
 
 def traversal_ordering(config: OrderingConfig | None = None) -> Ordering:
     """The ordering that traverses beads, then atoms inside each bead, with ``config.traversal``."""
     config = config or OrderingConfig()
+    if config.traversal == "learned":
+        from gdbm.learned_order import load_ordering
+
+        return load_ordering(config.policy)
 
     def ordering(graph: MoleculeGraph) -> MoleculePlan:
         rng = random.Random(f"{config.seed}:{graph.name}")

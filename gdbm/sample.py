@@ -28,7 +28,7 @@ from gdbm.data.features import FeatureSpec, SystemFeatures, TypeAliases
 from gdbm.data.prior import PriorIndex
 from gdbm.data.trajectory import Frames
 from gdbm.errors import InputError
-from gdbm.ordering import SystemPlan
+from gdbm.ordering import OrderingConfig, SystemPlan
 from gdbm.physics.bonded import term_energies
 from gdbm.pbc import minimum_image
 from gdbm.physics.constraints import constrain_bonds
@@ -102,17 +102,20 @@ class Backmapper:
         self.groups = [torch.nonzero(position == p).squeeze(1) for p in range(int(position.max()) + 1)]
         self.features = SystemFeatures(system, spec, aliases)
         self.prior = PriorIndex(system.aa, self.steps.atoms)
-        self.fixpoint = fixpoints(system.mapping)
+        # aligned conditioners get environments rotated to the fixpoint bond and turned per candidate
+        self.aligned = getattr(generator, "aligned", True)
+        self.fixpoint = fixpoints(system.mapping) if self.aligned else torch.full((system.mapping.n_beads,), -1)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, topology: str | Path, mapping: str | Path,
                         config: SamplerConfig | None = None, *, cg_itp: str | Path | None = None,
                         parameters: str | Path | None = None, device: str | torch.device = "cpu",
-                        hold: str | Path | None = None, aliases: TypeAliases | None = None) -> "Backmapper":
+                        hold: str | Path | None = None, aliases: TypeAliases | None = None,
+                        ordering: OrderingConfig | None = None) -> "Backmapper":
         """A sampler for the system of ``topology`` + ``mapping`` with a trained model.
 
         ``checkpoint``: a ``gdbm fit`` checkpoint or a shipped model's name (``"sps-voxel"``); its
-        experiment config supplies the reconstruction order and the environment cutoff.
+        experiment config supplies the reconstruction order (unless ``ordering``) and the environment cutoff.
         ``hold``: a mapping file (may be partial) whose bead centres the relaxation keeps on the
         CG input; default ``mapping``.
         """
@@ -128,7 +131,7 @@ class Backmapper:
             if held.n_beads != system.mapping.n_beads:
                 raise InputError(f"the hold mapping has {held.n_beads} beads, the mapping {system.mapping.n_beads}",
                                  hold)
-        return cls(system, generator, spec, plan_system(system, experiment.ordering), experiment.environment,
+        return cls(system, generator, spec, plan_system(system, ordering or experiment.ordering), experiment.environment,
                    config, device=device, hold=held, aliases=aliases)
 
     # --- one group of items ---------------------------------------------------------------
@@ -159,7 +162,8 @@ class Backmapper:
     def _generate(self, env: Environment, atoms: Tensor, rng: torch.Generator) -> tuple[Tensor, Tensor]:
         """``candidates`` sequences per item: local positions ``[B, K, L, 3]`` in the item's frame."""
         b, k = len(atoms), self.config.candidates
-        turn = random_z_rotations(b * k, rng, env.positions.dtype)  # [B K, 3, 3]
+        turn = (random_z_rotations(b * k, rng, env.positions.dtype) if self.aligned
+                else torch.eye(3, dtype=env.positions.dtype).expand(b * k, 3, 3))  # [B K, 3, 3]
         positions = env.positions.repeat_interleave(k, 0) @ turn.transpose(1, 2)  # [B K, P, 3]
         atom_ids = env.atom.repeat_interleave(k, 0)
         bead_ids = env.bead.repeat_interleave(k, 0)

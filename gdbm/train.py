@@ -185,6 +185,7 @@ class Trainer:
             self._generator = distributed.wrap(self.state.generator, self.device)
             self._critic = distributed.wrap(self.state.critic, self.device)
         self.log = CSVLog(self.out_dir / "log.csv") if distributed.is_main else None
+        self.turn = getattr(generator, "aligned", True)  # random turns about z only for aligned conditioners
 
     def release(self) -> None:
         """Drop the DDP wrappers: they must be gone before the process group is destroyed
@@ -237,7 +238,7 @@ class Trainer:
         """``batch_size / world_size`` sequences from this rank's shard."""
         d = self.distributed
         index = shard_draw(len(self.dataset), self.config.training.batch_size // d.world_size, d, rng)
-        return collate([self.dataset[int(i)] for i in index], rng).to(self.device)
+        return collate([self.dataset[int(i)] for i in index], rng, rotate=self.turn).to(self.device)
 
     def _noise(self, batch: SequenceBatch, rng: torch.Generator) -> Tensor:
         b, length = batch.step_mask.shape
@@ -325,6 +326,7 @@ def build_dataset(config: ExperimentConfig) -> SequenceDataset | TrainingSet:
     and bead types of all of them.
     """
     from gdbm.data.trajectory import read_frames
+    from gdbm.models import needs_alignment
     from gdbm.topology.system import load_mapped_system
 
     loaded = []
@@ -333,7 +335,8 @@ def build_dataset(config: ExperimentConfig) -> SequenceDataset | TrainingSet:
         beads = read_frames(d.cg, d.cg_structure) if d.cg else None
         loaded.append((read_frames(d.aa, d.aa_structure), system, beads))
     spec = FeatureSpec.union([FeatureSpec.from_system(system, config.environment) for _, system, _ in loaded])
-    parts = [SequenceDataset(frames, system, config.ordering, config.environment, beads=beads, spec=spec)
+    align = needs_alignment(config.model)
+    parts = [SequenceDataset(frames, system, config.ordering, config.environment, beads=beads, spec=spec, align=align)
              for frames, system, beads in loaded]
     return parts[0] if len(parts) == 1 else TrainingSet(parts)
 

@@ -208,14 +208,15 @@ def _flatten_prior(samples: list[SequenceSample], n_ctx: Tensor, p: int,
 class SequenceDataset(Dataset):
     """Every plan step of every frame as a :class:`SequenceSample`, oversampled by the mapping's ``[mult]``.
 
-    Built once: local frames of every (frame, bead), their neighbours within the cutoff (one
+    Built once: local frames of every (frame, bead) (centred on the bead; with ``align`` also rotated
+    so the fixpoint bond lies on +z, for conditioners that declare ``aligned``), their neighbours within the cutoff (one
     vesin search per frame), every atom relative to its home bead. Items are assembled on
     access (context minus sequence and hidden atoms, channels, prior terms).
     """
 
     def __init__(self, frames: Frames, system: MappedSystem, plan: SystemPlan | OrderingConfig | None = None,
                  config: EnvironmentConfig | None = None, *, beads: Tensor | Frames | None = None,
-                 spec: FeatureSpec | None = None, oversample: bool = True) -> None:
+                 spec: FeatureSpec | None = None, oversample: bool = True, align: bool = True) -> None:
         aa, mapping = system.aa, system.mapping
         if frames.n_particles != aa.n_atoms:
             raise InputError(f"frames hold {frames.n_particles} atoms but the topology has {aa.n_atoms}",
@@ -236,7 +237,8 @@ class SequenceDataset(Dataset):
 
         frame = torch.arange(n_frames).repeat_interleave(n_beads)  # [F * N] every (frame, bead)
         bead = torch.arange(n_beads).repeat(n_frames)
-        self.frames = local_frames(beads, boxes, frame, bead, fixpoints(mapping))  # [F * N, ...]
+        fixpoint = fixpoints(mapping) if align else torch.full((n_beads,), -1)  # -1: centred, not rotated
+        self.frames = local_frames(beads, boxes, frame, bead, fixpoint)  # [F * N, ...]
         near = find_neighbours(atoms, beads, boxes, frame, bead, self.config.cutoff)
         self.context_ptr = torch.cat([torch.zeros(1, dtype=torch.long),
                                       torch.cumsum(torch.bincount(near.item, minlength=len(frame)), 0)])

@@ -18,7 +18,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                           "(torchrun --nproc-per-node N -m gdbm fit ...) the N processes "
                                           "train one model with DistributedDataParallel.")
     p.add_argument("--config", required=True, help="experiment config (YAML), e.g. configs/sps.yaml")
-    p.add_argument("--encoder", choices=("voxel",), help="conditioner (overrides the config's model.encoder)")
+    p.add_argument("--encoder", choices=("voxel", "e3nn"), help="conditioner (overrides the config's model.encoder)")
     p.add_argument("-o", "--output", help="run folder (default runs/<config name>)")
     p.add_argument("--steps", type=int, help="generator updates in total (overrides training.steps)")
     p.add_argument("--device", help="torch device, e.g. cpu or cuda (overrides training.device)")

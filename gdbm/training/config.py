@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gdbm.data.environment import EnvironmentConfig
+from gdbm.equivariant.config import E3nnConfig
 from gdbm.errors import InputError
 from gdbm.ordering import OrderingConfig
 from gdbm.voxel.config import VoxelConfig
@@ -38,8 +39,9 @@ class DataConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    encoder: Literal["voxel"] = "voxel"
+    encoder: Literal["voxel", "e3nn"] = "voxel"
     voxel: VoxelConfig = VoxelConfig()
+    e3nn: E3nnConfig = E3nnConfig()
 
 
 class TrainingConfig(_Strict):

@@ -40,6 +40,8 @@ class VoxelGenerator(nn.Module):
     nothing but the input and output lives on the fine grid.
     """
 
+    aligned = True  # a grid is not rotation-equivariant: environments come aligned and turned about z
+
     def __init__(self, in_channels: int, n_types: int, noise_dim: int, channels: int, grid: VoxelGrid,
                  n_blocks: int = 2, full_blocks: int = 2, norm: Norm = "layer", groups: int = 8,
                  negative_slope: float = 0.2) -> None:
