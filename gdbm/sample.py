@@ -23,14 +23,14 @@ from torch import Tensor
 from tqdm import tqdm
 
 from gdbm.conditioner import Generator
-from gdbm.data.environment import Environment, EnvironmentConfig, fixpoints, local_environments, random_z_rotations
+from gdbm.data.environment import (Environment, EnvironmentConfig, fixpoints, local_environments, pairs_within,
+                                   random_z_rotations)
 from gdbm.data.features import FeatureSpec, SystemFeatures, TypeAliases
 from gdbm.data.prior import PriorIndex
 from gdbm.data.trajectory import Frames
 from gdbm.errors import InputError
 from gdbm.ordering import OrderingConfig, SystemPlan
 from gdbm.physics.bonded import term_energies
-from gdbm.pbc import minimum_image
 from gdbm.physics.constraints import constrain_bonds
 from gdbm.physics.energy import EnergyModel
 from gdbm.physics.relax import CentreConstraint, relax
@@ -150,13 +150,22 @@ class Backmapper:
         in a few batches rather than one).
         """
         centre = beads[items.frame, items.bead]  # [B, 3]
-        gap = minimum_image(centre.unsqueeze(1) - centre.unsqueeze(0), boxes[items.frame]).norm(dim=-1)  # [B, B]
-        conflict = (gap < self.environment.cutoff + self.config.reach) & (items.frame.unsqueeze(1) == items.frame)
-        conflict.fill_diagonal_(False)
+        first, second = [], []
+        for f in torch.unique(items.frame).tolist():  # pairs of close items from a cell list, per frame
+            mine = torch.nonzero(items.frame == f).squeeze(1)
+            i, j, _ = pairs_within(centre[mine], centre[mine], boxes[f], self.environment.cutoff + self.config.reach)
+            first.append(mine[i])
+            second.append(mine[j])
+        first, second = torch.cat(first), torch.cat(second)
+        edge = first != second
+        first, second = first[edge], second[edge]
+        order = torch.argsort(first)
+        neighbours = second[order]
+        start = torch.cumsum(torch.bincount(first, minlength=len(centre)), 0).tolist()
         colour = torch.full((len(centre),), -1, dtype=torch.long)
-        for k in range(len(centre)):  # a few dozen items per step
-            taken = colour[conflict[k]]
-            colour[k] = next(c for c in range(len(centre)) if not (taken == c).any())
+        for k in range(len(centre)):  # greedy colouring; a few dozen neighbours per item
+            taken = set(colour[neighbours[(start[k - 1] if k else 0):start[k]]].tolist())
+            colour[k] = next(c for c in range(len(centre)) if c not in taken)
         return [items.take(colour == c) for c in range(int(colour.max()) + 1)]
 
     def _generate(self, env: Environment, atoms: Tensor, rng: torch.Generator) -> tuple[Tensor, Tensor]:

@@ -128,7 +128,7 @@ class Neighbours:
         return Neighbours(self.item[keep], self.atom[keep], self.bead[keep], self.vector[keep])
 
 
-def _near_centres(points: Tensor, centres: Tensor, box: Tensor, cutoff: float) -> tuple[Tensor, Tensor, Tensor]:
+def pairs_within(points: Tensor, centres: Tensor, box: Tensor, cutoff: float) -> tuple[Tensor, Tensor, Tensor]:
     """Pairs (centre, point) closer than ``cutoff`` under PBC: ``(centre [K], point [K], vector [K, 3])``,
     the vector from the centre to that image of the point.
 
@@ -181,7 +181,7 @@ def find_neighbours(atoms: Tensor, beads: Tensor, boxes: Tensor, frame: Tensor, 
 
     ``atoms``: ``[F, n, 3]``; ``beads``: ``[F, N, 3]``; ``boxes``: ``[F, 3, 3]``;
     ``atom_present``: ``[F, n]`` bool (default all). Each (frame, bead) item at most once.
-    Cost grows with the number of items, not with the box (:func:`_near_centres`); a particle
+    Cost grows with the number of items, not with the box (:func:`pairs_within`); a particle
     seen through several images is kept once, at its minimum image. The centre bead itself is
     included (at the origin).
     """
@@ -195,7 +195,7 @@ def find_neighbours(atoms: Tensor, beads: Tensor, boxes: Tensor, frame: Tensor, 
                    else torch.nonzero(atom_present[f]).squeeze(1))  # [n_p]
         ids = torch.cat([present, n + torch.arange(n_beads, device=atoms.device)])  # [n_p + N] particle ids
         points = torch.cat([atoms[f, present], beads[f]]).detach()  # [n_p + N, 3]
-        centre, point, vector = _near_centres(points, beads[f, bead[items]].detach(), boxes[f].detach(), cutoff)
+        centre, point, vector = pairs_within(points, beads[f, bead[items]].detach(), boxes[f].detach(), cutoff)
         parts.append((items[centre], ids[point], vector))
     item, particle, vector = (torch.cat(t) for t in zip(*parts))
     # one entry per (item, particle): the shortest image, sorted by item then particle id
