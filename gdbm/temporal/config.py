@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from gdbm.errors import InputError
+from gdbm.config_files import read_sections, validate
 
 
 class _Strict(BaseModel):
@@ -81,23 +80,9 @@ class TemporalConfig(_Strict):
 def load_temporal_config(path: str | Path, overrides: dict | None = None) -> TemporalConfig:
     """Read and validate a temporal config; ``overrides`` (nested dicts) replace file values."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError("no such config file", path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise InputError(f"not valid YAML: {err}", path) from err
-    if not isinstance(raw, dict) or "data" not in raw:
-        raise InputError("expected a mapping with at least a 'data' section", path)
-    for section, values in (overrides or {}).items():
-        raw[section] = {**raw.get(section, {}), **values}
+    raw = read_sections(path, overrides)
     data = raw["data"]
     for key in ("aa", "structure", "mapping", "system"):
         if isinstance(data, dict) and isinstance(data.get(key), str):
             data[key] = str((path.parent / data[key]).resolve()) if not Path(data[key]).is_absolute() else data[key]
-    try:
-        return TemporalConfig.model_validate(raw)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(map(str, first["loc"]))
-        raise InputError(f"{where}: {first['msg']} ({len(err.errors())} problem(s) in all)", path) from err
+    return validate(TemporalConfig, raw, path)

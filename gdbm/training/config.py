@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from gdbm.config_files import read_sections, validate
 from gdbm.data.environment import EnvironmentConfig
 from gdbm.equivariant.config import E3nnConfig
 from gdbm.errors import InputError
@@ -115,22 +115,7 @@ def _resolve(data: dict, base: Path) -> dict:
 def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentConfig:
     """Read and validate a YAML experiment config; ``overrides`` are merged section by section."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError("no such config file", path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        line = getattr(getattr(err, "problem_mark", None), "line", None)
-        raise InputError(f"not valid YAML: {err}", path, None if line is None else line + 1) from err
-    if not isinstance(raw, dict) or "data" not in raw:
-        raise InputError("expected a mapping with at least a 'data' section", path)
+    raw = read_sections(path, overrides)
     data = raw["data"]
     raw["data"] = [_resolve(d, path.parent) for d in data] if isinstance(data, list) else _resolve(data, path.parent)
-    for section, values in (overrides or {}).items():
-        raw[section] = {**raw.get(section, {}), **values}
-    try:
-        return ExperimentConfig.model_validate(raw)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        raise InputError(f"{where}: {first['msg']} ({len(err.errors())} problem(s) in all)", path) from err
+    return validate(ExperimentConfig, raw, path)
