@@ -24,6 +24,7 @@ from gdbm.atomic import write_text
 from gdbm.errors import InputError
 from gdbm.order_cli import add_parser as _add_order
 from gdbm.relax_cli import add_parser as _add_relax
+from gdbm.study.cli import add_parser as _add_study
 from gdbm.temporal.cli import add_fit_parser as _add_fit_temporal
 from gdbm.training.cli import add_parser as _add_fit
 
@@ -93,7 +94,7 @@ def _run_energy(args: argparse.Namespace) -> int:
 # --- entry point -----------------------------------------------------------------------
 
 _SUBCOMMANDS = (_add_energy, _add_fit, _add_order, _add_backmap, _add_relax, _add_eval, _add_baseline, _add_datagen,
-                _add_demo, _add_fit_temporal)
+                _add_demo, _add_fit_temporal, _add_study)
 
 
 def build_parser() -> argparse.ArgumentParser:

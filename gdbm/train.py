@@ -136,12 +136,17 @@ def _with_prior(loss: Tensor, batch: SequenceBatch, fake: Tensor, prior: EnergyP
     return loss, stats
 
 
-def shard_draw(n_items: int, count: int, distributed: Distributed, rng: torch.Generator) -> Tensor:
+def shard_draw(n_items: int, count: int, distributed: Distributed, rng: torch.Generator,
+               weights: Tensor | None = None) -> Tensor:
     """``count`` random indices (with replacement) from this rank's shard: every ``world_size``-th of
-    ``n_items``, starting at its rank. With one process, ``torch.randint(n_items, (count,))``."""
+    ``n_items``, starting at its rank. With one process, ``torch.randint(n_items, (count,))``;
+    with ``weights`` (one per item), drawn in proportion to them."""
     d = distributed
-    shard = len(range(d.rank, n_items, d.world_size))
-    return d.rank + d.world_size * torch.randint(shard, (count,), generator=rng)
+    if weights is None:
+        shard = len(range(d.rank, n_items, d.world_size))
+        return d.rank + d.world_size * torch.randint(shard, (count,), generator=rng)
+    shard = torch.arange(d.rank, n_items, d.world_size)
+    return shard[torch.multinomial(weights[shard], count, replacement=True, generator=rng)]
 
 
 @dataclass
@@ -237,7 +242,8 @@ class Trainer:
     def _batch(self, rng: torch.Generator) -> SequenceBatch:
         """``batch_size / world_size`` sequences from this rank's shard."""
         d = self.distributed
-        index = shard_draw(len(self.dataset), self.config.training.batch_size // d.world_size, d, rng)
+        index = shard_draw(len(self.dataset), self.config.training.batch_size // d.world_size, d, rng,
+                           getattr(self.dataset, "sample_weights", None))
         return collate([self.dataset[int(i)] for i in index], rng, rotate=self.turn).to(self.device)
 
     def _noise(self, batch: SequenceBatch, rng: torch.Generator) -> Tensor:
@@ -325,20 +331,27 @@ def build_dataset(config: ExperimentConfig) -> SequenceDataset | TrainingSet:
     Several data sources give one :class:`TrainingSet` whose feature layout covers the atom
     and bead types of all of them.
     """
-    from gdbm.data.trajectory import read_frames
+    from gdbm.data.trajectory import frame_range, read_frames
     from gdbm.models import needs_alignment
     from gdbm.topology.system import load_mapped_system
 
     loaded = []
     for d in config.sources:
         system = load_mapped_system(d.topology, d.mapping, d.cg_itp, parameters=d.parameters)
+        frames = read_frames(d.aa, d.aa_structure)
         beads = read_frames(d.cg, d.cg_structure) if d.cg else None
-        loaded.append((read_frames(d.aa, d.aa_structure), system, beads))
+        if d.frames:
+            window = frame_range(d.frames, len(frames))
+            frames, beads = frames.subset(window), beads.subset(window) if beads is not None else None
+        loaded.append((frames, system, beads))
     spec = FeatureSpec.union([FeatureSpec.from_system(system, config.environment) for _, system, _ in loaded])
     align = needs_alignment(config.model)
     parts = [SequenceDataset(frames, system, config.ordering, config.environment, beads=beads, spec=spec, align=align)
              for frames, system, beads in loaded]
-    return parts[0] if len(parts) == 1 else TrainingSet(parts)
+    if len(parts) == 1:
+        return parts[0]
+    shares = [d.weight for d in config.sources] if config.sources[0].weight is not None else None
+    return TrainingSet(parts, shares)
 
 
 def build_trainer(config: ExperimentConfig, out_dir: str | Path, distributed: Distributed = Distributed()) -> Trainer:

@@ -23,13 +23,15 @@ SUMMARY_COLUMNS = [
 ]
 
 
-def _fmt(value: float | int | None) -> str:
+def format_number(value: float | int | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if isinstance(value, int):
         return str(value)
     if value == 0:
         return "0"
+    if abs(value) >= 1e6:
+        return f"{value:.2e}"
     if abs(value) >= 100:
         return f"{value:.1f}"
     return f"{value:.2e}" if abs(value) < 0.01 else f"{value:.4f}"
@@ -42,14 +44,14 @@ def markdown_summary(metrics: dict[str, dict[str, float]]) -> str:
     lines = ["| set | " + " | ".join(label for _, label in present) + " |",
              "| --- |" + " --- |" * len(present)]
     for n in names:
-        lines.append(f"| {n} | " + " | ".join(_fmt(metrics[n].get(k)) for k, _ in present) + " |")
+        lines.append(f"| {n} | " + " | ".join(format_number(metrics[n].get(k)) for k, _ in present) + " |")
     per_type = sorted({k for n in names for k in metrics[n] if "/" in k and not k.startswith("rdf_mae/")})
     per_type += sorted({k for n in names for k in metrics[n] if k.startswith("rdf_mae/")})
     per_type += [f"{k}_jsd" for k in ("bond", "angle", "proper", "improper", "lj_intra", "lj_inter")
                  if any(f"{k}_jsd" in metrics[n] for n in names)]
     lines += ["", "| metric | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
     for k in per_type:
-        lines.append(f"| {k} | " + " | ".join(_fmt(metrics[n].get(k)) for n in names) + " |")
+        lines.append(f"| {k} | " + " | ".join(format_number(metrics[n].get(k)) for n in names) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -287,9 +287,14 @@ class SequenceDataset(Dataset):
 
 
 class TrainingSet(ConcatDataset):
-    """The samples of several systems (one :class:`SequenceDataset` each) with one feature layout."""
+    """The samples of several systems (one :class:`SequenceDataset` each) with one feature layout.
 
-    def __init__(self, parts: list[SequenceDataset]) -> None:
+    ``shares`` (one per part) make the systems' shares of a random draw the composition of the
+    training mix, whatever their sizes: ``sample_weights`` then holds one draw weight per sample.
+    Without them every sample is equally likely (``sample_weights`` is None).
+    """
+
+    def __init__(self, parts: list[SequenceDataset], shares: list[float] | None = None) -> None:
         if not parts:
             raise ValueError("a training set needs at least one dataset")
         for part in parts[1:]:
@@ -297,3 +302,10 @@ class TrainingSet(ConcatDataset):
         super().__init__(parts)
         self.parts = parts
         self.spec = parts[0].spec
+        self.sample_weights: Tensor | None = None
+        if shares is not None:
+            if len(shares) != len(parts) or min(shares) <= 0:
+                raise ValueError(f"expected {len(parts)} positive shares, got {shares}")
+            total = sum(shares)
+            self.sample_weights = torch.cat([torch.full((len(p),), share / total / len(p), dtype=torch.float64)
+                                             for p, share in zip(parts, shares)])

@@ -36,6 +36,9 @@ class DataConfig(_Strict):
     aa_structure: Path | None = None
     cg: Path | None = Field(None, description="CG frames paired with the AA frames (default: AA frames mapped)")
     cg_structure: Path | None = None
+    frames: str | None = Field(None, description="START:STOP of the frames to train on (default all)")
+    weight: float | None = Field(None, gt=0, description="share of every batch drawn from this system, relative "
+                                 "to the other systems' (default: in proportion to its number of samples)")
 
 
 class ModelConfig(_Strict):
@@ -93,6 +96,11 @@ class ExperimentConfig(_Strict):
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     prior: PriorConfig = PriorConfig()
+
+    def model_post_init(self, _context) -> None:
+        weights = [d.weight is not None for d in self.sources]
+        if any(weights) and not all(weights):
+            raise ValueError("give every data source a weight, or none")
 
     @property
     def sources(self) -> list[DataConfig]:

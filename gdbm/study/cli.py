@@ -1,0 +1,35 @@
+"""``gdbm study``: run a study config to its summary (argument glue only)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``study`` on the ``gdbm`` subparsers."""
+    p = subparsers.add_parser(
+        "study", help="train several models, backmap test sets with each, evaluate and summarise",
+        description="Run a study (configs/study_*.yaml): make missing data with gdbm datagen, train every model "
+                    "arm on its mix of systems, backmap every test set with every arm, evaluate them side by side "
+                    "and write summary.md, summary.json and plots. Finished stages are skipped, so a rerun "
+                    "costs nothing and an interrupted study resumes where it stopped.")
+    p.add_argument("--config", required=True, help="study config (YAML)")
+    p.add_argument("-o", "--output", help="study folder (default runs/<config name>)")
+    p.add_argument("--summary-only", action="store_true", help="rewrite the summary from the finished stages")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gdbm.study.config import load_study
+    from gdbm.study.runner import StudyRunner
+    from gdbm.study.summary import write_summary
+
+    study = load_study(args.config)
+    out = Path(args.output or Path("runs") / Path(args.config).stem)
+    if args.summary_only:
+        write_summary(study, out)
+    else:
+        StudyRunner(study, out, log=lambda line: print(line, flush=True)).run()
+    print((out / "summary.md").read_text())
+    return 0
