@@ -58,7 +58,7 @@ class ModelArm(_Strict):
                                     "on (gdbm backmap --type-alias)")
 
     @model_validator(mode="after")
-    def _one_source(self) -> "ModelArm":
+    def _one_source(self) -> ModelArm:
         if sum(x is not None for x in (self.train, self.checkpoint, self.backmapped)) != 1:
             raise ValueError(f"model {self.name!r}: give one of 'train' (a mix of systems), 'checkpoint' "
                              f"or 'backmapped'")
@@ -101,7 +101,7 @@ class StudyConfig(_Strict):
     threads: int | None = Field(None, ge=1, description="torch CPU threads of every stage")
 
     @model_validator(mode="after")
-    def _references(self) -> "StudyConfig":
+    def _references(self) -> StudyConfig:
         for kind, items in (("model", self.models), ("test set", self.tests)):
             names = [i.name for i in items]
             if len(set(names)) != len(names):

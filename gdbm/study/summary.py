@@ -86,8 +86,8 @@ def markdown(summary: dict) -> str:
         for name, m in t["metrics"].items():
             seconds = t["backmap_seconds_per_frame"].get(name, "–")
             lines.append(f"| {name} | " + " | ".join(format_number(m.get(k)) for k, _ in present) + f" | {seconds} |")
-        lines += ["", f"Distributions of every model on shared axes: `eval/{test}/*.png`; per-type JSDs: "
-                  f"`eval/{test}/summary.md`; heat-map: `heatmap_{test}.png`."]
+        lines += ["", (f"Distributions of every model on shared axes: `eval/{test}/*.png`; per-type JSDs: "
+                       f"`eval/{test}/summary.md`; heat-map: `heatmap_{test}.png`.")]
     return "\n".join(lines) + "\n"
 
 
@@ -114,7 +114,7 @@ def plot_heatmap(test: str, entry: dict, models: dict, path: Path) -> bool:
     for (i, j), v in np.ndenumerate(values):
         ax.text(j, i, format_number(float(v)), ha="center", va="center", fontsize=8,
                 color="white" if np.isfinite(ratio[i, j]) and ratio[i, j] > np.nanmean(ratio) else "black")
-    labels = dict((k, label) for k, label in METRICS)
+    labels = dict(METRICS)
     ax.set_yticks(range(len(rows)), [labels[k] for k in rows])
     ax.set_xticks(range(len(arms)), [f"{a}\n{models[a]['training']}" for a in arms], fontsize=8)
     ax.set_title(f"test set {test}")
