@@ -44,6 +44,8 @@ models:
   - name: none
     train: {{slice: 1}}
     fit: {{prior: {{mode: none}}}}
+  - name: given
+    backmapped: {{both: aa2.pdb}}
 tests:
   - name: both
     system: slice
@@ -64,7 +66,8 @@ def test_a_study_trains_backmaps_evaluates_and_summarises(tiny_study: Path, tmp_
     summary, _ = _run(tiny_study, out)
     metrics = summary["tests"]["both"]["metrics"]
     assert {"match", "none", "reference half vs half"} <= set(metrics)
-    assert metrics["match"]["all_angles"] >= 0 and metrics["none"]["cg_rmsd"] >= 0
+    assert metrics["match"]["all_angles"] > 0.01 and metrics["none"]["cg_rmsd"] > 0
+    assert metrics["given"]["all_angles"] == 0  # given frames (here the reference itself) are evaluated as they are
     assert summary["models"]["none"]["train_steps"] == 2
     assert read_frames(out / "backmap" / "both" / "none.xtc", tiny_study.parent / "aa2.pdb").positions.shape == (2, 324, 3)
     text = (out / "summary.md").read_text()

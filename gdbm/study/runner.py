@@ -146,7 +146,7 @@ class StudyRunner:
 
     def train(self, arm: ModelArm) -> None:
         """Train a trained arm unless its stamp says it is done; resume an interrupted run."""
-        if arm.checkpoint is not None:
+        if arm.train is None:
             return
         from gdbm.train import CHECKPOINT, build_trainer
         from gdbm.training.config import ExperimentConfig
