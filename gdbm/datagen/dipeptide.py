@@ -198,7 +198,6 @@ def generate(out: str | Path, run: DipeptideRun, command: str = "", force: bool 
     from the seed and its number), so rerunning the same command continues an interrupted run.
     """
     import openmm as mm
-    import openmm.app as app
     import openmm.unit as unit
 
     run.check()
