@@ -49,6 +49,7 @@ models:
 tests:
   - name: both
     system: slice
+summary_columns: [angle/C-C-C]
 backmap: {{candidates: 1, gibbs: 0}}
 eval: {{per_type_rdf: false}}
 """)
@@ -71,7 +72,7 @@ def test_a_study_trains_backmaps_evaluates_and_summarises(tiny_study: Path, tmp_
     assert summary["models"]["none"]["train_steps"] == 2
     assert read_frames(out / "backmap" / "both" / "none.xtc", tiny_study.parent / "aa2.pdb").positions.shape == (2, 324, 3)
     text = (out / "summary.md").read_text()
-    assert "| match |" in text and "| none |" in text
+    assert "| match |" in text and "| none |" in text and "angle/C-C-C |" in text
     assert (out / "heatmap_both.png").stat().st_size > 0
     assert (out / "eval" / "both" / "angles.png").exists()  # every arm's distributions on shared axes
     trained = yaml_load(out / "models" / "none" / "config.yaml")

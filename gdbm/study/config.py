@@ -99,6 +99,8 @@ class StudyConfig(_Strict):
     backmap: BackmapSettings = BackmapSettings()
     eval: EvalSettings = EvalSettings()
     threads: int | None = Field(None, ge=1, description="torch CPU threads of every stage")
+    summary_columns: list[str] = Field(default_factory=list, description="per-type metrics of `gdbm eval` "
+                                       "to show beside the pooled ones, e.g. angle/C-C-C")
 
     @model_validator(mode="after")
     def _references(self) -> StudyConfig:

@@ -64,7 +64,7 @@ def collect(study: StudyConfig, out: Path) -> dict:
     return {"study": study.name, "description": study.description, "models": models, "tests": tests}
 
 
-def markdown(summary: dict) -> str:
+def markdown(summary: dict, extra: list[str]) -> str:
     lines = [f"# Study: {summary['study']}", ""]
     if summary["description"]:
         lines += [summary["description"].strip(), ""]
@@ -80,7 +80,8 @@ def markdown(summary: dict) -> str:
         if not t["metrics"]:
             lines.append("(not evaluated yet)")
             continue
-        present = [(k, label) for k, label in METRICS if any(k in m for m in t["metrics"].values())]
+        present = [(k, label) for k, label in [*METRICS, *((k, k) for k in extra)]
+                   if any(k in m for m in t["metrics"].values())]
         lines += ["| set | " + " | ".join(label for _, label in present) + " | backmap s/frame |",
                   "| --- |" + " --- |" * (len(present) + 1)]
         for name, m in t["metrics"].items():
@@ -91,7 +92,7 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_heatmap(test: str, entry: dict, models: dict, path: Path) -> bool:
+def plot_heatmap(test: str, entry: dict, models: dict, path: Path, extra: list[str]) -> bool:
     """Metrics (rows) against arms (columns), coloured by log10(metric / noise floor); a metric
     whose floor is zero (or unknown) is scaled by its best arm instead."""
     import matplotlib
@@ -102,7 +103,7 @@ def plot_heatmap(test: str, entry: dict, models: dict, path: Path) -> bool:
 
     floor = entry["metrics"].get(NOISE_FLOOR, {})
     arms = [a for a in entry["metrics"] if a != NOISE_FLOOR]
-    rows = [k for k in HEATMAP if any(entry["metrics"][a].get(k) is not None for a in arms)]
+    rows = [k for k in [*HEATMAP, *extra] if any(entry["metrics"][a].get(k) is not None for a in arms)]
     if not arms or not rows:
         return False
     values = np.array([[_number(entry["metrics"][a].get(k)) for a in arms] for k in rows], dtype=float)
@@ -115,7 +116,7 @@ def plot_heatmap(test: str, entry: dict, models: dict, path: Path) -> bool:
         ax.text(j, i, format_number(float(v)), ha="center", va="center", fontsize=8,
                 color="white" if np.isfinite(ratio[i, j]) and ratio[i, j] > np.nanmean(ratio) else "black")
     labels = dict(METRICS)
-    ax.set_yticks(range(len(rows)), [labels[k] for k in rows])
+    ax.set_yticks(range(len(rows)), [labels.get(k, k) for k in rows])
     ax.set_xticks(range(len(arms)), [f"{a}\n{models[a]['training']}" for a in arms], fontsize=8)
     ax.set_title(f"test set {test}")
     fig.colorbar(image, ax=ax, label="log10(metric / noise floor, or / best arm)")
@@ -167,10 +168,10 @@ def plot_vs_label(summary: dict, path: Path) -> str | None:
 def write_summary(study: StudyConfig, out: Path) -> dict:
     """Write ``summary.json``, ``summary.md`` and the plots; return the summary."""
     summary = collect(study, out)
-    text = markdown(summary)
+    text = markdown(summary, study.summary_columns)
     for test, entry in summary["tests"].items():
         if entry["metrics"]:
-            plot_heatmap(test, entry, summary["models"], out / f"heatmap_{test}.png")
+            plot_heatmap(test, entry, summary["models"], out / f"heatmap_{test}.png", study.summary_columns)
     label = plot_vs_label(summary, out / "metrics_vs_label.png")
     if label:
         text += f"\nEvery metric against the test sets' {label}: `metrics_vs_label.png`.\n"
