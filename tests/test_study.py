@@ -161,3 +161,49 @@ def test_training_mix_shares_set_the_composition_of_a_draw():
 class _Spec:
     def check_compatible(self, other) -> None:
         pass
+
+
+def test_train_only_trains_one_arm_and_a_full_run_uses_it(tiny_study: Path, tmp_path: Path):
+    from gdbm.cli import main
+
+    out = tmp_path / "out"
+    assert main(["study", "--config", str(tiny_study), "-o", str(out), "--train-only", "none"]) == 0
+    assert (out / "models" / "none" / "done.json").exists()
+    assert not (out / "models" / "match").exists() and not (out / "backmap").exists()
+    _, lines = _run(tiny_study, out)
+    assert "[train] none: done (2 steps" in " ".join(lines)
+
+
+def test_a_training_lock_waits_for_a_live_holder_and_takes_over_a_stale_one(tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from gdbm.study.runner import training_lock
+
+    lock, lines = tmp_path / "training.lock", []
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(dead.stdout.strip())  # left by a process that has ended
+    with training_lock(lock, lines.append, "arm", poll=0.05):
+        assert lock.read_text() == str(os.getpid())
+    assert not lock.exists() and not lines
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        lock.write_text(str(sleeper.pid))  # held by a live process
+        entered = threading.Event()
+
+        def enter() -> None:
+            with training_lock(lock, lines.append, "arm", poll=0.05):
+                entered.set()
+
+        worker = threading.Thread(target=enter)
+        worker.start()
+        assert not entered.wait(0.5) and "being trained by process" in lines[0]
+        sleeper.kill()
+        sleeper.wait()
+        assert entered.wait(5)
+        worker.join()
+    finally:
+        sleeper.kill()

@@ -17,6 +17,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", required=True, help="study config (YAML)")
     p.add_argument("-o", "--output", help="study folder (default runs/<config name>)")
     p.add_argument("--summary-only", action="store_true", help="rewrite the summary from the finished stages")
+    p.add_argument("--train-only", action="append", metavar="MODEL",
+                   help="train this model arm and stop (repeatable): several processes can train a study's arms "
+                        "side by side; a later full run uses them")
     p.set_defaults(run=run)
 
 
@@ -29,6 +32,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output or Path("runs") / Path(args.config).stem)
     if args.summary_only:
         write_summary(study, out)
+    elif args.train_only:
+        runner = StudyRunner(study, out, log=lambda line: print(line, flush=True))
+        for name in args.train_only:
+            runner.train(runner.arm(name))
+        return 0
     else:
         StudyRunner(study, out, log=lambda line: print(line, flush=True)).run()
     print((out / "summary.md").read_text())

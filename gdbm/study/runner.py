@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,6 +104,13 @@ class StudyRunner:
             self.evaluate(test)
         return write_summary(self.study, self.out)
 
+    def arm(self, name: str) -> ModelArm:
+        """The model arm called ``name``."""
+        for arm in self.study.models:
+            if arm.name == name:
+                return arm
+        raise InputError(f"no model arm {name!r}; the study has {[a.name for a in self.study.models]}")
+
     # --- data ---------------------------------------------------------------------------------
     def used_systems(self) -> list[str]:
         names = [n for arm in self.study.models for n in (arm.train or {})] + [t.system for t in self.study.tests]
@@ -167,18 +176,21 @@ class StudyRunner:
             raise InputError(f"model {arm.name!r} holds a run of another config; delete the folder to start over",
                              folder)
         folder.mkdir(parents=True, exist_ok=True)
-        write_text(folder / "config.yaml", yaml.safe_dump(raw, sort_keys=False))
-        write_text(folder / "started.json", json.dumps({"fingerprint": stamp}) + "\n")
-        trainer = build_trainer(config, folder)
-        try:
-            resumed = (folder / CHECKPOINT).exists() and trainer.resume()
-            self.log(f"[train] {arm.name}: {'resuming at step ' + str(trainer.state.step) if resumed else 'start'}"
-                     f" -> {config.training.steps} steps")
-            state = trainer.fit()
-        finally:
-            trainer.release()
-        write_text(folder / DONE, json.dumps({"fingerprint": stamp, "steps": state.step,
-                                              "seconds": round(state.seconds, 1)}, indent=1) + "\n")
+        with training_lock(folder / "training.lock", self.log, arm.name):
+            if (folder / DONE).exists():  # trained by another process while this one waited
+                return self.train(arm)
+            write_text(folder / "config.yaml", yaml.safe_dump(raw, sort_keys=False))
+            write_text(folder / "started.json", json.dumps({"fingerprint": stamp}) + "\n")
+            trainer = build_trainer(config, folder)
+            try:
+                resumed = (folder / CHECKPOINT).exists() and trainer.resume()
+                self.log(f"[train] {arm.name}: {'resuming at step ' + str(trainer.state.step) if resumed else 'start'}"
+                         f" -> {config.training.steps} steps")
+                state = trainer.fit()
+            finally:
+                trainer.release()
+            write_text(folder / DONE, json.dumps({"fingerprint": stamp, "steps": state.step,
+                                                  "seconds": round(state.seconds, 1)}, indent=1) + "\n")
 
     # --- backmapping --------------------------------------------------------------------------
     def backmap_path(self, arm: ModelArm, test: TestSet) -> Path:
@@ -274,6 +286,47 @@ class StudyRunner:
                       settings={"study": self.study.name, "test": test.name})
         write_text(folder / "stamp.json", json.dumps({"stamp": fingerprint(stamp),
                                                       "seconds": round(time.perf_counter() - start, 1)}) + "\n")
+
+
+def _lock_holder(path: Path) -> int | None:
+    """The id of the live process named in a lock file, or None (no file, or its process is gone)."""
+    try:
+        pid = int(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return pid
+
+
+@contextmanager
+def training_lock(path: Path, log: Callable[[str], None], name: str, poll: float = 10.0) -> Iterator[None]:
+    """One process trains an arm at a time: a lock file holding the trainer's process id. Another
+    process waits for it; a lock left by a process that no longer runs is taken over."""
+    waited = False
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            holder = _lock_holder(path)
+            if holder is None or holder == os.getpid():
+                path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            if not waited:
+                log(f"[train] {name}: being trained by process {holder}; waiting")
+                waited = True
+            time.sleep(poll)
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def _str(path: Path | None) -> str | None:
