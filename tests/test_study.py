@@ -183,7 +183,7 @@ def test_a_training_lock_waits_for_a_live_holder_and_takes_over_a_stale_one(tmp_
     from gdbm.study.runner import training_lock
 
     lock, lines = tmp_path / "training.lock", []
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
     lock.write_text(dead.stdout.strip())  # left by a process that has ended
     with training_lock(lock, lines.append, "arm", poll=0.05):
         assert lock.read_text() == str(os.getpid())
