@@ -229,6 +229,8 @@ class Trainer:
         s.opt_critic.load_state_dict(ck["opt_critic"])
         s.step, s.seconds = ck["step"], ck["seconds"]
         set_rng_state(ck["rng"])
+        if self.log is not None:  # rows logged after the checkpoint will be logged again
+            self.log.drop_after(s.step)
         return True
 
     # --- the loop -----------------------------------------------------------------------------

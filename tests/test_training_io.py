@@ -39,3 +39,13 @@ def test_csv_log_appends_across_instances(tmp_path: Path):
     CSVLog(tmp_path / "log.csv").write({"step": 2, "loss": 0.25})
     rows = CSVLog(tmp_path / "log.csv").rows()
     assert [r["step"] for r in rows] == ["1", "2"] and rows[1]["loss"] == "0.25"
+
+
+def test_a_resumed_log_drops_the_rows_logged_after_its_checkpoint(tmp_path: Path):
+    log = CSVLog(tmp_path / "log.csv")
+    for step in (5, 10, 15):
+        log.write({"step": step, "loss": step / 10})
+    CSVLog(tmp_path / "log.csv").drop_after(10)  # the checkpoint was at step 10; 15 is run again
+    reopened = CSVLog(tmp_path / "log.csv")
+    reopened.write({"step": 15, "loss": 2.0})
+    assert [(r["step"], r["loss"]) for r in reopened.rows()] == [("5", "0.5"), ("10", "1.0"), ("15", "2.0")]

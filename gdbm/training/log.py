@@ -35,6 +35,18 @@ class CSVLog:
         with open(self.path, "a", newline="") as fh:
             csv.DictWriter(fh, fieldnames=self.fields, restval="").writerow(row)
 
+    def drop_after(self, step: int) -> None:
+        """Remove the rows of steps after ``step`` (a run resumed from an earlier checkpoint)."""
+        if self.fields is None or "step" not in self.fields:
+            return
+        rows = self.rows()
+        kept = [r for r in rows if not r["step"] or int(r["step"]) <= step]
+        if len(kept) < len(rows):
+            with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=self.fields, restval="")
+                writer.writeheader()
+                writer.writerows(kept)
+
     def rows(self) -> list[dict[str, str]]:
         with open(self.path, newline="") as fh:
             return list(csv.DictReader(fh))
