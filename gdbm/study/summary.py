@@ -110,7 +110,7 @@ def plot_heatmap(test: str, entry: dict, models: dict, path: Path, extra: list[s
     best = [np.nanmin(np.where(row > 0, row, np.nan)) if (row > 0).any() else math.nan for row in values]
     scale = np.array([[f if (f := _number(floor.get(k))) > 0 else b] for k, b in zip(rows, best)], dtype=float)
     ratio = np.log10(np.clip(values / scale, 1e-3, None))
-    fig, ax = plt.subplots(figsize=(1.6 + 1.9 * len(arms), 0.9 + 0.5 * len(rows)))
+    fig, ax = plt.subplots(figsize=(3.2 + 1.9 * len(arms), 0.9 + 0.5 * len(rows)))
     image = ax.imshow(ratio, cmap="viridis_r", aspect="auto")
     for (i, j), v in np.ndenumerate(values):
         ax.text(j, i, format_number(float(v)), ha="center", va="center", fontsize=8,
