@@ -59,24 +59,32 @@ def bead_force_magnitudes(model: EnergyModel, mapping: SystemMapping, positions:
 
 
 def plot_bead_forces(sets: dict[str, dict[str, Tensor]], path: Path) -> Path:
-    """``|F_I|`` densities per bead type (one panel each, pooled first), every set on shared axes, log y."""
+    """``|F_I|`` distributions per bead type (one panel each, pooled first), every set on shared log-log axes.
+
+    Bins are logarithmic: clashes give forces orders of magnitude above the reference's, and
+    their tail is the point of the plot (thesis Fig. 6.5). The y axis is the fraction of beads
+    per bin.
+    """
     first = next(iter(sets.values()))
     keys = [POOLED] + [k for k in first if k != POOLED]
-    top = max(float(v[k].max()) for v in sets.values() for k in keys if k in v and v[k].numel())
-    edges = np.arange(0.0, top + 2 * FORCE_WIDTH, FORCE_WIDTH)
-    centres = 0.5 * (edges[1:] + edges[:-1])
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.8 * len(keys), 3.0), sharex=True, sharey=True, squeeze=False)
+    values = [v[k] for v in sets.values() for k in keys if k in v and v[k].numel()]
+    top = max(float(v.max()) for v in values)
+    low = max(min(float(v[v > 0].min()) for v in values if (v > 0).any()), 1e-3)
+    edges = np.logspace(np.log10(low), np.log10(top) + 1e-6, 60)
+    centres = np.sqrt(edges[1:] * edges[:-1])
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.0), sharex=True, sharey=True, squeeze=False)
     for ax, key in zip(axes[0], keys):
-        for s, (name, values) in enumerate(sets.items()):
-            if key not in values:
+        for s, (name, per_type) in enumerate(sets.items()):
+            if key not in per_type:
                 continue
-            density = np.histogram(values[key].numpy(), edges, density=True)[0]
-            ax.step(centres, np.where(density > 0, density, np.nan), where="mid", lw=1.4 if s == 0 else 1.0,
+            counts = np.histogram(per_type[key].numpy(), edges)[0] / max(per_type[key].numel(), 1)
+            ax.step(centres, np.where(counts > 0, counts, np.nan), where="mid", lw=1.4 if s == 0 else 1.0,
                     color="k" if s == 0 else None, label=name)
+        ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(f"|F| of {key} beads" if key != POOLED else "|F| of all beads", fontsize=9)
         ax.set_xlabel("kJ/mol/nm", fontsize=8)
-    axes[0][0].set_ylabel("density", fontsize=8)
+    axes[0][0].set_ylabel("fraction of beads", fontsize=8)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
