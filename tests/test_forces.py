@@ -69,6 +69,7 @@ def test_force_divergence_of_a_set_with_itself_is_zero(fritz, two_chains: Path):
     assert obs.bead_forces[POOLED].numel() == fritz.mapping.n_beads
     metrics = compare(obs, obs)
     assert metrics["force_jsd/all"] == 0.0
+    assert 0 < metrics["bead_force_p99"] <= metrics["bead_force_max"]
     moved = frame.positions.clone()
     moved[0, 5] += 0.05  # one ring atom pushed into its neighbours: its bead's force changes
     shifted = ev.observe(type(frame)(moved, frame.boxes, frame.labels, frame.names, frame.resnames, frame.resids))

@@ -2,7 +2,8 @@
 
 :func:`observe` reduces a set of frames to its observables (bonded geometry per type, RDF
 counts, per-molecule energies, clashes, CG consistency and, when asked, the AA forces
-projected onto the beads), chunk by chunk so memory stays bounded; :func:`compare` turns two observation sets into the metrics of ``gdbm eval``.
+projected onto the beads), chunk by chunk so memory stays bounded; :func:`compare` turns two
+observation sets into the metrics of ``gdbm eval``.
 Bins are fixed and anchored at zero (:mod:`gdbm.analysis.histograms`).
 """
 
@@ -15,7 +16,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from gdbm.analysis.energies import ENERGY_KEYS, molecule_energies
-from gdbm.analysis.forces import FORCE_WIDTH, bead_force_magnitudes
+from gdbm.analysis.forces import FORCE_WIDTH, POOLED, bead_force_magnitudes
 from gdbm.analysis.geometry import internal_coordinates
 from gdbm.analysis.histograms import jsd
 from gdbm.analysis.rdf import RDFAccumulator, RDFCounts
@@ -78,6 +79,10 @@ class Observation:
             "energy_max": float(total.max()),
             "lj_per_mol_mean": float(lj.mean()), "lj_per_mol_std": float(lj.std()), "lj_per_mol_max": float(lj.max()),
         }
+        if self.bead_forces is not None:  # the clash tail of the projected forces, kJ/mol/nm
+            pooled = self.bead_forces[POOLED].double()
+            out["bead_force_p99"] = float(torch.quantile(pooled, 0.99))
+            out["bead_force_max"] = float(pooled.max())
         if self.cg_deviation is not None:
             out["cg_rmsd"] = float(self.cg_deviation.pow(2).mean().sqrt())
             out["cg_max_dev"] = float(self.cg_deviation.max())

@@ -27,7 +27,7 @@ JSD_WIDTH = {"bond": 0.001, "angle": math.radians(1.0), "dihedral": math.radians
 PLOT_BINS = {"bond": 0.002, "angle": math.radians(2.0), "dihedral": math.radians(5.0)}
 
 
-def _distributions(top: Topology, ff: CGForceField, frames: Frames) -> dict[str, torch.Tensor]:
+def _distributions(top: Topology, frames: Frames) -> dict[str, torch.Tensor]:
     tuples = bonded_tuples(top.connectivity, top.n_atoms)
     out = {}
     for kind, index in tuples.items():
@@ -39,7 +39,7 @@ def _distributions(top: Topology, ff: CGForceField, frames: Frames) -> dict[str,
 def compare_cg(top: Topology, ff: CGForceField, reference: Frames, simulated: Frames
                ) -> tuple[dict[str, float], dict]:
     """``(metrics, curves)``: JSD per bonded distribution and g(r) MAE per type pair; the raw data for plots."""
-    ref_d, sim_d = _distributions(top, ff, reference), _distributions(top, ff, simulated)
+    ref_d, sim_d = _distributions(top, reference), _distributions(top, simulated)
     metrics = {f"jsd/{k}": jsd(v, sim_d[k], JSD_WIDTH[k.split("/")[0]]) for k, v in ref_d.items()}
     n_types = len(ff.type_names)
     edges, g_ref = type_pair_rdfs(reference, ff.type_index, n_types, ff.exclusions, ff.cutoff)

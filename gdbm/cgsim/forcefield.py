@@ -23,6 +23,7 @@ from gdbm.analysis.geometry import family_values, type_keys
 from gdbm.cgsim.inversion import Table, invert_bonded, invert_rdf, rdf_from_counts
 from gdbm.data.trajectory import Frames
 from gdbm.errors import InputError
+from gdbm.pbc import box_widths
 from gdbm.physics.neighbors import nearest_excluded, neighbor_pairs, pair_vectors
 from gdbm.topology.paths import path_distance_pairs
 from gdbm.topology.topology import Topology
@@ -145,8 +146,6 @@ def _check(top: Topology, frames: Frames, cutoff: float, terms: tuple[str, ...])
     if frames.n_particles != top.n_atoms:
         raise InputError(f"the reference CG frames hold {frames.n_particles} beads but the CG topology "
                          f"{top.n_atoms}", top.source or None)
-    from gdbm.pbc import box_widths
-
     thinnest = float(box_widths(frames.boxes.double()).min())
     if not 0 < cutoff < 0.5 * thinnest:
         raise InputError(f"the pair cutoff {cutoff} nm must be positive and below half the thinnest box width "
