@@ -96,3 +96,13 @@ def test_cli_writes_frames_that_read_back_and_keeps_them(tmp_path: Path, sps: Pa
     assert (tmp_path / "run" / "cg_check.png").exists() and (tmp_path / "run" / "run.json").exists()
     assert main(args) == 2
     assert "--force" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad, message", [(["--timestep", "-1"], "timestep"),
+                                          (["--terms", "bonds,torsions"], "torsions")])
+def test_cli_rejects_bad_settings_with_one_line(tmp_path: Path, sps: Path, capsys, bad, message):
+    test = sps / "test_t568"
+    code = main(["cgsim", "--cg-top", str(sps / "PS1_cg.itp"), "--ref", str(sps / "train_t568" / "cg"),
+                 "--start", str(test / "cg.xtc"), "--start-struct", str(test / "cg.gro"), "--temperature", "568",
+                 *bad, "-o", str(tmp_path / "run")])
+    assert code == 2 and message in capsys.readouterr().err

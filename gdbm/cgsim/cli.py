@@ -75,6 +75,8 @@ def _cg_topology(path: str, n_beads: int):
 
 def run(args: argparse.Namespace) -> int:
     """Run ``gdbm cgsim``."""
+    from pydantic import ValidationError
+
     from gdbm.atomic import write_text
     from gdbm.cgsim.check import compare_cg, plot_cg_check
     from gdbm.cgsim.forcefield import build_forcefield
@@ -92,10 +94,14 @@ def run(args: argparse.Namespace) -> int:
     start = read_frames(args.start, args.start_struct)
     if not 0 <= args.start_frame < len(start):
         raise InputError(f"--start-frame {args.start_frame} is not one of the {len(start)} frames", args.start)
-    settings = RunSettings(temperature=args.temperature, timestep=args.timestep, friction=args.friction,
-                           equilibration=args.equilibration, spacing=args.spacing, n_frames=args.n_frames,
-                           bead_mass=args.bead_mass, seed=args.seed, platform=args.platform,
-                           threads=max(1, args.threads or 1))
+    try:
+        settings = RunSettings(temperature=args.temperature, timestep=args.timestep, friction=args.friction,
+                               equilibration=args.equilibration, spacing=args.spacing, n_frames=args.n_frames,
+                               bead_mass=args.bead_mass, seed=args.seed, platform=args.platform,
+                               threads=max(1, args.threads or 1))
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise InputError(f"invalid run settings: {problems}") from None
     ff = build_forcefield(top, reference, args.temperature, args.cutoff, terms)
     fitted = time.perf_counter()
     frames = run_cg(ff, start.subset([args.start_frame]), settings)
