@@ -18,6 +18,7 @@ from gdbm import __version__
 from gdbm.analysis.cli import add_parser as _add_eval
 from gdbm.backmap_cli import add_parser as _add_backmap
 from gdbm.baselines.cli import add_parser as _add_baseline
+from gdbm.cgsim.cli import add_parser as _add_cgsim
 from gdbm.datagen.cli import add_parser as _add_datagen
 from gdbm.demo import add_parser as _add_demo
 from gdbm.atomic import write_text
@@ -94,7 +95,7 @@ def _run_energy(args: argparse.Namespace) -> int:
 # --- entry point -----------------------------------------------------------------------
 
 _SUBCOMMANDS = (_add_energy, _add_fit, _add_order, _add_backmap, _add_relax, _add_eval, _add_baseline, _add_datagen,
-                _add_demo, _add_fit_temporal, _add_study)
+                _add_demo, _add_fit_temporal, _add_study, _add_cgsim)
 
 
 def build_parser() -> argparse.ArgumentParser:

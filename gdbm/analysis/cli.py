@@ -29,6 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="a generated set (repeatable); k samples per CG frame are stored frame by frame")
     p.add_argument("--cg", help="the CG input frames (for CG consistency; needs --map)")
     p.add_argument("--cg-struct", help="structure file naming the beads of a CG .xtc")
+    p.add_argument("--forces", action="store_true",
+                   help="AA forces projected onto the beads (thesis Eq. 6.3): |F| distributions per bead type, "
+                        "their JSD to the reference and bead_forces.png (needs --map)")
     p.add_argument("--cutoff", type=float, default=1.0, help="LJ cutoff in nm (default 1.0)")
     p.add_argument("--no-per-type-rdf", action="store_true", help="RDFs of all atoms and carbons only")
     p.add_argument("-o", "--output", required=True, help="output folder")
@@ -60,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     if args.temporal:
         return run_temporal(args)
     sets = _parse_sets(args.gen)
+    if args.forces and not args.map:
+        raise InputError("--forces needs --map (the mapping whose beads the forces are projected onto)")
     if args.cg and not args.map:
         raise InputError("--cg needs --map (the mapping that turns generated frames into CG frames)")
     mapping = None
@@ -86,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
             if len(frames) % full == 0:  # k samples of every reference frame, frame by frame
                 k = len(frames) // full
                 generated[name] = frames.subset([g for i in range(full)[window] for g in range(i * k, (i + 1) * k)])
-    evaluator = Evaluator(top, cutoff=args.cutoff, mapping=mapping, per_type_rdf=not args.no_per_type_rdf)
+    evaluator = Evaluator(top, cutoff=args.cutoff, mapping=mapping, per_type_rdf=not args.no_per_type_rdf,
+                          forces=args.forces)
     settings = {k: v for k, v in vars(args).items() if k != "run"}
     evaluate_sets(evaluator, reference, generated, args.output, cg=cg, force=args.force, settings=settings)
     print((Path(args.output) / "summary.md").read_text())

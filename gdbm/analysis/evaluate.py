@@ -1,8 +1,9 @@
 """Evaluation of generated AA frames against reference frames: distributions and scalars.
 
 :func:`observe` reduces a set of frames to its observables (bonded geometry per type, RDF
-counts, per-molecule energies, clashes, CG consistency), chunk by chunk so memory stays
-bounded; :func:`compare` turns two observation sets into the metrics of ``gdbm eval``.
+counts, per-molecule energies, clashes, CG consistency and, when asked, the AA forces
+projected onto the beads), chunk by chunk so memory stays bounded; :func:`compare` turns two
+observation sets into the metrics of ``gdbm eval``.
 Bins are fixed and anchored at zero (:mod:`gdbm.analysis.histograms`).
 """
 
@@ -15,6 +16,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from gdbm.analysis.energies import ENERGY_KEYS, molecule_energies
+from gdbm.analysis.forces import FORCE_WIDTH, POOLED, bead_force_magnitudes
 from gdbm.analysis.geometry import internal_coordinates
 from gdbm.analysis.histograms import jsd
 from gdbm.analysis.rdf import RDFAccumulator, RDFCounts
@@ -42,6 +44,7 @@ class Observation:
     close: Tensor  # distances of non-excluded pairs closer than CLASH
     heavy: Tensor  # distances of intermolecular heavy-atom pairs closer than HEAVY_CLASH
     cg_deviation: Tensor | None = None  # [F * n_beads] bead distances to the CG input
+    bead_forces: dict[str, Tensor] | None = None  # |F_I| (Eq. 6.3) per bead type and pooled, flat
 
     def merge(self, other: "Observation") -> "Observation":
         """The observation of both sets of frames together."""
@@ -54,7 +57,9 @@ class Observation:
                            {k: torch.cat([v, other.geometry[k]]) for k, v in self.geometry.items()},
                            {k: torch.cat([v, other.energies[k]]) for k, v in self.energies.items()},
                            rdf, torch.cat([self.close, other.close]), torch.cat([self.heavy, other.heavy]),
-                           cat(self.cg_deviation, other.cg_deviation))
+                           cat(self.cg_deviation, other.cg_deviation),
+                           None if self.bead_forces is None or other.bead_forces is None else
+                           {k: torch.cat([v, other.bead_forces[k]]) for k, v in self.bead_forces.items()})
 
     @property
     def scalars(self) -> dict[str, float | None]:
@@ -74,6 +79,10 @@ class Observation:
             "energy_max": float(total.max()),
             "lj_per_mol_mean": float(lj.mean()), "lj_per_mol_std": float(lj.std()), "lj_per_mol_max": float(lj.max()),
         }
+        if self.bead_forces is not None:  # the clash tail of the projected forces, kJ/mol/nm
+            pooled = self.bead_forces[POOLED].double()
+            out["bead_force_p99"] = float(torch.quantile(pooled, 0.99))
+            out["bead_force_max"] = float(pooled.max())
         if self.cg_deviation is not None:
             out["cg_rmsd"] = float(self.cg_deviation.pow(2).mean().sqrt())
             out["cg_max_dev"] = float(self.cg_deviation.max())
@@ -84,7 +93,8 @@ class Evaluator:
     """Measures sets of frames of one system; built once, applied to every set."""
 
     def __init__(self, topology: Topology, cutoff: float = 1.0, coulomb: str = "none",
-                 mapping: SystemMapping | None = None, chunk: int = 4, per_type_rdf: bool = True):
+                 mapping: SystemMapping | None = None, chunk: int = 4, per_type_rdf: bool = True,
+                 forces: bool = False):
         self.top = topology
         self.model = EnergyModel(topology, cutoff=cutoff, coulomb=coulomb)
         self.mapping = mapping
@@ -92,6 +102,9 @@ class Evaluator:
         self.rdf_excluded = path_distance_pairs(topology, 3)[0]
         self.per_type_rdf = per_type_rdf
         self.heavy = torch.tensor([e != "H" for e in topology.elements])
+        if forces and mapping is None:
+            raise ValueError("bead forces need a mapping")
+        self.forces = forces
 
     def _clashes(self, pairs: PairList, r: Tensor) -> tuple[Tensor, Tensor]:
         """Close and heavy-clash distances; ``pairs`` / ``r``: every image pair closer than ``HEAVY_CLASH``."""
@@ -110,7 +123,7 @@ class Evaluator:
         geometry: dict[str, list[Tensor]] = {}
         energies: dict[str, list[Tensor]] = {k: [] for k in ENERGY_KEYS}
         rdf = RDFAccumulator(self.top.types, self.top.elements, self.rdf_excluded, RDF_MAX, RDF_WIDTH, self.per_type_rdf)
-        close, heavy, cg_dev = [], [], []
+        close, heavy, cg_dev, bead_forces = [], [], [], []
         per_cg = max(1, n // len(cg)) if cg is not None and cg_offset == 0 else 1
         for start in tqdm(range(0, n, self.chunk), desc=f"eval {label}".strip(), unit="chunk", leave=False):
             # float32 pair arithmetic (sums in float64): the frames are float32 to begin with
@@ -128,6 +141,8 @@ class Evaluator:
             c, h = self._clashes(pairs.select(near), r[near])
             close.append(c)
             heavy.append(h)
+            if self.forces:
+                bead_forces.append(bead_force_magnitudes(self.model, self.mapping, pos, box))
             if cg is not None and self.mapping is not None:
                 idx = cg_offset + torch.arange(start, start + pos.shape[0]) // per_cg
                 pos64, box64 = pos.double(), box.double()
@@ -136,7 +151,8 @@ class Evaluator:
                 cg_dev.append(minimum_image(beads - target, box64).norm(dim=-1).flatten())
         return Observation(n, {k: torch.cat(v) for k, v in geometry.items()},
                            {k: torch.cat(v) for k, v in energies.items()}, rdf.result(),
-                           torch.cat(close), torch.cat(heavy), torch.cat(cg_dev) if cg_dev else None)
+                           torch.cat(close), torch.cat(heavy), torch.cat(cg_dev) if cg_dev else None,
+                           {k: torch.cat([b[k] for b in bead_forces]) for k in bead_forces[0]} if bead_forces else None)
 
 
 def _rdf_mae(ref: RDFCounts, gen: RDFCounts) -> dict[str, float]:
@@ -160,6 +176,9 @@ def compare(ref: Observation, gen: Observation) -> dict[str, float | None]:
         if key in ref.energies and key in gen.energies:
             out[f"{key}_jsd"] = jsd(ref.energies[key], gen.energies[key], BIN_WIDTHS["energy"])
     out.update(_rdf_mae(ref.rdf, gen.rdf))
+    if ref.bead_forces is not None and gen.bead_forces is not None:
+        for key, values in ref.bead_forces.items():
+            out[f"force_jsd/{key}"] = jsd(values, gen.bead_forces[key], FORCE_WIDTH)
     out.update(gen.scalars)
     return out
 

@@ -13,6 +13,7 @@ import torch  # noqa: E402
 
 from gdbm.analysis.energies import ENERGY_KEYS  # noqa: E402
 from gdbm.analysis.evaluate import BIN_WIDTHS, Observation  # noqa: E402
+from gdbm.analysis.forces import plot_bead_forces  # noqa: E402
 from gdbm.analysis.histograms import bin_counts, common_range  # noqa: E402
 
 FAMILY_TITLES = {"bond": ("all_bonds", "bond length / nm"), "angle": ("all_angles", "angle / deg"),
@@ -127,4 +128,7 @@ def plot_all(observations: dict[str, Observation], directory: Path) -> list[Path
              if FAMILY_TITLES[f][0] in first.geometry]
     paths.append(plot_rdfs(observations, directory / "rdf.png"))
     paths.append(plot_energies(observations, directory / "energies.png"))
+    if all(o.bead_forces is not None for o in observations.values()):
+        paths.append(plot_bead_forces({n: o.bead_forces for n, o in observations.items()},
+                                      directory / "bead_forces.png"))
     return paths

@@ -16,7 +16,9 @@ NOISE_FLOOR = "reference half vs half"
 SUMMARY_COLUMNS = [
     ("all_bonds", "bonds JSD"), ("all_angles", "angles JSD"), ("all_dihedrals", "dihedrals JSD"),
     ("all_impropers", "impropers JSD"), ("lj_jsd", "LJ/mol JSD"), ("total_jsd", "E/mol JSD"),
-    ("rdf_mae", "RDF MAE"), ("rdf_mae_carbon", "C RDF MAE"), ("cg_rmsd", "CG RMSD nm"),
+    ("rdf_mae", "RDF MAE"), ("rdf_mae_carbon", "C RDF MAE"), ("force_jsd/all", "bead force JSD"),
+    ("bead_force_p99", "bead |F| p99"), ("bead_force_max", "bead |F| max"),
+    ("cg_rmsd", "CG RMSD nm"),
     ("cg_max_dev", "CG max nm"), ("clash_pairs_per_frame", "pairs<0.1nm /frame"),
     ("frac_bonds_over_0.2nm", "bonds>0.2nm"), ("lj_per_mol_mean", "LJ/mol mean"), ("lj_per_mol_std", "LJ/mol std"),
     ("energy_mean", "E mean"),
