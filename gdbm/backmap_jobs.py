@@ -47,6 +47,7 @@ class BackmapJob:
     sampler: SamplerConfig
     cg_struct: str | None = None
     frames: str | None = None  # "START:STOP" of the CG file
+    cg_map: str | None = None  # set: ``cg`` holds AA frames, the CG input is their mapping by this file (morphing)
     init: str | None = None
     init_struct: str | None = None
     samples: int = 1
@@ -68,7 +69,10 @@ class BackmapJob:
     def read_inputs(self, sampler: Backmapper) -> tuple[Frames, Frames | None, list[int]]:
         """The CG frames to backmap, the AA frames to start from (``--init``) and each frame's index in the CG file."""
         cg = read_frames(self.cg, self.cg_struct)
-        check_particle_count(cg, sampler.system.mapping.n_beads, f"the mapping {self.mapping}", self.cg)
+        if self.cg_map:
+            cg = self._coarse_grained(cg, sampler)
+        check_particle_count(cg, sampler.system.mapping.n_beads, f"the mapping {self.mapping}",
+                             self.cg_map or self.cg)
         window = frame_range(self.frames, len(cg)) if self.frames else slice(None)
         index = list(range(len(cg)))[window]
         init = None
@@ -79,6 +83,16 @@ class BackmapJob:
                 raise InputError(f"holds {len(init)} frames, the CG input {len(cg)}", self.init)
             init = init.subset(window)
         return cg.subset(window), init, index
+
+    def _coarse_grained(self, aa: Frames, sampler: Backmapper) -> Frames:
+        """``aa`` (frames of the topology) mapped to CG by ``cg_map``."""
+        from gdbm.data.coarse import coarse_grain
+        from gdbm.topology.system import load_mapped_system
+
+        check_particle_count(aa, sampler.system.aa.n_atoms, f"the topology {self.topology}", self.cg)
+        system = load_mapped_system(self.topology, self.cg_map, self.cg_itp, parameters=self.parameters,
+                                    partial=True)
+        return coarse_grain(aa, system)
 
     def settings(self) -> dict:
         """The job as JSON-able data: parts are reused only by a job with the same settings."""
