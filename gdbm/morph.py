@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from gdbm.backmap_jobs import BackmapJob, BackmapReport, backmap_trajectory
+from gdbm.backmap_jobs import BackmapJob, BackmapReport, PartStore, backmap_trajectory
 from gdbm.data.coarse import coarse_grain
 from gdbm.data.trajectory import Frames, check_particle_count, frame_range, read_frames, write_frames
 from gdbm.distributed import Distributed
@@ -107,23 +107,24 @@ class MorphReport:
 
 def morph(job: BackmapJob, output: str | Path, *, cg_output: str | Path | None = None, workers: int = 1,
           distributed: Distributed = Distributed(), force: bool = False, progress: bool = True) -> MorphReport | None:
-    """Run a :func:`morph_job` into ``output``; ``cg_output``: also write the intermediate CG frames.
+    """Run a :func:`morph_job` into ``output``; ``cg_output``: also write the intermediate CG frames (X mapped).
 
-    Returns the report on the main process (None on the other ranks of torchrun).
+    Like ``gdbm backmap``, a rerun of an interrupted job continues it. Returns the report on the main process (None on the other ranks of torchrun).
     """
     system = coarse_system(job)
-    if cg_output is not None and distributed.is_main:
-        if Path(cg_output).exists() and not force:
-            raise InputError("exists; pass --force to overwrite", cg_output)
-        write_frames(cg_output, coarse_grain(source_frames(job, system), system), force=force)
+    continuing = PartStore(output).matches(job.settings())  # a rerun of an interrupted job rewrites its CG frames
+    if cg_output is not None and Path(cg_output).exists() and not (force or continuing):
+        raise InputError("exists; pass --force to overwrite", cg_output)
     report = backmap_trajectory(job, output, workers=workers, distributed=distributed, force=force,
                                 progress=progress)
     if report is None:
         return None
+    source = source_frames(job, system)
+    if cg_output is not None:
+        write_frames(cg_output, coarse_grain(source, system), force=True)
     moved = None
     if not report.failed:
-        morphed = read_frames(output, _structure(job, output))
-        moved = displacement(source_frames(job, system), morphed, system.mapping)
+        moved = displacement(source, read_frames(output, _structure(job, output)), system.mapping)
     return MorphReport(report, moved)
 
 
