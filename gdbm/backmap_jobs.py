@@ -34,6 +34,7 @@ from gdbm.distributed import Distributed
 from gdbm.errors import InputError
 from gdbm.ordering import OrderingConfig
 from gdbm.sample import Backmapper, SamplerConfig
+from gdbm.topology.system import MappedSystem
 
 
 @dataclass(frozen=True)
@@ -84,15 +85,20 @@ class BackmapJob:
             init = init.subset(window)
         return cg.subset(window), init, index
 
+    def coarse_system(self) -> MappedSystem:
+        """The topology with ``cg_map``: the mapping that turns the AA input ``cg`` into CG frames."""
+        from gdbm.topology.system import load_mapped_system
+
+        if not self.cg_map:
+            raise ValueError("the job has no cg_map: its input is CG frames already")
+        return load_mapped_system(self.topology, self.cg_map, self.cg_itp, parameters=self.parameters, partial=True)
+
     def _coarse_grained(self, aa: Frames, sampler: Backmapper) -> Frames:
         """``aa`` (frames of the topology) mapped to CG by ``cg_map``."""
         from gdbm.data.coarse import coarse_grain
-        from gdbm.topology.system import load_mapped_system
 
         check_particle_count(aa, sampler.system.aa.n_atoms, f"the topology {self.topology}", self.cg)
-        system = load_mapped_system(self.topology, self.cg_map, self.cg_itp, parameters=self.parameters,
-                                    partial=True)
-        return coarse_grain(aa, system)
+        return coarse_grain(aa, self.coarse_system())
 
     def settings(self) -> dict:
         """The job as JSON-able data: parts are reused only by a job with the same settings."""

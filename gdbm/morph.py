@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -30,13 +31,13 @@ from gdbm.distributed import Distributed
 from gdbm.errors import InputError
 from gdbm.pbc import minimum_image
 from gdbm.topology.mapping import SystemMapping
-from gdbm.topology.system import MappedSystem, load_mapped_system
+from gdbm.topology.system import MappedSystem
 
 SCHEMES = ("A", "B")
 
 
 def morph_job(source: str, coarse_map: str, scheme: str, *, source_struct: str | None = None,
-              **options) -> BackmapJob:
+              **options: Any) -> BackmapJob:
     """The backmapping job that morphs the AA frames ``source`` by ``scheme``.
 
     ``coarse_map``: the mapping that turns ``source`` into the model's CG input; it is also the
@@ -51,13 +52,6 @@ def morph_job(source: str, coarse_map: str, scheme: str, *, source_struct: str |
     options["hold"] = options.get("hold") or coarse_map
     init = dict(init=source, init_struct=source_struct) if scheme == "B" else {}
     return BackmapJob(cg=source, cg_struct=source_struct, cg_map=coarse_map, **init, **options)
-
-
-def coarse_system(job: BackmapJob) -> MappedSystem:
-    """The topology with the job's coarse mapping (the encoder of morphing)."""
-    if not job.cg_map:
-        raise ValueError("the job has no coarse mapping (cg_map)")
-    return load_mapped_system(job.topology, job.cg_map, job.cg_itp, parameters=job.parameters, partial=True)
 
 
 def source_frames(job: BackmapJob, system: MappedSystem) -> Frames:
@@ -111,7 +105,7 @@ def morph(job: BackmapJob, output: str | Path, *, cg_output: str | Path | None =
 
     Like ``gdbm backmap``, a rerun of an interrupted job continues it. Returns the report on the main process (None on the other ranks of torchrun).
     """
-    system = coarse_system(job)
+    system = job.coarse_system()
     continuing = PartStore(output).matches(job.settings())  # a rerun of an interrupted job rewrites its CG frames
     if cg_output is not None and Path(cg_output).exists() and not (force or continuing):
         raise InputError("exists; pass --force to overwrite", cg_output)

@@ -15,7 +15,7 @@ from gdbm.data import read_frames, write_frames
 from gdbm.data.coarse import coarse_grain
 from gdbm.data.trajectory import Frames
 from gdbm.errors import InputError
-from gdbm.morph import coarse_system, morph, morph_job
+from gdbm.morph import morph, morph_job
 from gdbm.sample import SamplerConfig
 
 PDB = 2e-4  # nm: a .pdb stores 0.001 Angstrom = 1e-4 nm per coordinate; with margin
@@ -69,7 +69,7 @@ def test_scheme_b_without_sweeps_returns_x_and_the_command_refuses_it(setup: dic
 def test_scheme_b_with_relaxation_keeps_the_cg_of_x(setup: dict, tmp_path: Path):
     """The sampler alone promises no CG consistency; its relaxation holds every bead of the coarse map on X's."""
     report = morph(job(setup, "B", relax_steps=3), tmp_path / "b.pdb", progress=False)
-    system = coarse_system(job(setup, "B"))
+    system = job(setup, "B").coarse_system()
     x = read_frames(setup["x"])
     out = read_frames(tmp_path / "b.pdb")
     deviation = (coarse_grain(out, system).positions - coarse_grain(x, system).positions).norm(dim=-1)
@@ -84,7 +84,7 @@ def test_scheme_a_sees_only_the_cg_mapping_of_x(setup: dict, two_chains: Path, t
     swapped[:, [16, 18]] = swapped[:, [18, 16]]  # the two hydrogens of a CH2 (same bead, mass and weight)
     other = two_chains / "aa_swapped.gro"
     write_frames(other, Frames(swapped, x.boxes, x.labels, x.names, x.resnames, x.resids), force=True)
-    system = coarse_system(job(setup, "A"))
+    system = job(setup, "A").coarse_system()
     x2 = read_frames(other)
     assert not torch.equal(x2.positions, x.positions)
     assert torch.equal(coarse_grain(x2, system).positions, coarse_grain(x, system).positions)
