@@ -48,7 +48,6 @@ class BackmapJob:
     sampler: SamplerConfig
     cg_struct: str | None = None
     frames: str | None = None  # "START:STOP" of the CG file
-    cg_map: str | None = None  # set: ``cg`` holds AA frames, the CG input is their mapping by this file (morphing)
     init: str | None = None
     init_struct: str | None = None
     samples: int = 1
@@ -58,6 +57,7 @@ class BackmapJob:
     type_alias: str | None = None
     device: str = "cpu"
     ordering: OrderingConfig | None = None  # instead of the checkpoint's (gdbm backmap --ordering)
+    cg_map: str | None = None  # set: ``cg`` holds AA frames, the CG input is their mapping by this file (morphing)
 
     def build_sampler(self, device: str | torch.device | None = None) -> Backmapper:
         from gdbm.data.features import TypeAliases
@@ -105,6 +105,8 @@ class BackmapJob:
         out = asdict(self)
         out["sampler"] = self.sampler.model_dump()
         out["ordering"] = self.ordering.model_dump(mode="json") if self.ordering else None
+        if self.cg_map is None:  # the settings of jobs from before morphing, so their parts and stamps still match
+            del out["cg_map"]
         return out
 
 
