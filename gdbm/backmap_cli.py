@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from gdbm.errors import InputError
 from gdbm.temporal.cli import add_backmap_arguments as add_temporal_arguments
 from gdbm.temporal.cli import run_backmap as run_temporal
+
+if TYPE_CHECKING:
+    from gdbm.backmap_jobs import BackmapReport
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -18,18 +22,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                           "OUTPUT.parts/ until the output is written: a rerun continues an "
                                           "interrupted job. Frames are shared by --workers N processes, or "
                                           "by the processes of torchrun --nproc-per-node N -m gdbm backmap.")
-    p.add_argument("--checkpoint", required=True,
-                   help="a gdbm fit checkpoint (checkpoint.pt) or a shipped model's name, e.g. sps-voxel")
     p.add_argument("--top", help="AA topology with force-field parameters (required unless --temporal)")
-    p.add_argument("--parameters", help="supplementary parameter file in GROMACS syntax")
     p.add_argument("--map", help="reconstruction mapping (home beads, [align]), as in training (required unless "
                                  "--temporal)")
-    p.add_argument("--cg-itp", help="CG topology (default: found beside the mapping)")
     p.add_argument("--cg", required=True, help="CG frames (.xtc/.gro/... or a folder of .gro)")
     p.add_argument("--cg-struct", help="structure file naming the beads of a CG .xtc")
-    p.add_argument("--frames", help="backmap CG frames START:STOP only (e.g. 0:10)")
-    p.add_argument("--init", help="AA frames to refine instead of a forward pass (morphing, scheme B)")
+    p.add_argument("--init", help="AA frames to refine instead of a forward pass (one per CG frame; morphing "
+                                  "scheme B, see also 'gdbm morph')")
     p.add_argument("--init-struct", help="structure file of --init")
+    add_sampling_arguments(p, frames="CG", hold_default="--map")
+    add_temporal_arguments(p)
+    p.set_defaults(run=run)
+
+
+def add_sampling_arguments(p: argparse.ArgumentParser, frames: str, hold_default: str) -> None:
+    """The arguments ``gdbm backmap`` and ``gdbm morph`` share: model, sampler, output, processes.
+
+    ``frames``: what ``--frames`` selects (e.g. "CG"); ``hold_default``: the mapping ``--relax`` holds by default.
+    """
+    p.add_argument("--checkpoint", required=True,
+                   help="a gdbm fit checkpoint (checkpoint.pt) or a shipped model's name, e.g. sps-voxel")
+    p.add_argument("--parameters", help="supplementary parameter file in GROMACS syntax")
+    p.add_argument("--cg-itp", help="CG topology (default: found beside the mapping)")
+    p.add_argument("--frames", help=f"backmap {frames} frames START:STOP only (e.g. 0:10)")
     p.add_argument("-o", "--output", required=True, help="AA trajectory to write (.xtc, .pdb, .gro for one frame)")
     p.add_argument("--samples", type=int, default=1, help="AA samples per CG frame (default 1)")
     p.add_argument("--gibbs", type=int, default=2, help="Gibbs sweeps after the forward pass (default 2)")
@@ -49,8 +64,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--relax", type=int, default=0, metavar="STEPS",
                    help="steps of steepest descent on the force field after the last sweep, every CG bead's "
                         "centre held on its input (removes close contacts; default 0 = off)")
-    p.add_argument("--hold-map", help="mapping (may be partial) that made the CG input, whose bead centres "
-                                      "--relax holds (default --map)")
+    p.add_argument("--hold-map", help=f"mapping (may be partial) that made the CG input, whose bead centres "
+                                      f"--relax holds (default {hold_default})")
     p.add_argument("--type-alias", help="YAML {atoms: {type: model type}, beads: {...}}: the model's names for "
                                         "this system's types (a model trained on other molecules)")
     p.add_argument("--workers", type=int, default=1,
@@ -58,23 +73,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batch", type=int, default=4096,
                    help="environments (beads x candidates) per network call; bounds memory (default 4096)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file and start over")
-    add_temporal_arguments(p)
-    p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    import sys
-
-    from gdbm.backmap_jobs import BackmapJob, backmap_trajectory
-    from gdbm.distributed import from_environment
+def job_options(args: argparse.Namespace) -> dict:
+    """The :class:`~gdbm.backmap_jobs.BackmapJob` keyword arguments of :func:`add_sampling_arguments`, checked."""
     from gdbm.sample import SamplerConfig
 
-    if args.temporal or args.frame_based:
-        return run_temporal(args)
-    if not args.top or not args.map:
-        raise InputError("--top and --map are required (unless --temporal)")
     if args.samples < 1:
         raise InputError("--samples must be >= 1")
+    if args.gibbs < 0:
+        raise InputError("--gibbs must be >= 0")
+    if args.candidates < 1:
+        raise InputError("--candidates must be >= 1")
     if args.relax < 0:
         raise InputError("--relax must be >= 0")
     if args.max_batch < 1:
@@ -88,19 +98,35 @@ def run(args: argparse.Namespace) -> int:
 
         ordering = (OrderingConfig(traversal=args.ordering) if args.ordering in ("dfs", "bfs", "random")
                     else OrderingConfig(traversal="learned", policy=args.ordering))
-    job = BackmapJob(args.checkpoint, args.top, args.map, args.cg, config, cg_struct=args.cg_struct,
-                     frames=args.frames, init=args.init, init_struct=args.init_struct, samples=args.samples,
-                     cg_itp=args.cg_itp, parameters=args.parameters, hold=args.hold_map, type_alias=args.type_alias,
-                     device=args.device, ordering=ordering)
-    report = backmap_trajectory(job, args.output, workers=args.workers, distributed=from_environment(join=False),
-                                force=args.force)
-    if report is None:  # not the main process of a torchrun job
-        return 0
+    return dict(checkpoint=args.checkpoint, topology=args.top, mapping=args.map, sampler=config, frames=args.frames,
+                samples=args.samples, cg_itp=args.cg_itp, parameters=args.parameters, hold=args.hold_map,
+                type_alias=args.type_alias, device=args.device, ordering=ordering)
+
+
+def report_outcome(report: BackmapReport, command: str) -> int:
+    """Print what a trajectory backmapping wrote and which frames failed; the exit code."""
+    import sys
+
     print(f"wrote {report.frames_written} frames to {report.output} in {report.seconds:.1f} s")
     if report.failed:
         for frame, error in report.failed.items():
-            print(f"gdbm backmap: frame {frame} failed: {error}", file=sys.stderr)
-        print(f"gdbm backmap: {len(report.failed)} frames failed and are missing from {report.output}; "
+            print(f"gdbm {command}: frame {frame} failed: {error}", file=sys.stderr)
+        print(f"gdbm {command}: {len(report.failed)} frames failed and are missing from {report.output}; "
               f"rerun the same command to retry them", file=sys.stderr)
         return 1
     return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from gdbm.backmap_jobs import BackmapJob, backmap_trajectory
+    from gdbm.distributed import from_environment
+
+    if args.temporal or args.frame_based:
+        return run_temporal(args)
+    if not args.top or not args.map:
+        raise InputError("--top and --map are required (unless --temporal)")
+    job = BackmapJob(cg=args.cg, cg_struct=args.cg_struct, init=args.init, init_struct=args.init_struct,
+                     **job_options(args))
+    report = backmap_trajectory(job, args.output, workers=args.workers, distributed=from_environment(join=False),
+                                force=args.force)
+    return 0 if report is None else report_outcome(report, "backmap")  # None: not the main process of torchrun

@@ -34,6 +34,7 @@ from gdbm.distributed import Distributed
 from gdbm.errors import InputError
 from gdbm.ordering import OrderingConfig
 from gdbm.sample import Backmapper, SamplerConfig
+from gdbm.topology.system import MappedSystem
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class BackmapJob:
     type_alias: str | None = None
     device: str = "cpu"
     ordering: OrderingConfig | None = None  # instead of the checkpoint's (gdbm backmap --ordering)
+    cg_map: str | None = None  # set: ``cg`` holds AA frames, the CG input is their mapping by this file (morphing)
 
     def build_sampler(self, device: str | torch.device | None = None) -> Backmapper:
         from gdbm.data.features import TypeAliases
@@ -68,7 +70,10 @@ class BackmapJob:
     def read_inputs(self, sampler: Backmapper) -> tuple[Frames, Frames | None, list[int]]:
         """The CG frames to backmap, the AA frames to start from (``--init``) and each frame's index in the CG file."""
         cg = read_frames(self.cg, self.cg_struct)
-        check_particle_count(cg, sampler.system.mapping.n_beads, f"the mapping {self.mapping}", self.cg)
+        if self.cg_map:
+            cg = self._coarse_grained(cg, sampler)
+        check_particle_count(cg, sampler.system.mapping.n_beads, f"the mapping {self.mapping}",
+                             self.cg_map or self.cg)
         window = frame_range(self.frames, len(cg)) if self.frames else slice(None)
         index = list(range(len(cg)))[window]
         init = None
@@ -80,11 +85,28 @@ class BackmapJob:
             init = init.subset(window)
         return cg.subset(window), init, index
 
+    def coarse_system(self) -> MappedSystem:
+        """The topology with ``cg_map``: the mapping that turns the AA input ``cg`` into CG frames."""
+        from gdbm.topology.system import load_mapped_system
+
+        if not self.cg_map:
+            raise ValueError("the job has no cg_map: its input is CG frames already")
+        return load_mapped_system(self.topology, self.cg_map, self.cg_itp, parameters=self.parameters, partial=True)
+
+    def _coarse_grained(self, aa: Frames, sampler: Backmapper) -> Frames:
+        """``aa`` (frames of the topology) mapped to CG by ``cg_map``."""
+        from gdbm.data.coarse import coarse_grain
+
+        check_particle_count(aa, sampler.system.aa.n_atoms, f"the topology {self.topology}", self.cg)
+        return coarse_grain(aa, self.coarse_system())
+
     def settings(self) -> dict:
         """The job as JSON-able data: parts are reused only by a job with the same settings."""
         out = asdict(self)
         out["sampler"] = self.sampler.model_dump()
         out["ordering"] = self.ordering.model_dump(mode="json") if self.ordering else None
+        if self.cg_map is None:  # the settings of jobs from before morphing, so their parts and stamps still match
+            del out["cg_map"]
         return out
 
 

@@ -23,6 +23,7 @@ from gdbm.datagen.cli import add_parser as _add_datagen
 from gdbm.demo import add_parser as _add_demo
 from gdbm.atomic import write_text
 from gdbm.errors import InputError
+from gdbm.morph_cli import add_parser as _add_morph
 from gdbm.order_cli import add_parser as _add_order
 from gdbm.relax_cli import add_parser as _add_relax
 from gdbm.study.cli import add_parser as _add_study
@@ -94,8 +95,8 @@ def _run_energy(args: argparse.Namespace) -> int:
 
 # --- entry point -----------------------------------------------------------------------
 
-_SUBCOMMANDS = (_add_energy, _add_fit, _add_order, _add_backmap, _add_relax, _add_eval, _add_baseline, _add_datagen,
-                _add_demo, _add_fit_temporal, _add_study, _add_cgsim)
+_SUBCOMMANDS = (_add_energy, _add_fit, _add_order, _add_backmap, _add_morph, _add_relax, _add_eval, _add_baseline,
+                _add_datagen, _add_demo, _add_fit_temporal, _add_study, _add_cgsim)
 
 
 def build_parser() -> argparse.ArgumentParser:
