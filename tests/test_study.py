@@ -163,15 +163,15 @@ class _Spec:
         pass
 
 
-def test_train_only_trains_one_arm_and_a_full_run_uses_it(tiny_study: Path, tmp_path: Path):
+def test_one_arm_trains_and_backmaps_alone_and_a_full_run_uses_it(tiny_study: Path, tmp_path: Path):
     from gdbm.cli import main
 
     out = tmp_path / "out"
-    assert main(["study", "--config", str(tiny_study), "-o", str(out), "--train-only", "none"]) == 0
-    assert (out / "models" / "none" / "done.json").exists()
-    assert not (out / "models" / "match").exists() and not (out / "backmap").exists()
+    assert main(["study", "--config", str(tiny_study), "-o", str(out), "--arm", "none"]) == 0
+    assert (out / "models" / "none" / "done.json").exists() and (out / "backmap" / "both" / "none.json").exists()
+    assert not (out / "models" / "match").exists() and not (out / "eval").exists()
     _, lines = _run(tiny_study, out)
-    assert "[train] none: done (2 steps" in " ".join(lines)
+    assert "[train] none: done (2 steps" in " ".join(lines) and "[backmap] both / none: done" in " ".join(lines)
 
 
 def test_a_training_lock_waits_for_a_live_holder_and_takes_over_a_stale_one(tmp_path: Path):

@@ -17,9 +17,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", required=True, help="study config (YAML)")
     p.add_argument("-o", "--output", help="study folder (default runs/<config name>)")
     p.add_argument("--summary-only", action="store_true", help="rewrite the summary from the finished stages")
-    p.add_argument("--train-only", action="append", metavar="MODEL",
-                   help="train this model arm and stop (repeatable): several processes can train a study's arms "
-                        "side by side; a later full run uses them")
+    p.add_argument("--arm", action="append", metavar="MODEL",
+                   help="train this model arm and backmap the test sets with it, then stop (repeatable): several "
+                        "processes can work on a study's arms side by side; a full run evaluates and summarises")
     p.set_defaults(run=run)
 
 
@@ -32,10 +32,13 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output or Path("runs") / Path(args.config).stem)
     if args.summary_only:
         write_summary(study, out)
-    elif args.train_only:
+    elif args.arm:
         runner = StudyRunner(study, out, log=lambda line: print(line, flush=True))
-        for name in args.train_only:
-            runner.train(runner.arm(name))
+        runner.make_data()
+        for arm in [runner.arm(name) for name in args.arm]:
+            runner.train(arm)
+            for test in study.tests:
+                runner.backmap(arm, test)
         return 0
     else:
         StudyRunner(study, out, log=lambda line: print(line, flush=True)).run()
