@@ -207,3 +207,30 @@ def test_a_training_lock_waits_for_a_live_holder_and_takes_over_a_stale_one(tmp_
         worker.join()
     finally:
         sleeper.kill()
+
+
+def test_missing_data_is_made_by_datagen_with_the_systems_arguments(tiny_study: Path, tmp_path: Path, monkeypatch):
+    import subprocess
+    import sys
+
+    text = tiny_study.read_text().replace("tests:", """  - name: other
+    train: {made: 1}
+tests:""").replace("models:", f"""  made:
+    topology: {tmp_path / 'made' / 'topol.top'}
+    mapping: {tmp_path / 'made' / 'M.yaml'}
+    aa: {tmp_path / 'made' / 'aa.xtc'}
+    datagen: liquid --smiles 'CC(C)c1ccccc1' --count 2
+models:""")
+    tiny_study.write_text(text)
+    commands = []
+
+    def fake_run(command, **kwargs):
+        commands.append(command)
+        return subprocess.CompletedProcess(command, 2)
+
+    monkeypatch.setattr("gdbm.study.runner.subprocess.run", fake_run)
+    runner = StudyRunner(load_study(tiny_study), tmp_path / "out", log=lambda line: None)
+    with pytest.raises(InputError, match="datagen failed"):
+        runner.make_data()
+    assert commands == [[sys.executable, "-m", "gdbm", "--threads", "1", "datagen", "liquid", "--smiles",
+                         "CC(C)c1ccccc1", "--count", "2", "-o", str(tmp_path / "made")]]

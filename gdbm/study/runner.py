@@ -127,9 +127,10 @@ class StudyRunner:
             command = [sys.executable, "-m", "gdbm"]
             if self.study.threads:
                 command += ["--threads", str(self.study.threads)]
-            command += [*shlex.split(system.datagen), "-o", str(system.topology.parent)]
-            self.log(f"[data] {name}: {shlex.join(command[2:])}")
-            subprocess.run(command, check=True)
+            command += ["datagen", *shlex.split(system.datagen), "-o", str(system.topology.parent)]
+            self.log(f"[data] {name}: gdbm {shlex.join(command[3:])}")
+            if subprocess.run(command, check=False).returncode:
+                raise InputError(f"system {name!r}: gdbm datagen failed (its message is above)")
             if not system.topology.exists():
                 raise InputError(f"system {name!r}: datagen finished but wrote no topology here", system.topology)
 
