@@ -117,7 +117,7 @@ def plot_heatmap(test: str, entry: dict, models: dict, path: Path, extra: list[s
                 color="white" if np.isfinite(ratio[i, j]) and ratio[i, j] > np.nanmean(ratio) else "black")
     labels = dict(METRICS)
     ax.set_yticks(range(len(rows)), [labels.get(k, k) for k in rows])
-    ax.set_xticks(range(len(arms)), [f"{a}\n{models[a]['training']}" for a in arms], fontsize=8)
+    ax.set_xticks(range(len(arms)), [f"{a}\n" + models[a]["training"].replace(" + ", "\n+ ") for a in arms], fontsize=8)
     ax.set_title(f"test set {test}")
     fig.colorbar(image, ax=ax, label="log10(metric / noise floor, or / best arm)")
     fig.tight_layout()
