@@ -234,3 +234,14 @@ models:""")
         runner.make_data()
     assert commands == [[sys.executable, "-m", "gdbm", "--threads", "1", "datagen", "liquid", "--smiles",
                          "CC(C)c1ccccc1", "--count", "2", "-o", str(tmp_path / "made")]]
+
+
+def test_a_test_system_whose_frames_are_a_folder_of_gro_files_is_evaluated(tiny_study: Path, tmp_path: Path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    aa = read_frames(tiny_study.parent / "aa2.pdb")
+    for i in range(2):
+        write_frames(folder / f"{i}.gro", aa.subset([i]))
+    tiny_study.write_text(tiny_study.read_text().replace("aa: aa2.pdb", f"aa: {folder}"))
+    summary, _ = _run(tiny_study, tmp_path / "out")
+    assert summary["tests"]["both"]["metrics"]["match"]["n_frames"] == 2

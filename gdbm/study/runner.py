@@ -34,7 +34,7 @@ import yaml
 
 from gdbm.atomic import write_text
 from gdbm.errors import InputError
-from gdbm.study.config import ModelArm, StudyConfig, TestSet
+from gdbm.study.config import ModelArm, StudyConfig, SystemConfig, TestSet
 
 DONE = "done.json"
 
@@ -277,10 +277,10 @@ class StudyRunner:
         generated = {}
         for arm in self.study.models:
             if arm.backmapped is not None:  # all frames of the system: the test's window of them
-                frames = read_frames(arm.backmapped[test.name], system.aa_structure or system.aa)
+                frames = read_frames(arm.backmapped[test.name], _structure_file(system))
                 generated[arm.name] = frames.subset(frame_range(test.frames, len(frames))) if test.frames else frames
             else:
-                generated[arm.name] = read_frames(self.backmap_path(arm, test), system.aa_structure or system.aa)
+                generated[arm.name] = read_frames(self.backmap_path(arm, test), _structure_file(system))
         evaluator = Evaluator(mapped.aa, cutoff=self.study.eval.cutoff, mapping=mapped.mapping,
                               per_type_rdf=self.study.eval.per_type_rdf)
         evaluate_sets(evaluator, reference, generated, folder, cg=cg, force=True,
@@ -328,6 +328,16 @@ def training_lock(path: Path, log: Callable[[str], None], name: str, poll: float
         yield
     finally:
         path.unlink(missing_ok=True)
+
+
+def _structure_file(system: SystemConfig) -> Path:
+    """A file naming the system's atoms, for reading backmapped .xtc frames: its AA structure, its
+    AA frames when they are one file, or the first .gro of a folder of frames."""
+    if system.aa_structure is not None:
+        return system.aa_structure
+    if system.aa.is_dir():
+        return min(system.aa.glob("*.gro"), default=system.aa)
+    return system.aa
 
 
 def _str(path: Path | None) -> str | None:
