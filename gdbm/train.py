@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from gdbm.distributed import Distributed
 from gdbm.errors import InputError
 from gdbm.data.samples import SequenceBatch, SequenceDataset, TrainingSet, collate, particles_for_step, prior_energies
 from gdbm.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from gdbm.training.config import ExperimentConfig
+from gdbm.training.config import ExperimentConfig, config_changes
 from gdbm.training.log import CSVLog
 from gdbm.training.prior import EnergyPrior
 
@@ -222,6 +223,10 @@ class Trainer:
         if not path.exists():
             return False
         ck = load_checkpoint(path, self.device)
+        changed = config_changes(ck.get("config", {}), self.config)
+        if changed:
+            warnings.warn(f"resuming {path} with a config that differs from the one it was trained with in: "
+                          f"{', '.join(changed)}", stacklevel=2)
         s = self.state
         s.generator.load_state_dict(ck["generator"])
         s.critic.load_state_dict(ck["critic"])

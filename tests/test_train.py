@@ -124,3 +124,17 @@ def test_supervised_warm_up_then_adversarial_steps(config, tmp_path: Path):
     rows = trainer.log.rows()
     assert [r["step"] for r in rows] == ["1", "2", "3"]
     assert rows[0]["supervised_mse"] and not rows[0]["wasserstein"] and rows[2]["wasserstein"]
+
+
+def test_resuming_with_another_config_warns_and_names_what_changed(config, tmp_path: Path):
+    import warnings
+
+    first = build_trainer(config, tmp_path / "a")
+    first.fit(1, progress=False)
+    longer = config.model_copy(update={"training": config.training.model_copy(update={"steps": 9})})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a longer run of the same config is no change
+        assert build_trainer(longer, tmp_path / "a").resume()
+    other = config.model_copy(update={"prior": config.prior.model_copy(update={"mode": "min", "weight": 0.5})})
+    with pytest.warns(UserWarning, match=r"differs .* in: prior\.mode, prior\.weight$"):
+        build_trainer(other, tmp_path / "a").resume()

@@ -127,3 +127,31 @@ def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentCo
     data = raw["data"]
     raw["data"] = [_resolve(d, path.parent) for d in data] if isinstance(data, list) else _resolve(data, path.parent)
     return validate(ExperimentConfig, raw, path)
+
+
+RESUMABLE_CHANGES = {"training.steps", "training.checkpoint_every", "training.keep_every", "training.log_every",
+                     "training.threads", "training.device"}
+
+
+def config_changes(saved: dict, current: ExperimentConfig) -> list[str]:
+    """Dotted keys where ``current`` differs from a checkpoint's ``saved`` config, beyond those a
+    resumed run may change freely (its length, checkpoint and log cadence, threads, device).
+    Paths are compared as resolved files, so the same file named from another folder is no change;
+    options the saved config does not know yet (added to gdbm after the run began) are no change."""
+    def flat(value, prefix: str = "") -> dict[str, object]:
+        if isinstance(value, dict):
+            return {k: v for key, sub in value.items() for k, v in flat(sub, f"{prefix}{key}.").items()}
+        if isinstance(value, list):
+            return {k: v for i, sub in enumerate(value) for k, v in flat(sub, f"{prefix}{i}.").items()}
+        if isinstance(value, str) and prefix.startswith("data.") and value:
+            value = str(Path(value).resolve())
+        return {prefix[:-1]: value}
+
+    data = current.model_dump(mode="json")
+    if not isinstance(saved.get("data"), list):  # one source and a list of one are the same data
+        saved = {**saved, "data": [saved.get("data")]}
+    if not isinstance(data["data"], list):
+        data["data"] = [data["data"]]
+    old, new = flat(saved), flat(data)
+    keys = old.keys() | {k for k in new if k in old or k.startswith("data.")}  # options newer than the run: no change
+    return sorted(k for k in keys if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
