@@ -213,9 +213,6 @@ class StudyRunner:
                           cg_struct=_str(system.cg_structure), frames=test.frames, cg_itp=_str(system.cg_itp),
                           parameters=_str(system.parameters), type_alias=alias)
 
-    def backmap_stamp(self, arm: ModelArm, test: TestSet) -> dict:
-        return {"job": self.backmap_job(arm, test).settings(), "model": self.model_stamp(arm)}
-
     def backmap(self, arm: ModelArm, test: TestSet) -> None:
         """Backmap one test set with one arm unless its stamp matches; partial jobs continue."""
         from gdbm.backmap_jobs import backmap_trajectory
@@ -224,14 +221,14 @@ class StudyRunner:
             return
         output = self.backmap_path(arm, test)
         stamp_path = output.with_suffix(".json")
-        stamp = self.backmap_stamp(arm, test)
+        job = self.backmap_job(arm, test)
+        stamp = {"job": job.settings(), "model": self.model_stamp(arm)}
         done = _read_json(stamp_path)
         if output.exists() and done is not None and done["stamp"] == stamp:
             self.log(f"[backmap] {test.name} / {arm.name}: done ({done['seconds']:.0f} s)")
             return
         output.parent.mkdir(parents=True, exist_ok=True)
         self.log(f"[backmap] {test.name} / {arm.name}")
-        job = self.backmap_job(arm, test)
         report = backmap_trajectory(job, output, force=output.exists() and done is not None)
         if report.failed:
             raise RuntimeError(f"{len(report.failed)} frames of {test.name} failed with model {arm.name} "

@@ -14,16 +14,14 @@ import json
 import math
 from pathlib import Path
 
-from gdbm.analysis.report import NOISE_FLOOR, format_number
+from gdbm.analysis.report import NOISE_FLOOR, SUMMARY_COLUMNS, format_number
 from gdbm.atomic import write_text
 from gdbm.study.config import ModelArm, StudyConfig
 
-METRICS = [
-    ("all_bonds", "bonds JSD"), ("all_angles", "angles JSD"), ("all_dihedrals", "dihedrals JSD"),
-    ("all_impropers", "impropers JSD"), ("lj_jsd", "LJ/mol JSD"), ("rdf_mae_carbon", "C RDF MAE"),
-    ("rdf_mae", "RDF MAE"), ("cg_rmsd", "CG RMSD nm"), ("clash_pairs_per_frame", "pairs<0.1nm /frame"),
-    ("frac_bonds_over_0.2nm", "bonds>0.2nm"), ("lj_per_mol_mean", "LJ/mol mean"), ("lj_per_mol_std", "LJ/mol std"),
-]
+_LABELS = dict(SUMMARY_COLUMNS)
+METRICS = [(k, _LABELS[k]) for k in ("all_bonds", "all_angles", "all_dihedrals", "all_impropers", "lj_jsd",
+                                     "rdf_mae_carbon", "rdf_mae", "cg_rmsd", "clash_pairs_per_frame",
+                                     "frac_bonds_over_0.2nm", "lj_per_mol_mean", "lj_per_mol_std")]
 HEATMAP = ["all_bonds", "all_angles", "all_dihedrals", "all_impropers", "lj_jsd", "rdf_mae_carbon", "cg_rmsd"]
 
 
