@@ -123,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.temporal or args.frame_based:
         return run_temporal(args)
+    if args.thermalize:
+        raise InputError("--thermalize belongs to --temporal and --frame-based backmapping")
     if not args.top or not args.map:
         raise InputError("--top and --map are required (unless --temporal)")
     job = BackmapJob(cg=args.cg, cg_struct=args.cg_struct, init=args.init, init_struct=args.init_struct,

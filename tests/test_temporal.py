@@ -215,3 +215,26 @@ def test_cli_backmap_and_eval(adp: Path, checkpoint: Path, tmp_path: Path) -> No
     assert main(["eval", "--temporal", "--top", str(adp / "aa.pdb"), "--ref", str(adp / "aa.xtc"),
                  "--ref-struct", str(adp / "aa.pdb"), "--gen", f"t={tmp_path / 't.xtc'}", "-o",
                  str(tmp_path / "e2")]) == 2  # --top must be a System XML
+
+
+def test_thermalize_restores_energies_and_keeps_the_beads(system: TemporalSystem, aa: torch.Tensor) -> None:
+    from gdbm.temporal.thermalize import Thermalizer, ThermalizeSettings
+
+    frames = aa[:20]
+    cg = system.map(frames)
+    energy = OpenMMEnergy(system.system_xml)
+    reference, _ = energy(frames)
+    # a decoder's error: every atom off by ~0.02 nm, the beads then put back on their CG positions
+    noisy = system.project(frames + 0.02 * torch.randn(frames.shape, generator=torch.Generator().manual_seed(0)), cg)
+    before, _ = energy(noisy)
+    assert before.mean() > reference.mean() + 500  # bonds and angles far from their minima
+    out = system.project(Thermalizer(system, ThermalizeSettings(steps=50))(noisy, cg), cg)
+    after, _ = energy(out)
+    assert abs(after.mean() - reference.mean()) < 3 * reference.std()  # back at the reference temperature
+    assert (system.map(out) - cg).abs().max() < 1e-5
+    heavy, hydrogen = system.h_bonds.T
+    lengths = (out[:, hydrogen] - out[:, heavy]).norm(dim=-1)
+    assert torch.allclose(lengths, system.h_lengths.expand_as(lengths), atol=2e-3)  # constrained, then projected
+    heavy_atoms = system.masses > 1.5
+    moved = (out - noisy)[:, heavy_atoms].norm(dim=-1)
+    assert moved.mean() < 0.05  # 0.1 ps: the stiff modes relax, the conformation stays

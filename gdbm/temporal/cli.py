@@ -51,6 +51,12 @@ def add_backmap_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--frame-based", action="store_true",
                    help="the frame-based baseline instead: each frame the library AA frame of the nearest CG "
                         "structure, placed onto the CG frame")
+    g.add_argument("--thermalize", type=int, default=0, metavar="STEPS",
+                   help="after each frame is generated: a few minimisation steps, then this many Langevin steps "
+                        "with the beads restrained to the CG frame and H bonds constrained (gdbm/temporal/"
+                        "thermalize.py; 50 = 0.1 ps brings bonds and angles to temperature); default 0: off")
+    g.add_argument("--thermalize-temperature", type=float, default=300.0, help="K (default 300, the datagen MD's)")
+    g.add_argument("--thermalize-friction", type=float, default=50.0, help="1/ps (default 50, the datagen MD's)")
 
 
 def run_backmap(args: argparse.Namespace) -> int:
@@ -68,10 +74,16 @@ def run_backmap(args: argparse.Namespace) -> int:
     check_particle_count(cg, system.n_beads, f"the checkpoint {args.checkpoint}", args.cg)
     if args.frames:
         cg = cg.subset(frame_range(args.frames, len(cg)))
+    refine = None
+    if args.thermalize:
+        from gdbm.temporal.thermalize import Thermalizer, ThermalizeSettings
+
+        refine = Thermalizer(system, ThermalizeSettings(args.thermalize, args.thermalize_temperature,
+                                                        args.thermalize_friction, seed=args.seed))
     if args.frame_based:
-        aa = frame_based(backmapper.library, cg.positions, args.constrain_bonds)
+        aa = frame_based(backmapper.library, cg.positions, args.constrain_bonds, refine)
     else:
-        aa = backmapper.backmap(cg.positions, args.segments, args.seed, args.constrain_bonds)
+        aa = backmapper.backmap(cg.positions, args.segments, args.seed, args.constrain_bonds, refine=refine)
     frames = Frames(aa, torch.zeros(len(aa), 3, 3), list(cg.labels), system.names, system.resnames, system.resids)
     write_frames(output, frames, force=args.force)
     print(f"wrote {len(frames)} frames to {output}")

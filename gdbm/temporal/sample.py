@@ -8,6 +8,7 @@ side as one batch (the loop is over time, each step batched over segments).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,10 @@ from gdbm.temporal.library import FrameLibrary
 from gdbm.temporal.model import TemporalVAE
 from gdbm.temporal.system import TemporalSystem, local_frames, to_lab, to_local
 from gdbm.training.checkpoint import load_checkpoint
+
+
+Refiner = Callable[[Tensor, Tensor], Tensor]
+"""``refine(frames [B, n, 3], beads [B, N, 3]) -> [B, n, 3]``: a correction applied to generated frames."""
 
 
 class GaussianMixtureSampler:
@@ -60,8 +65,12 @@ class TemporalBackmapper:
 
     @torch.no_grad()
     def backmap(self, cg: Tensor, segments: int = 1, seed: int = 0, constrain_hydrogens: bool = False,
-                progress: bool = True) -> Tensor:
-        """AA trajectory ``[T, n, 3]`` for a CG trajectory ``[T, N, 3]`` (consecutive frames, one lag apart)."""
+                progress: bool = True, refine: Refiner | None = None) -> Tensor:
+        """AA trajectory ``[T, n, 3]`` for a CG trajectory ``[T, N, 3]`` (consecutive frames, one lag apart).
+
+        ``refine(frames, beads)`` (e.g. a :class:`~gdbm.temporal.thermalize.Thermalizer`) is applied to
+        every generated frame before it is kept and becomes the next frame's condition.
+        """
         n_frames = len(cg)
         if not 1 <= segments <= n_frames:
             raise InputError(f"segments must be between 1 and the number of frames ({n_frames}), got {segments}")
@@ -83,11 +92,16 @@ class TemporalBackmapper:
             if constrain_hydrogens:  # before the projection, which moves a hydrogen with its heavy atom
                 frame = self.system.constrain_hydrogens(frame)
             frame = self.system.project(frame, beads)
+            if refine is not None:
+                frame = self.system.project(refine(frame, beads), beads)
             out[t] = frame.cpu()
             prev[active] = frame.cpu()
         return out
 
 
-def frame_based(library: FrameLibrary, cg: Tensor, constrain_hydrogens: bool = False) -> Tensor:
-    """The frame-based baseline of Sec. 8.3: every frame placed from the library independently."""
-    return library.place(cg, constrain_hydrogens)
+def frame_based(library: FrameLibrary, cg: Tensor, constrain_hydrogens: bool = False,
+                refine: Refiner | None = None) -> Tensor:
+    """The frame-based baseline of Sec. 8.3: every frame placed from the library independently
+    (then, if given, ``refine(frames, beads)`` and the projection again)."""
+    frames = library.place(cg, constrain_hydrogens)
+    return frames if refine is None else library.system.project(refine(frames, cg), cg)
