@@ -194,6 +194,10 @@ def test_cli_backmap_and_eval(adp: Path, checkpoint: Path, tmp_path: Path) -> No
     assert main(["backmap", "--frame-based", *common, "-o", str(tmp_path / "b.xtc")]) == 0
     assert main(["backmap", "--temporal", *common, "-o", str(tmp_path / "t.xtc")]) == 2  # no overwrite
     assert main(["backmap", *common, "-o", str(tmp_path / "x.xtc")]) == 2  # not temporal: --top/--map needed
+    assert main(["backmap", "--temporal", *common, "--thermalize", "5", "-o", str(tmp_path / "th.xtc")]) == 0
+    assert len(read_frames(tmp_path / "th.xtc", adp / "aa.pdb")) == 60
+    assert main(["backmap", "--checkpoint", "sps-voxel", "--thermalize", "5", "--top", "t.top", "--map", "m.map",
+                 "--cg", "cg.xtc", "-o", str(tmp_path / "y.xtc")]) == 2  # only for temporal backmapping
     t = read_frames(tmp_path / "t.xtc", adp / "aa.pdb")
     assert len(t) == 60 and t.names[:3] == ["CH3", "H1", "H2"]
     out = tmp_path / "eval"
