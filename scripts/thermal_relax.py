@@ -1,0 +1,116 @@
+"""Experiment (issue 4): a short restrained Langevin run of backmapped sPS frames at the reference temperature.
+
+Not yet a ``gdbm`` command: the numbers in the README ("A thermal relaxation, measured") come from
+this script, the next step is to build it into ``gdbm relax``. Per frame:
+
+1. every molecule made whole (OpenMM constraints and centroid groups see raw coordinates);
+2. an OpenMM system of the topology (``gdbm.physics.openmm_system.build_system``), every bond
+   constrained at ``b0`` (the reference MD's constraints), and each CG bead's centre (by the
+   evaluation mapping) held on its CG position by a harmonic restraint (``--restraint``);
+3. a short L-BFGS minimisation (clashes), Maxwell-Boltzmann velocities and ``--steps`` Langevin
+   steps (2 fs) at ``--temperature``.
+
+Frames whose minimisation meets NaNs (atoms on top of each other) need a few steps of
+``gdbm relax --constrain-bonds`` first.
+
+    python scripts/thermal_relax.py --aa runs/relaxed.xtc --frames 0:3 --steps 500 -o runs/thermal.xtc
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import openmm as mm
+import torch
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import breadth_first_order
+
+from gdbm.data.trajectory import Frames, frame_range, read_frames, write_frames
+from gdbm.pbc import minimum_image
+from gdbm.physics.constraints import bond_constraints
+from gdbm.physics.openmm_system import build_system
+from gdbm.topology.system import load_mapped_system
+
+S = "../shared/data/sps"
+
+
+def make_whole(x: torch.Tensor, box: torch.Tensor, adjacency) -> torch.Tensor:
+    """Positions ``[n, 3]`` with every molecule unbroken: each atom placed by the minimum image from
+    its predecessor in a breadth-first walk over the bonds."""
+    x = x.clone()
+    seen = np.zeros(len(x), bool)
+    for root in range(len(x)):
+        if seen[root]:
+            continue
+        order, parent = breadth_first_order(adjacency, root, directed=False, return_predecessors=True)
+        seen[order] = True
+        for a in order[1:]:
+            p = parent[a]
+            x[a] = x[p] + minimum_image((x[a] - x[p])[None, None], box[None])[0, 0]
+    return x
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--top", default=f"{S}/topol.top")
+    p.add_argument("--map", default=f"{S}/PS1_cg_fritz.map", help="the mapping that made the CG frames")
+    p.add_argument("--aa", required=True)
+    p.add_argument("--aa-struct", default=f"{S}/test_t568/aa.gro")
+    p.add_argument("--cg", default=f"{S}/test_t568/cg.xtc")
+    p.add_argument("--cg-struct", default=f"{S}/test_t568/cg.gro")
+    p.add_argument("--frames", help="CG frames START:STOP matching the AA frames (default: the first ones)")
+    p.add_argument("--steps", type=int, default=500, help="Langevin steps of 2 fs (default 500 = 1 ps)")
+    p.add_argument("--temperature", type=float, default=568.0)
+    p.add_argument("--friction", type=float, default=10.0, help="1/ps")
+    p.add_argument("--restraint", type=float, default=5e4, help="kJ/mol/nm^2 on each bead centre")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("-o", "--output", required=True)
+    args = p.parse_args()
+
+    system = load_mapped_system(args.top, args.map)
+    top = system.aa
+    aa = read_frames(args.aa, args.aa_struct)
+    cg = read_frames(args.cg, args.cg_struct)
+    cg = cg.subset(frame_range(args.frames, len(cg)) if args.frames else list(range(len(aa))))
+    bonds = top.connectivity.numpy()
+    adjacency = coo_matrix((np.ones(len(bonds)), (bonds[:, 0], bonds[:, 1])), shape=(top.n_atoms,) * 2)
+    adjacency = adjacency + adjacency.T
+    pairs, b0 = bond_constraints(top)
+    atom, bead = system.mapping.membership.T
+    coef = system.mapping.coef.double()
+    out = []
+    for f in range(len(aa)):
+        start = time.perf_counter()
+        box = aa.boxes[f].double()
+        x = make_whole(aa.positions[f].double(), box, adjacency)
+        centre = torch.zeros(system.mapping.n_beads, 3, dtype=torch.float64).index_add_(0, bead, coef[:, None] * x[atom])
+        target = centre + minimum_image((cg.positions[f].double() - centre)[None], box[None])[0]
+        omm = build_system(top, box.numpy())
+        for (i, j), length in zip(pairs.tolist(), b0.tolist(), strict=True):
+            omm.addConstraint(i, j, length)
+        restraint = mm.CustomCentroidBondForce(1, f"0.5*{args.restraint}*((x1-x0)^2+(y1-y0)^2+(z1-z0)^2)")
+        for name in ("x0", "y0", "z0"):
+            restraint.addPerBondParameter(name)
+        for b in range(system.mapping.n_beads):
+            members = bead == b
+            restraint.addGroup(atom[members].tolist(), coef[members].tolist())
+            restraint.addBond([b], target[b].tolist())
+        omm.addForce(restraint)
+        integrator = mm.LangevinMiddleIntegrator(args.temperature, args.friction, 0.002)
+        integrator.setRandomNumberSeed(1 + f)
+        context = mm.Context(omm, integrator, mm.Platform.getPlatformByName("CPU"), {"Threads": str(args.threads)})
+        context.setPositions(x.numpy())
+        context.applyConstraints(1e-6)
+        mm.LocalEnergyMinimizer.minimize(context, 10.0, 50)
+        context.setVelocitiesToTemperature(args.temperature, 1 + f)
+        integrator.step(args.steps)
+        out.append(torch.from_numpy(context.getState(getPositions=True).getPositions(asNumpy=True)._value).float())
+        print(f"frame {f}: {time.perf_counter() - start:.1f} s", flush=True)
+    write_frames(args.output, Frames(torch.stack(out), aa.boxes, list(aa.labels), aa.names, aa.resnames, aa.resids),
+                 force=True)
+
+
+if __name__ == "__main__":
+    main()
