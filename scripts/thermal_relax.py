@@ -8,7 +8,7 @@ this script, the next step is to build it into ``gdbm relax``. Per frame:
    constrained at ``b0`` (the reference MD's constraints), and each CG bead's centre (by the
    evaluation mapping) held on its CG position by a harmonic restraint (``--restraint``);
 3. a short L-BFGS minimisation (clashes), Maxwell-Boltzmann velocities and ``--steps`` Langevin
-   steps (2 fs) at ``--temperature``.
+   steps at ``--temperature``.
 
 Frames whose minimisation meets NaNs (atoms on top of each other) need a few steps of
 ``gdbm relax --constrain-bonds`` first.
@@ -61,7 +61,8 @@ def main() -> None:
     p.add_argument("--cg", default=f"{S}/test_t568/cg.xtc")
     p.add_argument("--cg-struct", default=f"{S}/test_t568/cg.gro")
     p.add_argument("--frames", help="CG frames START:STOP matching the AA frames (default: the first ones)")
-    p.add_argument("--steps", type=int, default=500, help="Langevin steps of 2 fs (default 500 = 1 ps)")
+    p.add_argument("--steps", type=int, default=500, help="Langevin steps (default 500 = 1 ps at 2 fs)")
+    p.add_argument("--timestep", type=float, default=0.002, help="ps (a stiffer restraint needs a shorter one)")
     p.add_argument("--temperature", type=float, default=568.0)
     p.add_argument("--friction", type=float, default=10.0, help="1/ps")
     p.add_argument("--restraint", type=float, default=5e4, help="kJ/mol/nm^2 on each bead centre")
@@ -98,7 +99,7 @@ def main() -> None:
             restraint.addGroup(atom[members].tolist(), coef[members].tolist())
             restraint.addBond([b], target[b].tolist())
         omm.addForce(restraint)
-        integrator = mm.LangevinMiddleIntegrator(args.temperature, args.friction, 0.002)
+        integrator = mm.LangevinMiddleIntegrator(args.temperature, args.friction, args.timestep)
         integrator.setRandomNumberSeed(1 + f)
         context = mm.Context(omm, integrator, mm.Platform.getPlatformByName("CPU"), {"Threads": str(args.threads)})
         context.setPositions(x.numpy())
