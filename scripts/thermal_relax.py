@@ -66,9 +66,14 @@ def main() -> None:
     p.add_argument("--temperature", type=float, default=568.0)
     p.add_argument("--friction", type=float, default=10.0, help="1/ps")
     p.add_argument("--restraint", type=float, default=5e4, help="kJ/mol/nm^2 on each bead centre")
+    p.add_argument("--stage", action="append", metavar="K,DT,STEPS",
+                   help="instead of --restraint/--timestep/--steps: stages run in order, each with its own "
+                        "restraint (kJ/mol/nm^2), time step (ps) and steps; repeatable")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("-o", "--output", required=True)
     args = p.parse_args()
+    stages = ([tuple(float(v) for v in stage.split(",")) for stage in args.stage] if args.stage
+              else [(args.restraint, args.timestep, args.steps)])
 
     system = load_mapped_system(args.top, args.map)
     top = system.aa
@@ -91,7 +96,8 @@ def main() -> None:
         omm = build_system(top, box.numpy())
         for (i, j), length in zip(pairs.tolist(), b0.tolist(), strict=True):
             omm.addConstraint(i, j, length)
-        restraint = mm.CustomCentroidBondForce(1, f"0.5*{args.restraint}*((x1-x0)^2+(y1-y0)^2+(z1-z0)^2)")
+        restraint = mm.CustomCentroidBondForce(1, "0.5*k_restraint*((x1-x0)^2+(y1-y0)^2+(z1-z0)^2)")
+        restraint.addGlobalParameter("k_restraint", stages[0][0])
         for name in ("x0", "y0", "z0"):
             restraint.addPerBondParameter(name)
         for b in range(system.mapping.n_beads):
@@ -99,14 +105,17 @@ def main() -> None:
             restraint.addGroup(atom[members].tolist(), coef[members].tolist())
             restraint.addBond([b], target[b].tolist())
         omm.addForce(restraint)
-        integrator = mm.LangevinMiddleIntegrator(args.temperature, args.friction, args.timestep)
+        integrator = mm.LangevinMiddleIntegrator(args.temperature, args.friction, stages[0][1])
         integrator.setRandomNumberSeed(1 + f)
         context = mm.Context(omm, integrator, mm.Platform.getPlatformByName("CPU"), {"Threads": str(args.threads)})
         context.setPositions(x.numpy())
         context.applyConstraints(1e-6)
         mm.LocalEnergyMinimizer.minimize(context, 10.0, 50)
         context.setVelocitiesToTemperature(args.temperature, 1 + f)
-        integrator.step(args.steps)
+        for k, dt, steps in stages:
+            context.setParameter("k_restraint", k)
+            integrator.setStepSize(dt)
+            integrator.step(int(steps))
         out.append(torch.from_numpy(context.getState(getPositions=True).getPositions(asNumpy=True)._value).float())
         print(f"frame {f}: {time.perf_counter() - start:.1f} s", flush=True)
     write_frames(args.output, Frames(torch.stack(out), aa.boxes, list(aa.labels), aa.names, aa.resnames, aa.resids),
