@@ -8,7 +8,7 @@ this script, the next step is to build it into ``gdbm relax``. Per frame:
    constrained at ``b0`` (the reference MD's constraints), and each CG bead's centre (by the
    evaluation mapping) held on its CG position by a harmonic restraint (``--restraint``);
 3. a short L-BFGS minimisation (clashes), Maxwell-Boltzmann velocities and ``--steps`` Langevin
-   steps at ``--temperature``.
+   steps at ``--temperature`` (or several ``--stage K,DT,STEPS`` in order: restraint, step, steps).
 
 Frames whose minimisation meets NaNs (atoms on top of each other) need a few steps of
 ``gdbm relax --constrain-bonds`` first.
