@@ -30,25 +30,38 @@ from scipy.sparse.csgraph import breadth_first_order
 from gdbm.data.trajectory import Frames, frame_range, read_frames, write_frames
 from gdbm.pbc import minimum_image
 from gdbm.physics.constraints import bond_constraints
+from gdbm.physics.openmm_restraint import (
+    STIFFNESS,
+    centroid_restraint,
+    set_centroid_targets,
+)
 from gdbm.physics.openmm_system import build_system
 from gdbm.topology.system import load_mapped_system
 
 S = "../shared/data/sps"
 
 
-def make_whole(x: torch.Tensor, box: torch.Tensor, adjacency) -> torch.Tensor:
-    """Positions ``[n, 3]`` with every molecule unbroken: each atom placed by the minimum image from
-    its predecessor in a breadth-first walk over the bonds."""
-    x = x.clone()
-    seen = np.zeros(len(x), bool)
-    for root in range(len(x)):
-        if seen[root]:
+def bond_walk(n_atoms: int, bonds: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The breadth-first walk over the bonds of every molecule, as levels of ``(atoms, parents)``:
+    placing level after level by the minimum image from the parent makes each molecule whole."""
+    adjacency = coo_matrix((np.ones(len(bonds)), (bonds[:, 0], bonds[:, 1])), shape=(n_atoms, n_atoms))
+    adjacency = adjacency + adjacency.T
+    depth, parent = np.full(n_atoms, -1), np.full(n_atoms, -1)
+    for root in range(n_atoms):
+        if depth[root] >= 0:
             continue
-        order, parent = breadth_first_order(adjacency, root, directed=False, return_predecessors=True)
-        seen[order] = True
+        order, pred = breadth_first_order(adjacency, root, directed=False, return_predecessors=True)
+        depth[root] = 0
         for a in order[1:]:
-            p = parent[a]
-            x[a] = x[p] + minimum_image((x[a] - x[p])[None, None], box[None])[0, 0]
+            depth[a], parent[a] = depth[pred[a]] + 1, pred[a]
+    return [(np.flatnonzero(depth == d), parent[depth == d]) for d in range(1, depth.max() + 1)]
+
+
+def make_whole(x: torch.Tensor, box: torch.Tensor, walk: list[tuple[np.ndarray, np.ndarray]]) -> torch.Tensor:
+    """Positions ``[n, 3]`` with every molecule unbroken (atoms wrapped one by one before)."""
+    x = x.clone()
+    for atoms, parents in walk:
+        x[atoms] = x[parents] + minimum_image((x[atoms] - x[parents])[None], box[None])[0]
     return x
 
 
@@ -80,40 +93,32 @@ def main() -> None:
     aa = read_frames(args.aa, args.aa_struct)
     cg = read_frames(args.cg, args.cg_struct)
     cg = cg.subset(frame_range(args.frames, len(cg)) if args.frames else list(range(len(aa))))
-    bonds = top.connectivity.numpy()
-    adjacency = coo_matrix((np.ones(len(bonds)), (bonds[:, 0], bonds[:, 1])), shape=(top.n_atoms,) * 2)
-    adjacency = adjacency + adjacency.T
+    walk = bond_walk(top.n_atoms, top.connectivity.numpy())
     pairs, b0 = bond_constraints(top)
     atom, bead = system.mapping.membership.T
-    coef = system.mapping.coef.double()
+    groups = [(atom[bead == b].tolist(), system.mapping.coef[bead == b].tolist()) for b in range(system.mapping.n_beads)]
     out = []
     for f in range(len(aa)):
         start = time.perf_counter()
         box = aa.boxes[f].double()
-        x = make_whole(aa.positions[f].double(), box, adjacency)
-        centre = torch.zeros(system.mapping.n_beads, 3, dtype=torch.float64).index_add_(0, bead, coef[:, None] * x[atom])
+        x = make_whole(aa.positions[f].double(), box, walk)
+        centre = system.mapping.map_positions(x)
         target = centre + minimum_image((cg.positions[f].double() - centre)[None], box[None])[0]
         omm = build_system(top, box.numpy())
         for (i, j), length in zip(pairs.tolist(), b0.tolist(), strict=True):
             omm.addConstraint(i, j, length)
-        restraint = mm.CustomCentroidBondForce(1, "0.5*k_restraint*((x1-x0)^2+(y1-y0)^2+(z1-z0)^2)")
-        restraint.addGlobalParameter("k_restraint", stages[0][0])
-        for name in ("x0", "y0", "z0"):
-            restraint.addPerBondParameter(name)
-        for b in range(system.mapping.n_beads):
-            members = bead == b
-            restraint.addGroup(atom[members].tolist(), coef[members].tolist())
-            restraint.addBond([b], target[b].tolist())
+        restraint = centroid_restraint(groups, stages[0][0])
         omm.addForce(restraint)
         integrator = mm.LangevinMiddleIntegrator(args.temperature, args.friction, stages[0][1])
         integrator.setRandomNumberSeed(1 + f)
         context = mm.Context(omm, integrator, mm.Platform.getPlatformByName("CPU"), {"Threads": str(args.threads)})
+        set_centroid_targets(restraint, target.numpy(), context)
         context.setPositions(x.numpy())
         context.applyConstraints(1e-6)
         mm.LocalEnergyMinimizer.minimize(context, 10.0, 50)
         context.setVelocitiesToTemperature(args.temperature, 1 + f)
         for k, dt, steps in stages:
-            context.setParameter("k_restraint", k)
+            context.setParameter(STIFFNESS, k)
             integrator.setStepSize(dt)
             integrator.step(int(steps))
         out.append(torch.from_numpy(context.getState(getPositions=True).getPositions(asNumpy=True)._value).float())

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from gdbm.errors import InputError
+from gdbm.physics.openmm_restraint import centroid_restraint, set_centroid_targets
 from gdbm.temporal.system import TemporalSystem
 
 
@@ -55,7 +56,8 @@ class Thermalizer:
         omm = mm.XmlSerializer.deserialize(system.system_xml)
         for (heavy, hydrogen), length in zip(system.h_bonds.tolist(), system.h_lengths.tolist(), strict=True):
             omm.addConstraint(heavy, hydrogen, length)
-        self.restraint = _bead_restraint(system, settings.restraint)
+        groups = [(torch.nonzero(row).flatten().tolist(), row[row != 0].tolist()) for row in system.weights.double()]
+        self.restraint = centroid_restraint(groups, settings.restraint)
         omm.addForce(self.restraint)
         integrator = mm.LangevinMiddleIntegrator(settings.temperature, settings.friction, settings.timestep_ps)
         integrator.setRandomNumberSeed(settings.seed + 1)  # OpenMM reads 0 as "pick one at random"
@@ -70,9 +72,7 @@ class Thermalizer:
         out = np.empty_like(x)
         s = self.settings
         for k, (frame, target) in enumerate(zip(x, targets, strict=True)):
-            for bead, xyz in enumerate(target):
-                self.restraint.setBondParameters(bead, [bead], [s.restraint, *xyz])
-            self.restraint.updateParametersInContext(self.context)
+            set_centroid_targets(self.restraint, target, self.context)
             self.context.setPositions(frame)
             self.context.applyConstraints(1e-6)
             mm.LocalEnergyMinimizer.minimize(self.context, 1.0, s.minimize_iterations)
@@ -81,17 +81,3 @@ class Thermalizer:
             out[k] = self.context.getState(getPositions=True).getPositions(asNumpy=True)._value
         return torch.from_numpy(out).to(positions.device, positions.dtype)
 
-
-def _bead_restraint(system: TemporalSystem, k: float):
-    """A harmonic restraint of each bead's centre (its mapping weights) on a per-bead target point."""
-    import openmm as mm
-
-    force = mm.CustomCentroidBondForce(1, "0.5*k*((x1-x0)^2 + (y1-y0)^2 + (z1-z0)^2)")
-    for name in ("k", "x0", "y0", "z0"):
-        force.addPerBondParameter(name)
-    for row in system.weights.double():
-        atoms = torch.nonzero(row).flatten()
-        force.addGroup(atoms.tolist(), row[atoms].tolist())
-    for bead in range(system.n_beads):
-        force.addBond([bead], [k, 0.0, 0.0, 0.0])
-    return force
