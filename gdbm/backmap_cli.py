@@ -66,6 +66,11 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str, hold_default
                         "centre held on its input (removes close contacts; default 0 = off)")
     p.add_argument("--hold-map", help=f"mapping (may be partial) that made the CG input, whose bead centres "
                                       f"--relax holds (default {hold_default})")
+    p.add_argument("--stereo-from", metavar="AA_STRUCTURE",
+                   help="an AA structure of this system whose stereocentres (tacticity, L/D) the output copies "
+                        "(default: the handedness the model recorded from its training frames)")
+    p.add_argument("--no-stereo", action="store_true",
+                   help="leave stereocentres as generated (no inversion of wrongly handed ones)")
     p.add_argument("--type-alias", help="YAML {atoms: {type: model type}, beads: {...}}: the model's names for "
                                         "this system's types (a model trained on other molecules)")
     p.add_argument("--workers", type=int, default=1,
@@ -91,7 +96,9 @@ def job_options(args: argparse.Namespace) -> dict:
         raise InputError("--max-batch must be >= 1")
     config = SamplerConfig(n_gibbs=args.gibbs, candidates=args.candidates, seed=args.seed, precision=args.precision,
                            constrain_bonds=args.constrain_bonds, relax_steps=args.relax, max_batch=args.max_batch,
-                           compile=args.compile)
+                           compile=args.compile, stereo=not args.no_stereo)
+    if args.no_stereo and args.stereo_from:
+        raise InputError("--stereo-from and --no-stereo contradict each other")
     ordering = None
     if args.ordering:
         from gdbm.ordering import OrderingConfig
@@ -100,7 +107,7 @@ def job_options(args: argparse.Namespace) -> dict:
                     else OrderingConfig(traversal="learned", policy=args.ordering))
     return dict(checkpoint=args.checkpoint, topology=args.top, mapping=args.map, sampler=config, frames=args.frames,
                 samples=args.samples, cg_itp=args.cg_itp, parameters=args.parameters, hold=args.hold_map,
-                type_alias=args.type_alias, device=args.device, ordering=ordering)
+                type_alias=args.type_alias, device=args.device, ordering=ordering, stereo_from=args.stereo_from)
 
 
 def report_outcome(report: BackmapReport, command: str) -> int:

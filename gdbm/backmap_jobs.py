@@ -58,6 +58,7 @@ class BackmapJob:
     device: str = "cpu"
     ordering: OrderingConfig | None = None  # instead of the checkpoint's (gdbm backmap --ordering)
     cg_map: str | None = None  # set: ``cg`` holds AA frames, the CG input is their mapping by this file (morphing)
+    stereo_from: str | None = None  # an AA structure whose stereocentres to copy, instead of the checkpoint's
 
     def build_sampler(self, device: str | torch.device | None = None) -> Backmapper:
         from gdbm.data.features import TypeAliases
@@ -65,7 +66,8 @@ class BackmapJob:
         return Backmapper.from_checkpoint(
             self.checkpoint, self.topology, self.mapping, self.sampler, cg_itp=self.cg_itp,
             parameters=self.parameters, device=device or self.device, hold=self.hold,
-            aliases=TypeAliases.from_yaml(self.type_alias) if self.type_alias else None, ordering=self.ordering)
+            aliases=TypeAliases.from_yaml(self.type_alias) if self.type_alias else None, ordering=self.ordering,
+            stereo_from=self.stereo_from)
 
     def read_inputs(self, sampler: Backmapper) -> tuple[Frames, Frames | None, list[int]]:
         """The CG frames to backmap, the AA frames to start from (``--init``) and each frame's index in the CG file."""
@@ -105,8 +107,9 @@ class BackmapJob:
         out = asdict(self)
         out["sampler"] = self.sampler.model_dump()
         out["ordering"] = self.ordering.model_dump(mode="json") if self.ordering else None
-        if self.cg_map is None:  # the settings of jobs from before morphing, so their parts and stamps still match
-            del out["cg_map"]
+        for key in ("cg_map", "stereo_from"):  # unset: the settings of older jobs, so their parts and stamps still match
+            if out[key] is None:
+                del out[key]
         return out
 
 
@@ -131,7 +134,7 @@ class PartStore:
             shutil.rmtree(self.folder)
         if path.exists():
             if json.loads(path.read_text())["settings"] != settings:
-                raise InputError("holds frames of a different backmapping; pass --force to start over",
+                raise InputError("holds frames of a job with other settings; pass --force to start over",
                                  self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         write_text(path, json.dumps({"settings": settings, "run": run}, indent=1) + "\n")

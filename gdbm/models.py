@@ -7,6 +7,7 @@ from pathlib import Path
 from torch import nn
 
 from gdbm.data.features import FeatureSpec
+from gdbm.topology.stereo import StereoTemplate
 from gdbm.training.config import ExperimentConfig, ModelConfig
 from gdbm.voxel import VoxelGenerator, build_voxel_conditioner
 
@@ -30,6 +31,15 @@ def needs_alignment(config: ModelConfig) -> bool:
 
         return E3nnGenerator.aligned
     return VoxelGenerator.aligned
+
+
+def load_stereo(path: str | Path) -> StereoTemplate | None:
+    """The stereocentre handedness a checkpoint recorded from its training frames (None for older checkpoints)."""
+    from gdbm.pretrained import resolve_checkpoint
+    from gdbm.training.checkpoint import load_checkpoint
+
+    data = load_checkpoint(resolve_checkpoint(path)).get("stereo")
+    return StereoTemplate.from_dict(data) if data is not None else None
 
 
 def load_generator(path: str | Path, device: str = "cpu") -> tuple[nn.Module, FeatureSpec, ExperimentConfig]:

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import torch
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import breadth_first_order
 from torch import Tensor
 
 # the 27 shifts {-1, 0, 1}^3, the zero shift first so ties keep the current image
@@ -91,3 +94,32 @@ def _search(d: Tensor, n: Tensor, basis: Tensor) -> Tensor:
             return n
         n = n + shifts[best]
     raise RuntimeError("minimum-image search did not converge")
+
+
+def bond_levels(n_atoms: int, bonds: Tensor) -> list[tuple[Tensor, Tensor]]:
+    """A breadth-first walk over the bonds ``[b, 2]`` of every molecule, as levels of ``(atoms, parents)``:
+    placing level after level by the minimum image from the parent (:func:`make_whole`) joins each
+    molecule that the box cuts. Computed once per topology."""
+    b = bonds.cpu().numpy()
+    adjacency = coo_matrix((np.ones(len(b)), (b[:, 0], b[:, 1])), shape=(n_atoms, n_atoms))
+    adjacency = (adjacency + adjacency.T).tocsr()
+    depth, parent = np.full(n_atoms, -1), np.full(n_atoms, -1)
+    for root in range(n_atoms):
+        if depth[root] >= 0:
+            continue
+        order, pred = breadth_first_order(adjacency, root, directed=False, return_predecessors=True)
+        depth[root] = 0
+        for atom in order[1:]:
+            depth[atom], parent[atom] = depth[pred[atom]] + 1, pred[atom]
+    return [(torch.from_numpy(np.flatnonzero(depth == d)), torch.from_numpy(parent[depth == d]))
+            for d in range(1, int(depth.max(initial=0)) + 1)]
+
+
+def make_whole(positions: Tensor, box: Tensor, levels: list[tuple[Tensor, Tensor]]) -> Tensor:
+    """Positions ``[n, 3]`` with every molecule unbroken: each atom moved to the image nearest its
+    parent in ``levels`` (:func:`bond_levels`). Frames store atoms wrapped one by one; engines that
+    compute centres or constraints from raw coordinates need molecules whole."""
+    x = positions.clone()
+    for atoms, parents in levels:
+        x[atoms] = x[parents] + minimum_image((x[atoms] - x[parents]).unsqueeze(0), box.unsqueeze(0))[0]
+    return x

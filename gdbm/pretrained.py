@@ -14,6 +14,7 @@ import torch
 
 from gdbm.atomic import atomic_path
 from gdbm.errors import InputError
+from gdbm.topology.stereo import StereoTemplate
 
 _MODELS = "models"
 
@@ -40,15 +41,18 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
     raise InputError(f"neither a checkpoint file nor a shipped model (shipped: {names})", path)
 
 
-def export_generator(checkpoint: str | Path, out: str | Path) -> Path:
-    """Write the sampling part of a ``gdbm fit`` checkpoint (generator, features, config, step) to ``out``.
+def export_generator(checkpoint: str | Path, out: str | Path, stereo: StereoTemplate | None = None) -> Path:
+    """Write the sampling part of a ``gdbm fit`` checkpoint (generator, features, config, step, stereocentres) to ``out``.
 
     Drops the critic and optimiser states: what ships is a third of the size and loads the same way.
+    ``stereo``: the training frames' stereocentres, for checkpoints written before ``gdbm fit`` recorded them.
     """
     from gdbm.training.checkpoint import load_checkpoint
 
     ck = load_checkpoint(checkpoint)
-    payload = {key: ck[key] for key in ("generator", "features", "config", "step", "seconds")}
+    payload = {key: ck[key] for key in ("generator", "features", "config", "step", "seconds", "stereo") if key in ck}
+    if stereo is not None:
+        payload["stereo"] = stereo.to_dict()
     with atomic_path(out) as tmp:
         torch.save(payload, tmp)
     return Path(out)

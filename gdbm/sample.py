@@ -27,6 +27,7 @@ from gdbm.data.environment import (Environment, EnvironmentConfig, fixpoints, lo
                                    random_z_rotations)
 from gdbm.data.features import FeatureSpec, SystemFeatures, TypeAliases
 from gdbm.data.prior import PriorIndex
+from gdbm.data.stereo import stereo_template_from_file
 from gdbm.data.trajectory import Frames
 from gdbm.errors import InputError
 from gdbm.ordering import OrderingConfig, SystemPlan
@@ -35,6 +36,7 @@ from gdbm.physics.constraints import constrain_bonds
 from gdbm.physics.energy import EnergyModel
 from gdbm.physics.relax import CentreConstraint, relax
 from gdbm.topology.mapping import SystemMapping
+from gdbm.topology.stereo import StereoFix, StereoTemplate
 from gdbm.topology.system import MappedSystem
 from gdbm.topology.topology import Term
 
@@ -56,6 +58,8 @@ class SamplerConfig(BaseModel):
                                              "for many frames per process, not one")
     constrain_bonds: bool = Field(False, description="after each pass, project every bond to its b0 (for "
                                                      "references simulated with bond constraints)")
+    stereo: bool = Field(True, description="after each pass, invert every stereocentre handed against the "
+                                           "model's training data (gdbm.topology.stereo)")
     relax_steps: int = Field(0, ge=0, description="steps of constrained steepest descent after the last "
                                                    "sweep, CG beads held on their input (gdbm.physics.relax)")
     reach: float = Field(0.3, ge=0, description="nm an atom may lie from its bead: two items of a step run in "
@@ -84,13 +88,14 @@ class Backmapper:
     ``hold``: the mapping whose bead centres the relaxation keeps on the CG input (default:
     the system's own; give the one that made the CG frames when the reconstruction mapping
     differs from it, as DBM's sPS map does). ``aliases``: the model's names for this system's
-    atom and bead types, when it was trained on other ones.
+    atom and bead types, when it was trained on other ones. ``stereo``: the handedness of the
+    stereocentres of each molecule type (from the training frames), restored after every pass.
     """
 
     def __init__(self, system: MappedSystem, generator: Generator, spec: FeatureSpec, plan: SystemPlan,
                  environment: EnvironmentConfig | None = None, config: SamplerConfig | None = None,
                  device: str | torch.device = "cpu", hold: SystemMapping | None = None,
-                 aliases: TypeAliases | None = None):
+                 aliases: TypeAliases | None = None, stereo: StereoTemplate | None = None):
         self.system, self.spec = system, spec
         self.generator = torch.compile(generator, dynamic=True) if config and config.compile else generator
         self.hold = hold or system.mapping
@@ -105,21 +110,24 @@ class Backmapper:
         # aligned conditioners get environments rotated to the fixpoint bond and turned per candidate
         self.aligned = getattr(generator, "aligned", True)
         self.fixpoint = fixpoints(system.mapping) if self.aligned else torch.full((system.mapping.n_beads,), -1)
+        self.stereo = StereoFix(stereo, system.aa) if stereo is not None and self.config.stereo else None
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, topology: str | Path, mapping: str | Path,
                         config: SamplerConfig | None = None, *, cg_itp: str | Path | None = None,
                         parameters: str | Path | None = None, device: str | torch.device = "cpu",
                         hold: str | Path | None = None, aliases: TypeAliases | None = None,
-                        ordering: OrderingConfig | None = None) -> "Backmapper":
+                        ordering: OrderingConfig | None = None,
+                        stereo_from: str | Path | None = None) -> "Backmapper":
         """A sampler for the system of ``topology`` + ``mapping`` with a trained model.
 
         ``checkpoint``: a ``gdbm fit`` checkpoint or a shipped model's name (``"sps-voxel"``); its
         experiment config supplies the reconstruction order (unless ``ordering``) and the environment cutoff.
         ``hold``: a mapping file (may be partial) whose bead centres the relaxation keeps on the
-        CG input; default ``mapping``.
+        CG input; default ``mapping``. ``stereo_from``: an AA structure of this system whose
+        stereocentres to copy, instead of the handedness recorded from the model's training frames.
         """
-        from gdbm.models import load_generator
+        from gdbm.models import load_generator, load_stereo
         from gdbm.ordering import plan_system
         from gdbm.topology.system import load_mapped_system
 
@@ -131,8 +139,9 @@ class Backmapper:
             if held.n_beads != system.mapping.n_beads:
                 raise InputError(f"the hold mapping has {held.n_beads} beads, the mapping {system.mapping.n_beads}",
                                  hold)
+        stereo = stereo_template_from_file(system.aa, stereo_from) if stereo_from is not None else load_stereo(checkpoint)
         return cls(system, generator, spec, plan_system(system, ordering or experiment.ordering), experiment.environment,
-                   config, device=device, hold=held, aliases=aliases)
+                   config, device=device, hold=held, aliases=aliases, stereo=stereo)
 
     # --- one group of items ---------------------------------------------------------------
     def _items(self, group: Tensor, n_frames: int) -> _Items:
@@ -280,6 +289,8 @@ class Backmapper:
                     for batch in self._independent(self._items(group, len(idx)), beads, boxes):
                         self._place(batch, atoms, present, beads, boxes, rng)
                     bar.update(len(idx))
+                if self.stereo is not None:
+                    atoms, _ = self.stereo(atoms, boxes)
                 if self.config.constrain_bonds:
                     atoms, _ = constrain_bonds(atoms, boxes, aa)
             if energy is not None:

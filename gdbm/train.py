@@ -26,6 +26,9 @@ from gdbm.data.features import FeatureSpec
 from gdbm.distributed import Distributed
 from gdbm.errors import InputError
 from gdbm.data.samples import SequenceBatch, SequenceDataset, TrainingSet, collate, particles_for_step, prior_energies
+from gdbm.data.trajectory import Frames
+from gdbm.topology.stereo import StereoTemplate
+from gdbm.topology.system import MappedSystem
 from gdbm.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gdbm.training.config import ExperimentConfig, config_changes
 from gdbm.training.log import CSVLog
@@ -170,12 +173,13 @@ class Trainer:
     """
 
     def __init__(self, config: ExperimentConfig, dataset: SequenceDataset, generator: nn.Module, critic: nn.Module,
-                 out_dir: str | Path, distributed: Distributed = Distributed()):
+                 out_dir: str | Path, distributed: Distributed = Distributed(), stereo: StereoTemplate | None = None):
         t = config.training
         if t.batch_size % distributed.world_size:
             raise InputError(f"training.batch_size {t.batch_size} is not divisible by the "
                              f"{distributed.world_size} processes")
         self.config, self.dataset, self.out_dir = config, dataset, Path(out_dir)
+        self.stereo = stereo  # the training frames' stereocentres, for the sampler (gdbm.topology.stereo)
         self.distributed = distributed
         self.device = distributed.device(t.device)
         self.prior = EnergyPrior(config.prior)
@@ -206,7 +210,8 @@ class Trainer:
                 "opt_generator": s.opt_generator.state_dict(), "opt_critic": s.opt_critic.state_dict(),
                 "step": s.step, "seconds": s.seconds, "rng": rng_state(),
                 "config": self.config.model_dump(mode="json"),
-                "features": self.dataset.spec.to_dict()}
+                "features": self.dataset.spec.to_dict(),
+                "stereo": self.stereo.to_dict() if self.stereo is not None else None}
 
     def save(self) -> Path:
         """The run's checkpoint, plus a kept copy ``checkpoint_<step>.pt`` on ``keep_every`` steps (rank 0 only)."""
@@ -332,14 +337,9 @@ class Trainer:
         return self.state
 
 
-def build_dataset(config: ExperimentConfig) -> SequenceDataset | TrainingSet:
-    """The training samples named by the config's data, ordering and environment sections.
-
-    Several data sources give one :class:`TrainingSet` whose feature layout covers the atom
-    and bead types of all of them.
-    """
+def load_sources(config: ExperimentConfig) -> list[tuple[Frames, MappedSystem, Frames | None]]:
+    """Each data source's AA frames, system and CG frames (None: mapped from the AA frames)."""
     from gdbm.data.trajectory import frame_range, read_frames
-    from gdbm.models import needs_alignment
     from gdbm.topology.system import load_mapped_system
 
     loaded = []
@@ -351,6 +351,20 @@ def build_dataset(config: ExperimentConfig) -> SequenceDataset | TrainingSet:
             window = frame_range(d.frames, len(frames))
             frames, beads = frames.subset(window), beads.subset(window) if beads is not None else None
         loaded.append((frames, system, beads))
+    return loaded
+
+
+def build_dataset(config: ExperimentConfig,
+                  loaded: list[tuple[Frames, MappedSystem, Frames | None]] | None = None) -> SequenceDataset | TrainingSet:
+    """The training samples named by the config's data, ordering and environment sections
+    (of the sources already ``loaded`` by :func:`load_sources`, if given).
+
+    Several data sources give one :class:`TrainingSet` whose feature layout covers the atom
+    and bead types of all of them.
+    """
+    from gdbm.models import needs_alignment
+
+    loaded = loaded if loaded is not None else load_sources(config)
     spec = FeatureSpec.union([FeatureSpec.from_system(system, config.environment) for _, system, _ in loaded])
     align = needs_alignment(config.model)
     parts = [SequenceDataset(frames, system, config.ordering, config.environment, beads=beads, spec=spec, align=align)
@@ -365,7 +379,9 @@ def build_trainer(config: ExperimentConfig, out_dir: str | Path, distributed: Di
     """Dataset, networks and optimisers of an experiment, seeded from the config."""
     from gdbm.models import build_conditioner
 
-    dataset = build_dataset(config)
+    loaded = load_sources(config)
+    dataset = build_dataset(config, loaded)
+    stereo = StereoTemplate.from_frames([(system.aa, frames.positions, frames.boxes) for frames, system, _ in loaded])
     torch.manual_seed(config.training.seed)
     generator, critic = build_conditioner(config.model, dataset.spec)
-    return Trainer(config, dataset, generator, critic, out_dir, distributed)
+    return Trainer(config, dataset, generator, critic, out_dir, distributed, stereo)

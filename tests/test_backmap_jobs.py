@@ -85,7 +85,7 @@ def test_parts_of_another_job_are_not_mixed_in(job: BackmapJob, tmp_path: Path, 
     monkeypatch.setattr(Backmapper, "backmap", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("stop")))
     assert backmap_trajectory(job, out, progress=False).frames_written == 0
     other = BackmapJob(**{**job.__dict__, "sampler": SamplerConfig(n_gibbs=0, candidates=3)})
-    with pytest.raises(InputError, match="different backmapping"):
+    with pytest.raises(InputError, match="job with other settings"):
         backmap_trajectory(other, out, progress=False)
 
 

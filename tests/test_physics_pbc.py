@@ -97,3 +97,20 @@ def test_minimum_image_single_frame_and_float32():
     assert out.dtype == torch.float32 and out.shape == (2, 3)
     ref = _brute_minimum_image(d.double(), box)
     assert torch.allclose(out.double().norm(dim=1), ref.norm(dim=1), atol=1e-5)
+
+
+def test_make_whole_joins_molecules_the_box_cuts(sps: Path):
+    from gdbm.pbc import bond_levels, make_whole
+    from gdbm.topology.system import load_mapped_system
+
+    top = load_mapped_system(sps / "topol.top", sps / "PS1.map").aa
+    frame = read_frames(sps / "train_t568" / "aa" / "90.gro")
+    x, box = frame.positions[0].double(), frame.boxes[0].double()
+    i, j = top.connectivity.T
+    assert float((x[j] - x[i]).norm(dim=-1).max()) > 1.0  # wrapped atom by atom: some bonds cross the box
+    levels = bond_levels(top.n_atoms, top.connectivity)
+    assert sum(len(atoms) for atoms, _ in levels) == top.n_atoms - top.n_molecules  # every atom but the roots
+    whole = make_whole(x, box, levels)
+    assert float((whole[j] - whole[i]).norm(dim=-1).max()) < 0.2
+    shift = torch.linalg.solve(box.T, (whole - x).T).T  # in box vectors
+    assert torch.allclose(shift, shift.round(), atol=1e-6)  # only lattice translations

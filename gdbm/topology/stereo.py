@@ -1,0 +1,166 @@
+"""Stereocentres: the handedness of tetrahedral atoms, read from training frames and restored in generated ones.
+
+A CG bead does not say on which side of its three heavy neighbours a tetrahedral carbon sits:
+moving the carbon 0.1 nm through their plane inverts it, and a generator that places atoms to a
+few hundredths of a nm does that often (the sPS model ``sps-voxel`` inverts about one backbone
+CH in eight). MD never inverts a stereocentre, so the handedness is a fixed property of each
+molecule (the tacticity of a polymer, the L form of an amino acid): it is the same in every
+training frame, and a wrongly handed centre strains torsions and contacts that no relaxation
+at fixed beads removes.
+
+A stereocentre here is an atom with four bonded neighbours of which exactly one is terminal
+(a hydrogen of a CH or a C-alpha): its handedness is the sign of the triple product of the
+other three (in index order) seen from the centre, and inverting it is a reflection of the
+centre and its terminal atom through the plane of the other three. Centres with two or more
+terminal neighbours (CH2, CH3) have no handedness that matters; the template keeps, per
+molecule type, the centres whose handedness agrees in at least :data:`MIN_AGREEMENT` of the
+training instances.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from gdbm.pbc import minimum_image
+from gdbm.topology.topology import Topology
+
+MIN_AGREEMENT = 0.9
+
+
+def stereocentres(top: Topology) -> Tensor:
+    """``[c, 5]`` rows ``(centre, a, b, c, terminal)``: atoms with four bonded neighbours, exactly one terminal."""
+    n = top.n_atoms
+    bonds = top.connectivity
+    degree = torch.bincount(bonds.flatten(), minlength=n)
+    neighbours: list[list[int]] = [[] for _ in range(n)]
+    for i, j in bonds.tolist():
+        neighbours[i].append(j)
+        neighbours[j].append(i)
+    rows = []
+    for atom in torch.nonzero(degree == 4).flatten().tolist():
+        terminal = [k for k in neighbours[atom] if degree[k] == 1]
+        if len(terminal) == 1:
+            rows.append([atom, *sorted(k for k in neighbours[atom] if k != terminal[0]), terminal[0]])
+    return torch.tensor(rows, dtype=torch.long).reshape(-1, 5)
+
+
+def _around(positions: Tensor, boxes: Tensor, centres: Tensor) -> tuple[Tensor, Tensor]:
+    """The centre atoms ``[F, c, 3]`` and their four neighbours ``[F, c, 4, 3]`` as minimum images around them."""
+    centre = positions[:, centres[:, 0]]
+    d = positions[:, centres[:, 1:]] - centre.unsqueeze(2)  # [F, c, 4, 3]
+    f, c = d.shape[:2]
+    d = minimum_image(d.reshape(f, c * 4, 3), boxes).reshape(f, c, 4, 3)
+    return centre, centre.unsqueeze(2) + d
+
+
+def handedness(positions: Tensor, boxes: Tensor, centres: Tensor) -> Tensor:
+    """``[F, c]`` +1 / -1 (0 when planar): the sign of ``(a - x) . ((b - x) x (c - x))`` per centre ``x``."""
+    centre, around = _around(positions, boxes, centres)
+    d = around[:, :, :3] - centre.unsqueeze(2)
+    return torch.sign((d[:, :, 0] * torch.linalg.cross(d[:, :, 1], d[:, :, 2])).sum(-1))
+
+
+def invert(positions: Tensor, boxes: Tensor, centres: Tensor, which: Tensor) -> Tensor:
+    """Positions with the centres ``which`` ``[F, c]`` (bool) inverted: each centre atom and its terminal
+    atom reflected through the plane of the other three neighbours (for a CH: the carbon moves about
+    0.1 nm, its hydrogen about 0.3 nm)."""
+    out = positions.clone()
+    if not bool(which.any()):
+        return out
+    centre, around = _around(positions, boxes, centres)
+    a, b, c, terminal = around.unbind(2)
+    normal = torch.linalg.cross(b - a, c - a)
+    normal = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    frame, row = torch.nonzero(which, as_tuple=True)
+    for column, point in ((0, centre), (4, terminal)):
+        p = point[frame, row]
+        height = ((p - a[frame, row]) * normal[frame, row]).sum(-1, keepdim=True)
+        out[frame, centres[row, column]] = (p - 2 * height * normal[frame, row]).to(out.dtype)
+    return out
+
+
+@dataclass(frozen=True)
+class StereoTemplate:
+    """Per molecule type, the stereocentres (local atom indices ``[c, 5]``) and the handedness ``[c]`` they must have."""
+
+    molecules: dict[str, tuple[Tensor, Tensor]]
+
+    @classmethod
+    def from_frames(cls, pairs: list[tuple[Topology, Tensor, Tensor]]) -> "StereoTemplate":
+        """The template of ``(topology, positions [F, n, 3], boxes [F, 3, 3])`` training sets: per molecule
+        type, the centres whose handedness agrees in at least :data:`MIN_AGREEMENT` of all instances."""
+        votes: dict[str, tuple[Tensor, list[Tensor]]] = {}
+        for top, positions, boxes in pairs:
+            centres = stereocentres(top)
+            if not len(centres):
+                continue
+            signs = handedness(positions.double(), boxes.double(), centres)  # [F, c]
+            molecule = top.molecule[centres[:, 0]]
+            for block_index, block in enumerate(top.molecules):
+                mine = molecule == block_index
+                if not bool(mine.any()):
+                    continue
+                local = centres[mine] - block.start
+                known = votes.get(block.name)
+                if known is not None and not torch.equal(known[0], local):
+                    continue  # another topology's molecule of the same name: keep the first definition
+                votes.setdefault(block.name, (local, []))[1].append(signs[:, mine])
+        molecules = {}
+        for name, (local, signs) in votes.items():
+            mean = torch.cat(signs).mean(0)  # [c]
+            keep = mean.abs() >= 2 * MIN_AGREEMENT - 1
+            if bool(keep.any()):
+                molecules[name] = (local[keep], torch.sign(mean[keep]))
+        return cls(molecules)
+
+    def expand(self, top: Topology) -> tuple[Tensor, Tensor]:
+        """The centres ``[c, 5]`` (system atom indices) and handedness ``[c]`` of every molecule of ``top``
+        that the template knows, where the molecule has the same stereocentres as the template's."""
+        present = {tuple(row) for row in stereocentres(top).tolist()}
+        rows, signs = [], []
+        for block in top.molecules:
+            if block.name not in self.molecules:
+                continue
+            local, sign = self.molecules[block.name]
+            here = local + block.start
+            match = torch.tensor([tuple(row) in present for row in here.tolist()], dtype=torch.bool)
+            rows.append(here[match])
+            signs.append(sign[match])
+        if not rows:
+            return torch.zeros(0, 5, dtype=torch.long), torch.zeros(0)
+        return torch.cat(rows), torch.cat(signs)
+
+    def to_dict(self) -> dict:
+        return {name: {"centres": local.tolist(), "handedness": sign.tolist()}
+                for name, (local, sign) in self.molecules.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "StereoTemplate":
+        return cls({name: (torch.tensor(entry["centres"], dtype=torch.long).reshape(-1, 5),
+                           torch.tensor(entry["handedness"], dtype=torch.float64))
+                    for name, entry in data.items()})
+
+
+class StereoFix:
+    """``fix(positions [F, n, 3], boxes) -> (positions, inverted per frame [F])`` for one system:
+    every stereocentre whose handedness differs from the template's inverted."""
+
+    def __init__(self, template: StereoTemplate, top: Topology) -> None:
+        self.centres, self.signs = template.expand(top)
+
+    def __len__(self) -> int:
+        return len(self.centres)
+
+    def wrong(self, positions: Tensor, boxes: Tensor) -> Tensor:
+        """``[F, c]`` bool: centres handed against the template."""
+        signs = handedness(positions.double(), boxes.double(), self.centres)
+        return signs != self.signs.to(signs)
+
+    def __call__(self, positions: Tensor, boxes: Tensor) -> tuple[Tensor, Tensor]:
+        if not len(self.centres):
+            return positions, torch.zeros(len(positions), dtype=torch.long)
+        wrong = self.wrong(positions, boxes)
+        return invert(positions, boxes.to(positions.dtype), self.centres, wrong), wrong.sum(1)
