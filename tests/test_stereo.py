@@ -53,10 +53,15 @@ def test_inversion_flips_the_chosen_centres_only_and_restores_them(sps: Path, sp
     moved = minimum_image(flipped - x, boxes).norm(dim=-1)[0]
     assert set(torch.nonzero(moved > 1e-9).flatten().tolist()) == set(rows[which[0]][:, [0, 4]].flatten().tolist())
     assert float(moved.max()) < 0.4  # the centre moves about 0.1 nm, its hydrogen about 0.3
+    h = rows[which[0]]
+    length = lambda y: minimum_image(y[:, h[:, 4]] - y[:, h[:, 0]], boxes).norm(dim=-1)  # noqa: E731
+    assert torch.allclose(length(flipped), length(x))  # the C-H bond keeps its length
     fix = StereoFix(stereo_template_from_file(sps_system, sps / "train_t568" / "aa" / "90.gro"), sps_system)
     restored, inverted = fix(flipped, boxes)
     assert inverted.tolist() == [int(which.sum())]
-    assert float(minimum_image(restored - x, boxes).norm(dim=-1).max()) < 1e-9  # a reflection undoes itself
+    back = minimum_image(restored - x, boxes).norm(dim=-1)[0]
+    assert float(back[h[:, 0]].max()) < 1e-9  # the reflection of the centre undoes itself
+    assert float(back.max()) < 0.06  # and the hydrogen lands near where MD had it (thermal bending)
 
 
 def test_the_sampler_restores_the_handedness_its_checkpoint_recorded(two_chains: Path):

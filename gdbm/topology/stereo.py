@@ -10,8 +10,8 @@ at fixed beads removes.
 
 A stereocentre here is an atom with four bonded neighbours of which exactly one is terminal
 (a hydrogen of a CH or a C-alpha): its handedness is the sign of the triple product of the
-other three (in index order) seen from the centre, and inverting it is a reflection of the
-centre and its terminal atom through the plane of the other three. Centres with two or more
+other three (in index order) seen from the centre, and inverting it reflects the centre through
+the plane of the other three and puts the terminal atom on the opposite, tetrahedral side. Centres with two or more
 terminal neighbours (CH2, CH3) have no handedness that matters; the template keeps, per
 molecule type, the centres whose handedness agrees in at least :data:`MIN_AGREEMENT` of the
 training instances.
@@ -64,21 +64,23 @@ def handedness(positions: Tensor, boxes: Tensor, centres: Tensor) -> Tensor:
 
 
 def invert(positions: Tensor, boxes: Tensor, centres: Tensor, which: Tensor) -> Tensor:
-    """Positions with the centres ``which`` ``[F, c]`` (bool) inverted: each centre atom and its terminal
-    atom reflected through the plane of the other three neighbours (for a CH: the carbon moves about
-    0.1 nm, its hydrogen about 0.3 nm)."""
+    """Positions with the centres ``which`` ``[F, c]`` (bool) inverted: each centre atom reflected through
+    the plane of its three non-terminal neighbours (bond lengths to them kept; for a CH the carbon
+    moves about 0.1 nm), its terminal atom put back at its bond length on the tetrahedral direction,
+    opposite the mean of the three bond directions."""
     out = positions.clone()
     if not bool(which.any()):
         return out
     centre, around = _around(positions, boxes, centres)
-    a, b, c, terminal = around.unbind(2)
+    frame, row = torch.nonzero(which, as_tuple=True)
+    x, (a, b, c, terminal) = centre[frame, row], around[frame, row].unbind(1)
     normal = torch.linalg.cross(b - a, c - a)
     normal = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    frame, row = torch.nonzero(which, as_tuple=True)
-    for column, point in ((0, centre), (4, terminal)):
-        p = point[frame, row]
-        height = ((p - a[frame, row]) * normal[frame, row]).sum(-1, keepdim=True)
-        out[frame, centres[row, column]] = (p - 2 * height * normal[frame, row]).to(out.dtype)
+    moved = x - 2 * ((x - a) * normal).sum(-1, keepdim=True) * normal
+    pull = sum((p - moved) / (p - moved).norm(dim=-1, keepdim=True).clamp_min(1e-12) for p in (a, b, c))
+    away = -pull / pull.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    out[frame, centres[row, 0]] = moved.to(out.dtype)
+    out[frame, centres[row, 4]] = (moved + (terminal - x).norm(dim=-1, keepdim=True) * away).to(out.dtype)
     return out
 
 
