@@ -42,7 +42,8 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
 
 
 def export_generator(checkpoint: str | Path, out: str | Path, stereo: StereoTemplate | None = None) -> Path:
-    """Write the sampling part of a ``gdbm fit`` checkpoint (generator, features, config, step, stereocentres) to ``out``.
+    """Write the sampling part of a ``gdbm fit`` checkpoint (generator, features, config, step, stereocentres)
+    to ``out``.
 
     Drops the critic and optimiser states: what ships is a third of the size and loads the same way.
     ``stereo``: the training frames' stereocentres, for checkpoints written before ``gdbm fit`` recorded them.

@@ -79,7 +79,6 @@ def _thermal_settings(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
     from tqdm import tqdm
 
     from gdbm.backmap_jobs import PartStore

@@ -337,7 +337,10 @@ class Trainer:
         return self.state
 
 
-def load_sources(config: ExperimentConfig) -> list[tuple[Frames, MappedSystem, Frames | None]]:
+Sources = list[tuple[Frames, MappedSystem, Frames | None]]  # per data source: AA frames, system, CG frames
+
+
+def load_sources(config: ExperimentConfig) -> Sources:
     """Each data source's AA frames, system and CG frames (None: mapped from the AA frames)."""
     from gdbm.data.trajectory import frame_range, read_frames
     from gdbm.topology.system import load_mapped_system
@@ -354,8 +357,7 @@ def load_sources(config: ExperimentConfig) -> list[tuple[Frames, MappedSystem, F
     return loaded
 
 
-def build_dataset(config: ExperimentConfig,
-                  loaded: list[tuple[Frames, MappedSystem, Frames | None]] | None = None) -> SequenceDataset | TrainingSet:
+def build_dataset(config: ExperimentConfig, loaded: Sources | None = None) -> SequenceDataset | TrainingSet:
     """The training samples named by the config's data, ordering and environment sections
     (of the sources already ``loaded`` by :func:`load_sources`, if given).
 

@@ -86,7 +86,8 @@ def invert(positions: Tensor, boxes: Tensor, centres: Tensor, which: Tensor) -> 
 
 @dataclass(frozen=True)
 class StereoTemplate:
-    """Per molecule type, the stereocentres (local atom indices ``[c, 5]``) and the handedness ``[c]`` they must have."""
+    """Per molecule type, the stereocentres (local atom indices ``[c, 5]``) and the handedness ``[c]``
+    they must have."""
 
     molecules: dict[str, tuple[Tensor, Tensor]]
 
