@@ -11,7 +11,7 @@ at fixed beads removes.
 A stereocentre here is an atom with four bonded neighbours of which exactly one is terminal
 (a hydrogen of a CH or a C-alpha): its handedness is the sign of the triple product of the
 other three (in index order) seen from the centre, and inverting it reflects the centre through
-the plane of the other three and puts the terminal atom on the opposite, tetrahedral side. Centres with two or more
+the plane of the other three and puts the terminal atom beyond it, along the plane's normal. Centres with two or more
 terminal neighbours (CH2, CH3) have no handedness that matters; the template keeps, per
 molecule type, the centres whose handedness agrees in at least :data:`MIN_AGREEMENT` of the
 training instances.
@@ -28,6 +28,7 @@ from gdbm.pbc import minimum_image
 from gdbm.topology.topology import Topology
 
 MIN_AGREEMENT = 0.9
+MIN_HEIGHT = 0.04  # nm from the plane of its three neighbours, for an inverted centre (tetrahedral C: 0.05)
 
 
 def stereocentres(top: Topology) -> Tensor:
@@ -65,9 +66,9 @@ def handedness(positions: Tensor, boxes: Tensor, centres: Tensor) -> Tensor:
 
 def invert(positions: Tensor, boxes: Tensor, centres: Tensor, which: Tensor) -> Tensor:
     """Positions with the centres ``which`` ``[F, c]`` (bool) inverted: each centre atom reflected through
-    the plane of its three non-terminal neighbours (bond lengths to them kept; for a CH the carbon
-    moves about 0.1 nm), its terminal atom put back at its bond length on the tetrahedral direction,
-    opposite the mean of the three bond directions."""
+    the plane of its three non-terminal neighbours (at least :data:`MIN_HEIGHT` from it: a centre found
+    nearly planar gets a tetrahedral height), its terminal atom put at its bond length along the
+    plane's normal on the centre's side. For a CH the carbon moves about 0.1 nm."""
     out = positions.clone()
     if not bool(which.any()):
         return out
@@ -76,11 +77,11 @@ def invert(positions: Tensor, boxes: Tensor, centres: Tensor, which: Tensor) -> 
     x, (a, b, c, terminal) = centre[frame, row], around[frame, row].unbind(1)
     normal = torch.linalg.cross(b - a, c - a)
     normal = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    moved = x - 2 * ((x - a) * normal).sum(-1, keepdim=True) * normal
-    pull = sum((p - moved) / (p - moved).norm(dim=-1, keepdim=True).clamp_min(1e-12) for p in (a, b, c))
-    away = -pull / pull.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    height = ((x - a) * normal).sum(-1, keepdim=True)
+    side = -torch.where(height >= 0, 1.0, -1.0).to(x)  # the other side of the plane
+    moved = x - height * normal + side * height.abs().clamp_min(MIN_HEIGHT) * normal
     out[frame, centres[row, 0]] = moved.to(out.dtype)
-    out[frame, centres[row, 4]] = (moved + (terminal - x).norm(dim=-1, keepdim=True) * away).to(out.dtype)
+    out[frame, centres[row, 4]] = (moved + (terminal - x).norm(dim=-1, keepdim=True) * side * normal).to(out.dtype)
     return out
 
 
