@@ -16,6 +16,8 @@ from pathlib import Path
 
 from gdbm.errors import InputError
 
+RETRY_STEPS = 100  # steepest-descent steps before a second try of a frame whose thermal run diverged
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``relax`` on the ``gdbm`` subparsers."""
@@ -110,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     if output.exists() and not args.force and not store.matches(job):
         raise InputError("exists; pass --force to overwrite", output)
     store.prepare(job, args.force, None)
-    model = EnergyModel(system.aa) if args.steps else None
+    model = EnergyModel(system.aa) if args.steps or thermal else None
     relaxer = ThermalRelaxer(system.aa, system.mapping, thermal) if thermal else None
     stereo = StereoFix(stereo_template_from_file(system.aa, args.stereo_from), system.aa) if args.stereo_from else None
     with tqdm(total=len(aa), initial=sum(store.done(f) for f in range(len(aa))), desc="relax", unit="frame") as bar:
@@ -131,7 +133,14 @@ def run(args: argparse.Namespace) -> int:
                     x = result.positions[0]
                     said += f" {float(result.energy_before[0]):.1f} -> {float(result.energy_after[0]):.1f} kJ/mol"
                 if relaxer is not None:
-                    x = relaxer(x, box, cg.positions[f], frame=first + f)
+                    try:
+                        x = relaxer(x, box, cg.positions[f], frame=first + f)
+                    except FloatingPointError:  # contacts OpenMM's minimiser could not open: descend further, once
+                        held = CentreConstraint(system.mapping, cg.positions[f:f + 1].double(), system.aa.masses)
+                        x = relax(x.unsqueeze(0), box.unsqueeze(0), model, RETRY_STEPS, centres=held,
+                                  bonds=args.constrain_bonds).positions[0]
+                        x = relaxer(x, box, cg.positions[f], frame=first + f)
+                        said += f" diverged, {RETRY_STEPS} more steepest-descent steps,"
                     said += " + thermal run"
                 store.save(f, x.float())
                 bar.write(f"{said} ({time.perf_counter() - start:.1f} s)")

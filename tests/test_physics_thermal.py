@@ -99,3 +99,20 @@ def test_cli_thermal_relaxation(sps: Path, frame, tmp_path: Path, capsys):
     assert float(_bead_offsets(system, out.positions[0], cg.positions[0], aa.boxes[0]).max()) < 0.1
     assert not (tmp_path / "hot.gro.parts").exists()
     assert main([*args, "--thermal", "20", "--temperature", "568"]) == 2  # exists, other settings
+
+
+def test_cli_retries_a_diverged_frame_after_more_steepest_descent(sps: Path, frame, tmp_path: Path, capsys,
+                                                                 monkeypatch):
+    import gdbm.relax_cli
+    from gdbm.cli import main
+
+    monkeypatch.setattr(gdbm.relax_cli, "RETRY_STEPS", 3)
+    _, aa, _ = frame
+    noisy = aa.positions + 0.02 * torch.randn(aa.positions.shape, generator=torch.Generator().manual_seed(4))
+    write_frames(tmp_path / "noisy.gro", Frames(noisy, aa.boxes, aa.labels, aa.names, aa.resnames, aa.resids))
+    args = ["relax", "--top", str(sps / "topol.top"), "--aa", str(tmp_path / "noisy.gro"),
+            "--map", str(sps / "PS1_cg_fritz.map"), "--cg", str(sps / "train_t568" / "cg" / "90.gro"),
+            "--steps", "0", "--constrain-bonds", "--minimize", "10", "--thermal", "10", "--temperature", "568",
+            "-o", str(tmp_path / "hot.gro")]
+    assert main(args) == 0  # without steepest descent OpenMM's minimiser meets NaNs (see above) ...
+    assert "diverged, 3 more steepest-descent steps" in capsys.readouterr().out  # ... the retry descends first
