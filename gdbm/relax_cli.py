@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gdbm.errors import InputError
 
-RETRY_STEPS = 100  # steepest-descent steps before a second try of a frame whose thermal run diverged
+RETRY_STEPS = (100, 300)  # steepest-descent steps before each new try of a frame whose thermal run diverged
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -133,14 +133,17 @@ def run(args: argparse.Namespace) -> int:
                     x = result.positions[0]
                     said += f" {float(result.energy_before[0]):.1f} -> {float(result.energy_after[0]):.1f} kJ/mol"
                 if relaxer is not None:
-                    try:
-                        x = relaxer(x, box, cg.positions[f], frame=first + f)
-                    except FloatingPointError:  # contacts OpenMM's minimiser could not open: descend further, once
-                        held = CentreConstraint(system.mapping, cg.positions[f:f + 1].double(), system.aa.masses)
-                        x = relax(x.unsqueeze(0), box.unsqueeze(0), model, RETRY_STEPS, centres=held,
-                                  bonds=args.constrain_bonds).positions[0]
-                        x = relaxer(x, box, cg.positions[f], frame=first + f)
-                        said += f" diverged, {RETRY_STEPS} more steepest-descent steps,"
+                    held = CentreConstraint(system.mapping, cg.positions[f:f + 1].double(), system.aa.masses)
+                    for extra in (*RETRY_STEPS, None):
+                        try:
+                            x = relaxer(x, box, cg.positions[f], frame=first + f)
+                            break
+                        except FloatingPointError:  # contacts OpenMM could not open: descend further, try again
+                            if extra is None:
+                                raise
+                            x = relax(x.unsqueeze(0), box.unsqueeze(0), model, extra, centres=held,
+                                      bonds=args.constrain_bonds).positions[0]
+                            said += f" diverged, {extra} more steepest-descent steps,"
                     said += " + thermal run"
                 store.save(f, x.float())
                 bar.write(f"{said} ({time.perf_counter() - start:.1f} s)")

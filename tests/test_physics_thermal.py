@@ -106,7 +106,7 @@ def test_cli_retries_a_diverged_frame_after_more_steepest_descent(sps: Path, fra
     import gdbm.relax_cli
     from gdbm.cli import main
 
-    monkeypatch.setattr(gdbm.relax_cli, "RETRY_STEPS", 3)
+    monkeypatch.setattr(gdbm.relax_cli, "RETRY_STEPS", (3, 5))
     _, aa, _ = frame
     noisy = aa.positions + 0.02 * torch.randn(aa.positions.shape, generator=torch.Generator().manual_seed(4))
     write_frames(tmp_path / "noisy.gro", Frames(noisy, aa.boxes, aa.labels, aa.names, aa.resnames, aa.resids))
