@@ -144,7 +144,9 @@ class ThermalRelaxer:
                 integrator.step(stage.steps)
             out = torch.from_numpy(np.asarray(context.getState(getPositions=True).getPositions(asNumpy=True)._value))
         except mm.OpenMMException as error:
-            raise FloatingPointError(f"frame {frame}: {error} {DIVERGED}") from error
+            raise FloatingPointError(f"frame {frame}: {error} {DIVERGED}") from None
+        finally:  # free the OpenMM objects now, in order, not at interpreter exit from a kept traceback
+            del context, integrator, restraint, system
         if not bool(torch.isfinite(out).all()):
             raise FloatingPointError(f"frame {frame}: non-finite positions. {DIVERGED}")
         return out.to(positions.dtype)
