@@ -126,14 +126,13 @@ def run(args: argparse.Namespace) -> int:
                 if stereo is not None:
                     fixed, inverted = stereo(x.unsqueeze(0), box.unsqueeze(0))
                     x, said = fixed[0], said + f" {int(inverted[0])} of {len(stereo)} stereocentres inverted,"
+                held = CentreConstraint(system.mapping, cg.positions[f:f + 1].double(), system.aa.masses)
                 if args.steps:
-                    held = CentreConstraint(system.mapping, cg.positions[f:f + 1].double(), system.aa.masses)
                     result = relax(x.unsqueeze(0), box.unsqueeze(0), model, args.steps, centres=held,
                                    bonds=args.constrain_bonds)
                     x = result.positions[0]
                     said += f" {float(result.energy_before[0]):.1f} -> {float(result.energy_after[0]):.1f} kJ/mol"
                 if relaxer is not None:
-                    held = CentreConstraint(system.mapping, cg.positions[f:f + 1].double(), system.aa.masses)
                     for extra in (*RETRY_STEPS, None):
                         try:
                             x = relaxer(x, box, cg.positions[f], frame=first + f)
