@@ -29,7 +29,7 @@ def measure(precision: str, threads: int | None, candidates: int, checkpoint: st
     import torch
 
     from gdbm.data.trajectory import Frames, read_frames
-    from gdbm.sample import Backmapper, SamplerConfig
+    from gdbm.sampling.backmapper import Backmapper, SamplerConfig
 
     if threads:
         torch.set_num_threads(threads)

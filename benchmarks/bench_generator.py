@@ -19,7 +19,7 @@ import torch
 
 
 def inputs(spec, batch: int, particles: int, noise_dim: int, device: str):
-    from gdbm.conditioner import Particles
+    from gdbm.conditioners.interface import Particles
 
     g = torch.Generator().manual_seed(0)
     positions = (torch.rand(batch, particles, 3, generator=g) - 0.5) * 1.4
@@ -45,7 +45,7 @@ def timed(call, repeats: int, device: str) -> float:
 
 
 def main(a: argparse.Namespace) -> None:
-    from gdbm.models import load_generator
+    from gdbm.training.trained_model import load_generator
 
     if a.threads:
         torch.set_num_threads(a.threads)

@@ -29,7 +29,7 @@ DBM_SAMPLES_PER_S = 5 * 64 / 210
 def measure(threads: int | None, config_path: Path = CONFIG) -> dict:
     import torch
 
-    from gdbm.train import build_trainer
+    from gdbm.training.trainer import build_trainer
     from gdbm.training.config import load_config
 
     if threads:

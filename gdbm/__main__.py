@@ -1,5 +1,5 @@
 """``python -m gdbm``: the same as the ``gdbm`` command."""
 
-from gdbm.cli import main
+from gdbm.cli.main import main
 
 raise SystemExit(main())

@@ -25,9 +25,9 @@ import torch
 
 from gdbm.analysis.evaluate import Evaluator, compare
 from gdbm.data.trajectory import read_frames
-from gdbm.models import load_generator
+from gdbm.training.trained_model import load_generator
 from gdbm.ordering import plan_system
-from gdbm.sample import Backmapper, SamplerConfig
+from gdbm.sampling.backmapper import Backmapper, SamplerConfig
 from gdbm.topology.system import load_mapped_system
 from gdbm.training.config import load_config
 

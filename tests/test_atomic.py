@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gdbm.atomic import atomic_path, write_text
-from gdbm.errors import InputError
+from gdbm.utils.atomic_files import atomic_path, write_text
+from gdbm.utils.errors import InputError
 
 
 def test_failure_leaves_the_old_file_and_no_temp(tmp_path: Path):

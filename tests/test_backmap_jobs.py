@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from gdbm.backmap_jobs import BackmapJob, PartStore, backmap_trajectory
-from gdbm.cli import main
+from gdbm.sampling.jobs import BackmapJob, PartStore, backmap_trajectory
+from gdbm.cli.main import main
 from gdbm.data import read_frames, write_frames
 from gdbm.data.trajectory import Frames
-from gdbm.errors import InputError
-from gdbm.sample import Backmapper, SamplerConfig
+from gdbm.utils.errors import InputError
+from gdbm.sampling.backmapper import Backmapper, SamplerConfig
 
 N_FRAMES = 3
 

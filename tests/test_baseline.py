@@ -15,9 +15,9 @@ from gdbm.baselines.backmap import baseline_backmap
 from gdbm.topology.system import find_cg_itp
 from gdbm.baselines.minimize import Protocol
 from gdbm.baselines.placement import first_guess, place_atoms, placement
-from gdbm.cli import main
+from gdbm.cli.main import main
 from gdbm.data import read_frames, write_frames
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 from gdbm.physics.openmm_system import build_system
 from gdbm.topology import expand_mapping, load_mapping, read_topology
 from gdbm.topology.mapping import minimum_image

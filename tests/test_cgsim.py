@@ -13,7 +13,7 @@ from gdbm.cgsim.forcefield import bonded_samples, build_forcefield
 from gdbm.cgsim.inversion import BOLTZMANN, invert_bonded
 from gdbm.cgsim.openmm_system import build_system
 from gdbm.cgsim.simulate import RunSettings, run_cg
-from gdbm.cli import main
+from gdbm.cli.main import main
 from gdbm.data import read_frames
 from gdbm.physics.openmm_box import openmm_basis
 from gdbm.topology import read_topology

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gdbm.cli import main
+from gdbm.cli.main import main
 
 TERMS = ["bond", "angle", "proper", "improper", "lj", "coulomb", "total"]
 

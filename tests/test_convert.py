@@ -11,7 +11,7 @@ from rdkit import Chem
 from rdkit.Chem.rdMolDescriptors import CalcMolFormula, CalcNumAromaticRings
 
 from gdbm.data.trajectory import read_frames
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 from gdbm.topology.convert import to_ase, to_rdkit
 from gdbm.topology.gromacs import read_topology
 

@@ -16,12 +16,12 @@ import pytest
 import torch
 from rdkit import Chem
 
-from gdbm.cli import main
+from gdbm.cli.main import main
 from gdbm.datagen.mapping import FragmentRule, fragment_mapping, load_rules
 from gdbm.datagen.molecules import embed, parse_smiles, species_from_smiles
 from gdbm.datagen.polymer import TACTICITIES, build_chain, repeat_unit, stereo_sequence
-from gdbm.demo import example_folder
-from gdbm.errors import InputError
+from gdbm.study.demo import example_folder
+from gdbm.utils.errors import InputError
 from gdbm.topology.mapfiles import load_mapping, write_yaml
 
 STYRENE = "C=Cc1ccccc1"

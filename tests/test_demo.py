@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gdbm.cli import main
-from gdbm.demo import example_folder
-from gdbm.errors import InputError
+from gdbm.cli.main import main
+from gdbm.study.demo import example_folder
+from gdbm.utils.errors import InputError
 
 
 def test_demo_writes_a_report_with_metrics_and_plots(tmp_path: Path, capsys):

@@ -12,9 +12,9 @@ import pytest
 import torch
 import yaml
 
-from gdbm.distributed import Distributed
-from gdbm.errors import InputError
-from gdbm.train import build_trainer, shard_draw
+from gdbm.utils.distributed import Distributed
+from gdbm.utils.errors import InputError
+from gdbm.training.trainer import build_trainer, shard_draw
 from gdbm.training.config import load_config
 
 WORKER = Path(__file__).parent / "workers" / "ddp_train.py"
@@ -25,7 +25,7 @@ def tiny_config(tmp_path: Path, sps: Path) -> Path:
     config = {
         "data": {"topology": str(sps / "topol.top"), "mapping": str(sps / "PS1.map"),
                  "aa": str(sps / "train_t568" / "aa" / "90.gro"), "cg": str(sps / "train_t568" / "cg" / "90.gro")},
-        "model": {"encoder": "voxel", "voxel": {"resolution": 4, "length": 1.2, "channels": 4, "noise_dim": 4,
+        "model": {"conditioner": "voxel", "voxel": {"resolution": 4, "length": 1.2, "channels": 4, "noise_dim": 4,
                                                 "n_blocks": 1, "norm": "layer"}},
         # one supervised step, then one critic + one generator update: every DDP path runs
         "training": {"batch_size": 4, "n_critic": 1, "steps": 2, "pretrain_steps": 1, "gp_fraction": 0.5,

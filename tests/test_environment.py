@@ -13,7 +13,7 @@ from gdbm.data.environment import (
 )
 from gdbm.data.features import CHANNELS, FeatureSpec, InteractionChannels, SystemFeatures
 from gdbm.data.trajectory import Frames, read_frames
-from gdbm.pbc import minimum_image
+from gdbm.utils.pbc import minimum_image
 from gdbm.topology.system import MappedSystem, load_mapped_system
 
 N_BEADS = 720

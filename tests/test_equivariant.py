@@ -6,8 +6,8 @@ import pytest
 import torch
 from e3nn import o3
 
-from gdbm.conditioner import Particles
-from gdbm.equivariant import E3nnConfig, E3nnCritic, E3nnGenerator, QueryConvolution
+from gdbm.conditioners.interface import Particles
+from gdbm.conditioners.equivariant import E3nnConfig, E3nnCritic, E3nnGenerator, QueryConvolution
 
 B, P, F, T = 6, 40, 14, 4
 CONFIG = E3nnConfig(channels=8, hidden=16, max_neighbours=24, r_max=0.6)

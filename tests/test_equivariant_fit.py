@@ -7,15 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from gdbm.cli import main
+from gdbm.cli.main import main
 from gdbm.data import read_frames, write_frames
 from gdbm.data.trajectory import Frames
-from gdbm.models import needs_alignment
-from gdbm.pbc import minimum_image
-from gdbm.train import build_trainer
+from gdbm.utils.pbc import minimum_image
+from gdbm.training.trainer import build_trainer
 from gdbm.training.config import ModelConfig, load_config
 
-E3NN = ("model:\n  encoder: e3nn\n  e3nn: {channels: 4, hidden: 8, radial_hidden: 8, n_radial: 4, refinements: 2}\n"
+E3NN = ("model:\n  conditioner: e3nn\n  e3nn: {channels: 4, hidden: 8, radial_hidden: 8, n_radial: 4, refinements: 2}\n"
         "training: {batch_size: 2, n_critic: 1, steps: 2, pretrain_steps: 1, threads: 1, checkpoint_every: 1}\n")
 
 
@@ -37,8 +36,10 @@ def one_chain(tmp_path_factory, sps: Path) -> Path:
 
 
 def test_encoders_declare_whether_they_need_alignment():
-    assert needs_alignment(ModelConfig(encoder="voxel"))
-    assert not needs_alignment(ModelConfig(encoder="e3nn"))
+    assert ModelConfig(conditioner="voxel").entry.aligned
+    assert not ModelConfig(conditioner="e3nn").entry.aligned
+    # the key's old name, as in configs and checkpoints written before the registry
+    assert ModelConfig.model_validate({"encoder": "e3nn"}).conditioner == "e3nn"
 
 
 def test_e3nn_training_sees_unrotated_environments(one_chain: Path, tmp_path: Path):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gdbm.analysis.evaluate import Evaluator, compare
-from gdbm.cli import main
+from gdbm.cli.main import main
 from gdbm.data import read_frames, write_frames
 from gdbm.data.trajectory import Frames
 from gdbm.topology.system import load_mapped_system

@@ -9,7 +9,7 @@ import torch
 
 from gdbm.analysis.evaluate import Evaluator, compare
 from gdbm.analysis.forces import POOLED, atom_shares, project_forces
-from gdbm.cli import main
+from gdbm.cli.main import main
 from gdbm.data import read_frames
 from gdbm.physics.energy import EnergyModel, energy_and_forces
 from gdbm.topology.system import load_mapped_system

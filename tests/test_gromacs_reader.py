@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 from gdbm.topology.gromacs import read_topology
 
 GROMOS_PARAMS = """

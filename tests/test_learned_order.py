@@ -9,11 +9,11 @@ import torch
 
 from gdbm.data.samples import SequenceDataset, collate, prior_energies
 from gdbm.data.trajectory import read_frames
-from gdbm.errors import InputError
-from gdbm.learned_order import GraphTensors, OrderPolicy, learned_ordering, load_ordering, save_policy
+from gdbm.utils.errors import InputError
+from gdbm.ordering.learned import GraphTensors, OrderPolicy, learned_ordering, load_ordering, save_policy
 from gdbm.ordering import MoleculeGraph, OrderingConfig, molecule_type_graphs, plan_system, traversal_ordering
 from gdbm.topology.system import load_mapped_system
-from gdbm.train_order import fit_order_policy, reorder_sample
+from gdbm.training.order_policy import fit_order_policy, reorder_sample
 
 
 def chain() -> MoleculeGraph:
@@ -73,7 +73,7 @@ def test_reordered_samples_keep_their_energies(sps: Path):
 
 
 def test_policy_training_and_its_file(sps: Path, tmp_path: Path):
-    from gdbm.equivariant import E3nnConfig, build_e3nn_conditioner
+    from gdbm.conditioners.equivariant import E3nnConfig, build_e3nn_conditioner
 
     system = load_mapped_system(sps / "topol.top", sps / "PS1.map")
     dataset = SequenceDataset(read_frames(sps / "train_t568" / "aa" / "90.gro"), system,

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from gdbm.data.trajectory import read_frames
-from gdbm.errors import InputError
-from gdbm.pbc import minimum_image
+from gdbm.utils.errors import InputError
+from gdbm.utils.pbc import minimum_image
 from gdbm.topology.gromacs import read_topology
 from gdbm.topology.mapfiles import load_mapping, write_map, write_yaml
 from gdbm.topology.mapping import MoleculeMapping, expand_mapping

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from gdbm.backmap_jobs import backmap_trajectory
-from gdbm.cli import main
+from gdbm.sampling.jobs import backmap_trajectory
+from gdbm.cli.main import main
 from gdbm.data import read_frames, write_frames
 from gdbm.data.coarse import coarse_grain
 from gdbm.data.trajectory import Frames
-from gdbm.errors import InputError
-from gdbm.morph import morph, morph_job
-from gdbm.sample import SamplerConfig
+from gdbm.utils.errors import InputError
+from gdbm.sampling.morph import morph, morph_job
+from gdbm.sampling.backmapper import SamplerConfig
 
 PDB = 2e-4  # nm: a .pdb stores 0.001 Angstrom = 1e-4 nm per coordinate; with margin
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 from gdbm.ordering import (
     MoleculeGraph, OrderingConfig, molecule_type_graphs, plan_system, traversal_ordering,
 )

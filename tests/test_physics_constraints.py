@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from gdbm.data import read_frames
-from gdbm.pbc import minimum_image
+from gdbm.utils.pbc import minimum_image
 from gdbm.physics.constraints import bond_constraints, constrain_bonds
 from gdbm.topology import read_topology
 

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 from gdbm.physics import CATEGORIES, EnergyModel, energy_and_forces, evaluate_terms, term_energies
 from gdbm.physics.bonded import COULOMB_CONSTANT, dihedral
 from gdbm.physics.nonbonded import reaction_field_constants

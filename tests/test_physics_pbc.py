@@ -100,7 +100,7 @@ def test_minimum_image_single_frame_and_float32():
 
 
 def test_make_whole_joins_molecules_the_box_cuts(sps: Path):
-    from gdbm.pbc import bond_levels, make_whole
+    from gdbm.utils.pbc import bond_levels, make_whole
     from gdbm.topology.system import load_mapped_system
 
     top = load_mapped_system(sps / "topol.top", sps / "PS1.map").aa

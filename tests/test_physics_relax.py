@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from gdbm.data import read_frames
-from gdbm.pbc import minimum_image
+from gdbm.utils.pbc import minimum_image
 from gdbm.physics.constraints import bond_constraints
 from gdbm.physics.energy import EnergyModel
 from gdbm.physics.relax import CentreConstraint, relax
@@ -54,7 +54,7 @@ def test_relaxation_lowers_the_energy_keeping_beads_and_bonds(sps: Path):
 
 
 def test_cli_relaxes_a_trajectory_against_its_cg_frames(sps: Path, tmp_path: Path, capsys):
-    from gdbm.cli import main
+    from gdbm.cli.main import main
     from gdbm.data import write_frames
     from gdbm.data.trajectory import Frames
 

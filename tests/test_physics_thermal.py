@@ -9,8 +9,8 @@ import torch
 
 from gdbm.data import read_frames, write_frames
 from gdbm.data.trajectory import Frames
-from gdbm.errors import InputError
-from gdbm.pbc import minimum_image
+from gdbm.utils.errors import InputError
+from gdbm.utils.pbc import minimum_image
 from gdbm.physics.constraints import bond_constraints
 from gdbm.physics.energy import EnergyModel
 from gdbm.physics.relax import CentreConstraint, relax
@@ -81,7 +81,7 @@ def test_only_bonds_to_hydrogen_are_constrained_unless_asked(frame):
 
 
 def test_cli_thermal_relaxation(sps: Path, frame, tmp_path: Path, capsys):
-    from gdbm.cli import main
+    from gdbm.cli.main import main
 
     system, aa, cg = frame
     noisy = aa.positions + 0.02 * torch.randn(aa.positions.shape, generator=torch.Generator().manual_seed(5))
@@ -103,10 +103,10 @@ def test_cli_thermal_relaxation(sps: Path, frame, tmp_path: Path, capsys):
 
 def test_cli_retries_a_diverged_frame_after_more_steepest_descent(sps: Path, frame, tmp_path: Path, capsys,
                                                                  monkeypatch):
-    import gdbm.relax_cli
-    from gdbm.cli import main
+    import gdbm.cli.relax
+    from gdbm.cli.main import main
 
-    monkeypatch.setattr(gdbm.relax_cli, "RETRY_STEPS", (3, 5))
+    monkeypatch.setattr(gdbm.cli.relax, "RETRY_STEPS", (3, 5))
     _, aa, _ = frame
     noisy = aa.positions + 0.02 * torch.randn(aa.positions.shape, generator=torch.Generator().manual_seed(4))
     write_frames(tmp_path / "noisy.gro", Frames(noisy, aa.boxes, aa.labels, aa.names, aa.resnames, aa.resids))

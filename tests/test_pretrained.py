@@ -8,10 +8,10 @@ import torch
 
 from gdbm.data import read_frames
 from gdbm.data.trajectory import Frames
-from gdbm.models import load_generator
-from gdbm.pbc import minimum_image
-from gdbm.pretrained import available, resolve_checkpoint
-from gdbm.sample import Backmapper, SamplerConfig
+from gdbm.training.trained_model import load_generator
+from gdbm.utils.pbc import minimum_image
+from gdbm.training.pretrained import available, resolve_checkpoint
+from gdbm.sampling.backmapper import Backmapper, SamplerConfig
 from gdbm.topology.system import load_mapped_system
 
 N_CHAINS = 3
@@ -24,7 +24,7 @@ def test_sps_voxel_ships_with_its_training_note():
     note = path.with_suffix(".md").read_text()
     assert "train_t568" in note and "configs/sps.yaml" in note
     generator, spec, config = load_generator("sps-voxel")
-    assert config.model.encoder == "voxel" and spec.n_target_types == 4
+    assert config.model.conditioner == "voxel" and spec.n_target_types == 4
     assert path.stat().st_size < 5 * 2**20  # generator only
 
 

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from gdbm.cli import main
+from gdbm.cli.main import main
 from gdbm.data import read_frames
 from gdbm.data.trajectory import Frames
-from gdbm.pbc import minimum_image
-from gdbm.sample import Backmapper, SamplerConfig
+from gdbm.utils.pbc import minimum_image
+from gdbm.sampling.backmapper import Backmapper, SamplerConfig
 from gdbm.topology.system import load_mapped_system
-from gdbm.train import build_trainer
+from gdbm.training.trainer import build_trainer
 from gdbm.training.config import load_config
 
 from conftest import N_CHAINS
@@ -52,8 +52,8 @@ def test_cli_fit_then_backmap_writes_a_trajectory(two_chains: Path, capsys):
 
 
 def test_exported_generator_backmaps_exactly_like_its_checkpoint(two_chains: Path):
-    from gdbm.errors import InputError
-    from gdbm.pretrained import export_generator, resolve_checkpoint
+    from gdbm.utils.errors import InputError
+    from gdbm.training.pretrained import export_generator, resolve_checkpoint
 
     run = two_chains / "export_run"
     assert main(["fit", "--config", str(two_chains / "tiny.yaml"), "-o", str(run), "--steps", "1"]) == 0
@@ -89,8 +89,8 @@ def test_steps_run_in_batches_whose_items_do_not_interact(sps: Path):
     from gdbm.data.features import FeatureSpec
     from gdbm.data.environment import EnvironmentConfig
     from gdbm.ordering import OrderingConfig, plan_system
-    from gdbm.voxel import build_voxel_conditioner
-    from gdbm.voxel.config import VoxelConfig
+    from gdbm.conditioners.voxel import build_voxel_conditioner
+    from gdbm.conditioners.voxel.config import VoxelConfig
 
     system = load_mapped_system(sps / "topol.top", sps / "PS1.map")
     spec = FeatureSpec.from_system(system, EnvironmentConfig())

@@ -12,7 +12,7 @@ from gdbm.data.features import CHANNELS
 from gdbm.data.samples import SequenceDataset, collate, particles_for_step, prior_energies, prior_positions
 from gdbm.data.trajectory import Frames, read_frames
 from gdbm.physics.energy import evaluate_terms
-from gdbm.pbc import minimum_image
+from gdbm.utils.pbc import minimum_image
 from gdbm.topology.system import MappedSystem, load_mapped_system
 from gdbm.topology.topology import Term
 

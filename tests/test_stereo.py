@@ -9,7 +9,7 @@ import torch
 
 from gdbm.data import read_frames
 from gdbm.data.stereo import stereo_template_from_file
-from gdbm.pbc import minimum_image
+from gdbm.utils.pbc import minimum_image
 from gdbm.topology.stereo import StereoFix, StereoTemplate, handedness, invert, stereocentres
 from gdbm.topology.system import load_mapped_system
 
@@ -65,9 +65,9 @@ def test_inversion_flips_the_chosen_centres_only_and_restores_them(sps: Path, sp
 
 
 def test_the_sampler_restores_the_handedness_its_checkpoint_recorded(two_chains: Path):
-    from gdbm.cli import main
-    from gdbm.models import load_stereo
-    from gdbm.sample import Backmapper, SamplerConfig
+    from gdbm.cli.main import main
+    from gdbm.training.trained_model import load_stereo
+    from gdbm.sampling.backmapper import Backmapper, SamplerConfig
 
     run = two_chains / "stereo_run"
     assert main(["fit", "--config", str(two_chains / "tiny.yaml"), "-o", str(run), "--steps", "1"]) == 0

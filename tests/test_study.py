@@ -10,10 +10,10 @@ import torch
 
 from gdbm.data import read_frames
 from gdbm.data.trajectory import write_frames
-from gdbm.distributed import Distributed
-from gdbm.errors import InputError
+from gdbm.utils.distributed import Distributed
+from gdbm.utils.errors import InputError
 from gdbm.study import StudyRunner, load_study
-from gdbm.train import Trainer, shard_draw
+from gdbm.training.trainer import Trainer, shard_draw
 
 FIT = ("data: {}\n"
        "model:\n  voxel: {resolution: 4, channels: 4, noise_dim: 4, n_blocks: 1}\n"
@@ -93,8 +93,8 @@ def test_a_finished_study_reruns_without_any_work(tiny_study: Path, tmp_path: Pa
     def forbidden(*args, **kwargs):
         raise AssertionError("a finished stage ran again")
 
-    monkeypatch.setattr("gdbm.train.build_trainer", forbidden)
-    monkeypatch.setattr("gdbm.backmap_jobs.backmap_trajectory", forbidden)
+    monkeypatch.setattr("gdbm.training.trainer.build_trainer", forbidden)
+    monkeypatch.setattr("gdbm.sampling.jobs.backmap_trajectory", forbidden)
     monkeypatch.setattr("gdbm.analysis.report.evaluate_sets", forbidden)
     summary, lines = _run(tiny_study, out)
     assert all(": done" in line for line in lines)
@@ -164,7 +164,7 @@ class _Spec:
 
 
 def test_one_arm_trains_and_backmaps_alone_and_a_full_run_uses_it(tiny_study: Path, tmp_path: Path):
-    from gdbm.cli import main
+    from gdbm.cli.main import main
 
     out = tmp_path / "out"
     assert main(["study", "--config", str(tiny_study), "-o", str(out), "--arm", "none"]) == 0

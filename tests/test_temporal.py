@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from gdbm.cli import main
+from gdbm.cli.main import main
 from gdbm.data.trajectory import read_frames
 from gdbm.datagen.dipeptide import DipeptideRun, generate
 from gdbm.temporal.config import TemporalConfig

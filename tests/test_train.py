@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from gdbm.train import build_trainer, critic_loss, generate_sequence
+from gdbm.training.trainer import build_trainer, critic_loss, generate_sequence
 from gdbm.training.config import load_config
 
 TINY = {
-    "model": {"encoder": "voxel", "voxel": {"resolution": 4, "length": 1.2, "channels": 4, "noise_dim": 4,
+    "model": {"conditioner": "voxel", "voxel": {"resolution": 4, "length": 1.2, "channels": 4, "noise_dim": 4,
                                             "n_blocks": 1, "norm": "layer"}},
     "training": {"batch_size": 4, "n_critic": 1, "steps": 2, "checkpoint_every": 1, "log_every": 1,
                  "threads": 1, "lr_critic": 1e-3, "lr_generator": 1e-3},
@@ -108,7 +108,7 @@ def test_kept_checkpoints(config, tmp_path: Path):
 
 
 def test_supervised_warm_up_then_adversarial_steps(config, tmp_path: Path):
-    from gdbm.train import supervised_loss
+    from gdbm.training.trainer import supervised_loss
 
     warm = config.model_copy(update={"training": config.training.model_copy(update={"pretrain_steps": 2,
                                                                                      "steps": 3})})

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 from gdbm.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gdbm.training.log import CSVLog
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gdbm.data.trajectory import Frames, check_particle_count, read_frames, replicate, write_frames
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 
 
 def synthetic(n_frames: int = 3, n: int = 12) -> Frames:
@@ -175,7 +175,7 @@ def test_unreadable_inputs(tmp_path, gro_text):
 def test_replicated_box_keeps_every_distance_of_the_original(sps):
     """Each image is the original shifted by a box vector; neighbours across the new boundary see the
     next image exactly where the old box put the periodic copy."""
-    from gdbm.pbc import minimum_image
+    from gdbm.utils.pbc import minimum_image
 
     cg = read_frames(sps / "test_t568" / "cg.xtc", sps / "test_t568" / "cg.gro").subset([0])
     big = replicate(cg, (2, 1, 2))

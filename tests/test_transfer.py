@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from gdbm.cli import main
+from gdbm.cli.main import main
 from gdbm.data import read_frames
-from gdbm.demo import example_folder
-from gdbm.errors import InputError
-from gdbm.train import build_trainer
+from gdbm.study.demo import example_folder
+from gdbm.utils.errors import InputError
+from gdbm.training.trainer import build_trainer
 from gdbm.training.config import load_config
 
 TINY = ("model:\n  voxel: {resolution: 4, channels: 4, noise_dim: 4, n_blocks: 1}\n"
@@ -61,7 +61,7 @@ def _backmap(args: list[str]) -> None:
     """The backmap command without the CLI's error printing, so the error itself can be checked."""
     import argparse
 
-    from gdbm import backmap_cli
+    from gdbm.cli import backmap as backmap_cli
 
     parser = argparse.ArgumentParser()
     backmap_cli.add_parser(parser.add_subparsers())

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from gdbm.conditioner import Particles
-from gdbm.voxel import DBM_SIGMA_NM, VoxelConfig, VoxelGrid, build_voxel_conditioner
+from gdbm.conditioners.interface import Particles
+from gdbm.conditioners.voxel import DBM_SIGMA_NM, VoxelConfig, VoxelGrid, build_voxel_conditioner
 
 G, LENGTH = 8, 1.2
 B, P, F, T = 4, 12, 5, 3

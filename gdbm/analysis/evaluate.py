@@ -23,7 +23,7 @@ from gdbm.analysis.rdf import RDFAccumulator, RDFCounts
 from gdbm.data.trajectory import Frames
 from gdbm.physics.energy import EnergyModel
 from gdbm.physics.neighbors import PairList, nearest_excluded, neighbor_pairs, pair_vectors
-from gdbm.pbc import minimum_image
+from gdbm.utils.pbc import minimum_image
 from gdbm.topology.mapping import SystemMapping
 from gdbm.topology.paths import path_distance_pairs
 from gdbm.topology.topology import Topology

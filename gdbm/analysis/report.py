@@ -6,11 +6,11 @@ import json
 import math
 from pathlib import Path
 
-from gdbm.atomic import write_text
+from gdbm.utils.atomic_files import write_text
 from gdbm.analysis.evaluate import Evaluator, Observation, compare, observe_reference
 from gdbm.analysis.plots import plot_all
 from gdbm.data.trajectory import Frames
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 
 NOISE_FLOOR = "reference half vs half"
 SUMMARY_COLUMNS = [

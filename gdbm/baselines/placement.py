@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from gdbm.baselines.rings import RingTemplate, ring_template
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 from gdbm.topology.mapping import SystemMapping, minimum_image
 
 

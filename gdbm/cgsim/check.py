@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from gdbm.analysis.histograms import jsd  # noqa: E402
-from gdbm.atomic import atomic_path  # noqa: E402
+from gdbm.utils.atomic_files import atomic_path  # noqa: E402
 from gdbm.cgsim.forcefield import CGForceField, bonded_samples, bonded_tuples, type_pair_rdfs  # noqa: E402
 from gdbm.data.trajectory import Frames  # noqa: E402
 from gdbm.topology.topology import Topology  # noqa: E402

@@ -22,8 +22,8 @@ from torch import Tensor
 from gdbm.analysis.geometry import family_values, type_keys
 from gdbm.cgsim.inversion import Table, invert_bonded, invert_rdf, rdf_from_counts
 from gdbm.data.trajectory import Frames
-from gdbm.errors import InputError
-from gdbm.pbc import box_widths
+from gdbm.utils.errors import InputError
+from gdbm.utils.pbc import box_widths
 from gdbm.physics.neighbors import nearest_excluded, neighbor_pairs, pair_vectors
 from gdbm.topology.paths import path_distance_pairs
 from gdbm.topology.topology import Topology

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 
 BOLTZMANN = 0.0083144626  # kJ/mol/K
 KINDS = ("bond", "angle", "dihedral")

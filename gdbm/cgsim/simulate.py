@@ -16,7 +16,7 @@ from tqdm import tqdm
 from gdbm.cgsim.forcefield import CGForceField
 from gdbm.cgsim.openmm_system import build_system
 from gdbm.data.trajectory import Frames
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 from gdbm.physics.openmm_box import openmm_basis
 
 

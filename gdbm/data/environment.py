@@ -22,7 +22,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from gdbm.pbc import box_widths, minimum_image
+from gdbm.utils.pbc import box_widths, minimum_image
 from gdbm.topology.mapping import SystemMapping
 
 

@@ -22,9 +22,9 @@ import torch
 from torch import Tensor
 from torch.nn.functional import one_hot
 
-from gdbm.conditioner import Particles
+from gdbm.data.particles import Particles
 from gdbm.data.environment import Environment, EnvironmentConfig
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 from gdbm.topology.paths import path_distance_pairs
 from gdbm.topology.system import MappedSystem
 from gdbm.topology.topology import Topology

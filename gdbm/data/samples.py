@@ -31,16 +31,16 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import ConcatDataset, Dataset
 
-from gdbm.conditioner import Particles
+from gdbm.data.particles import Particles
 from gdbm.data.environment import EnvironmentConfig, find_neighbours, fixpoints, local_frames, random_z_rotations
 from gdbm.data.features import FeatureSpec, SystemFeatures
 from gdbm.data.prior import PriorIndex
 from gdbm.data.trajectory import Frames
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 from gdbm.ordering import OrderingConfig, SystemPlan, plan_system
 from gdbm.physics.bonded import term_energies
 from gdbm.physics.nonbonded import lj_energy_linear_core
-from gdbm.pbc import minimum_image
+from gdbm.utils.pbc import minimum_image
 from gdbm.topology.system import MappedSystem
 from gdbm.topology.topology import Term
 

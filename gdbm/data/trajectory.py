@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gdbm.atomic import atomic_path
-from gdbm.errors import InputError
+from gdbm.utils.atomic_files import atomic_path
+from gdbm.utils.errors import InputError
 
 READ_SUFFIXES = {".gro", ".pdb", ".xtc", ".trr", ".dcd"}
 TRAJECTORY_SUFFIXES = {".xtc", ".trr", ".dcd"}

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from gdbm.datagen.tools import run_program
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 
 AMU_NM3_TO_G_CM3 = 1.66053906660e-3  # 1 amu / nm^3 in g/cm^3
 

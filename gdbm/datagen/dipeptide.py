@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from gdbm.atomic import atomic_path, write_text
+from gdbm.utils.atomic_files import atomic_path, write_text
 from gdbm.data.trajectory import Frames, write_frames
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 from gdbm.topology.mapfiles import write_yaml
 from gdbm.topology.mapping import MoleculeMapping
 

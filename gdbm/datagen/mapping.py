@@ -25,7 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rdkit import Chem
 
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 from gdbm.topology.mapping import MoleculeMapping
 
 _TOLERANCE = 1e-9

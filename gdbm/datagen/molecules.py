@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from rdkit import Chem, RDLogger
 from rdkit.Chem import AllChem, Descriptors
 
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 
 # residue names of .gro files have 5 columns; a letter first keeps them apart from numbers
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,4}")

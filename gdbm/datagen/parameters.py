@@ -28,7 +28,7 @@ from rdkit import Chem
 
 from gdbm.datagen.molecules import canonical_smiles
 from gdbm.datagen.tools import distribution_version, run_program
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 
 CHARGE_METHODS = ("bcc", "gas")
 ATOM_TYPES = "gaff2"

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from gdbm import __version__
-from gdbm.atomic import atomic_path, write_text
+from gdbm.utils.version import __version__
+from gdbm.utils.atomic_files import atomic_path, write_text
 from gdbm.datagen.box import box_length, pack
 from gdbm.datagen.mapping import DEFAULT_RULES, FragmentRule, fragment_mapping
 from gdbm.datagen.molecules import Species
@@ -52,7 +52,7 @@ from gdbm.datagen.writers import (
     write_cg_top,
     write_structure_and_trajectory,
 )
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 from gdbm.topology.gromacs import read_topology
 from gdbm.topology.mapfiles import load_mapping, write_yaml
 from gdbm.topology.mapping import MoleculeMapping, expand_mapping

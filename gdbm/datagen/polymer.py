@@ -20,7 +20,7 @@ import numpy as np
 from rdkit import Chem
 
 from gdbm.datagen.molecules import embed, parse_smiles
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 
 TACTICITIES = ("syndiotactic", "isotactic", "atactic")
 

@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from gdbm.atomic import atomic_path
+from gdbm.utils.atomic_files import atomic_path
 from gdbm.datagen.box import AMU_NM3_TO_G_CM3
 from gdbm.datagen.stationarity import Stationarity, detect
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 
 SERIES = ("time", "density", "potential")
 

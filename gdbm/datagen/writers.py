@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gdbm.atomic import atomic_path, write_text
+from gdbm.utils.atomic_files import atomic_path, write_text
 from gdbm.data.trajectory import Frames, write_frames
 from gdbm.topology.mapping import MoleculeMapping
 from gdbm.topology.topology import Topology

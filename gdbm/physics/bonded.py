@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from gdbm.pbc import minimum_image
+from gdbm.utils.pbc import minimum_image
 from gdbm.topology.topology import TERM_KINDS, Term
 
 COULOMB_CONSTANT = 138.935458  # kJ mol^-1 nm e^-2

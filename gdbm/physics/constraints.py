@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from gdbm.pbc import minimum_image
+from gdbm.utils.pbc import minimum_image
 from gdbm.topology.topology import Topology
 
 

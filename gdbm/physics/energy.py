@@ -20,7 +20,7 @@ from typing import Iterable
 import torch
 from torch import Tensor
 
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 from gdbm.physics.bonded import term_energies
 from gdbm.physics.neighbors import PairList, nearest_excluded, neighbor_pairs, pair_vectors
 from gdbm.physics.nonbonded import COULOMB_METHODS, coulomb_energy, lj_energy

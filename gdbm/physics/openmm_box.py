@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gdbm.pbc import selling_reduce
+from gdbm.utils.pbc import selling_reduce
 
 
 def openmm_basis(box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from gdbm.pbc import minimum_image
+from gdbm.utils.pbc import minimum_image
 from gdbm.physics.constraints import constrain_bonds
 from gdbm.physics.energy import EnergyModel, energy_and_forces
 from gdbm.topology.mapping import SystemMapping

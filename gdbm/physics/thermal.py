@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gdbm.errors import InputError
-from gdbm.pbc import bond_levels, make_whole, minimum_image
+from gdbm.utils.errors import InputError
+from gdbm.utils.pbc import bond_levels, make_whole, minimum_image
 from gdbm.physics.constraints import bond_constraints
 from gdbm.physics.openmm_restraint import STIFFNESS, centroid_restraint, set_centroid_targets
 from gdbm.physics.openmm_system import build_system

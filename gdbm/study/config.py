@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gdbm.config_files import validate
-from gdbm.errors import InputError
+from gdbm.utils.config_files import validate
+from gdbm.utils.errors import InputError
 
 _PATH_KEYS = ("topology", "parameters", "mapping", "cg_itp", "aa", "aa_structure", "cg", "cg_structure", "eval_map")
 

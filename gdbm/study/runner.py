@@ -32,8 +32,8 @@ from typing import Any
 
 import yaml
 
-from gdbm.atomic import write_text
-from gdbm.errors import InputError
+from gdbm.utils.atomic_files import write_text
+from gdbm.utils.errors import InputError
 from gdbm.study.config import ModelArm, StudyConfig, SystemConfig, TestSet
 
 DONE = "done.json"
@@ -141,7 +141,7 @@ class StudyRunner:
     def checkpoint(self, arm: ModelArm) -> str:
         if arm.checkpoint is not None:
             return arm.checkpoint
-        from gdbm.train import CHECKPOINT
+        from gdbm.training.trainer import CHECKPOINT
 
         return str(self.model_dir(arm) / CHECKPOINT)
 
@@ -149,7 +149,7 @@ class StudyRunner:
         """What a backmap made with this arm depends on: its training stamp or its checkpoint file."""
         if arm.checkpoint is None:
             return _read_json(self.model_dir(arm) / DONE)["fingerprint"]
-        from gdbm.pretrained import resolve_checkpoint
+        from gdbm.training.pretrained import resolve_checkpoint
 
         path = Path(resolve_checkpoint(arm.checkpoint))
         return fingerprint([arm.checkpoint, path.stat().st_size, path.stat().st_mtime_ns])
@@ -158,7 +158,7 @@ class StudyRunner:
         """Train a trained arm unless its stamp says it is done; resume an interrupted run."""
         if arm.train is None:
             return
-        from gdbm.train import CHECKPOINT, build_trainer
+        from gdbm.training.trainer import CHECKPOINT, build_trainer
         from gdbm.training.config import ExperimentConfig
 
         raw = arm_experiment(self.study, arm)
@@ -198,8 +198,8 @@ class StudyRunner:
         return self.out / "backmap" / test.name / f"{arm.name}.xtc"
 
     def backmap_job(self, arm: ModelArm, test: TestSet):
-        from gdbm.backmap_jobs import BackmapJob
-        from gdbm.sample import SamplerConfig
+        from gdbm.sampling.jobs import BackmapJob
+        from gdbm.sampling.backmapper import SamplerConfig
 
         system = self.study.systems[test.system]
         if system.cg is None:
@@ -215,7 +215,7 @@ class StudyRunner:
 
     def backmap(self, arm: ModelArm, test: TestSet) -> None:
         """Backmap one test set with one arm unless its stamp matches; partial jobs continue."""
-        from gdbm.backmap_jobs import backmap_trajectory
+        from gdbm.sampling.jobs import backmap_trajectory
 
         if arm.backmapped is not None:
             return

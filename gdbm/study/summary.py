@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 
 from gdbm.analysis.report import NOISE_FLOOR, SUMMARY_COLUMNS, format_number
-from gdbm.atomic import write_text
+from gdbm.utils.atomic_files import write_text
 from gdbm.study.config import ModelArm, StudyConfig
 
 _LABELS = dict(SUMMARY_COLUMNS)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gdbm.config_files import read_sections, validate
+from gdbm.utils.config_files import read_sections, validate
 
 
 class _Strict(BaseModel):

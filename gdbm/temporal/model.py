@@ -13,8 +13,8 @@ import torch
 from torch import Tensor, nn
 
 from gdbm.temporal.config import GridConfig, NetworkConfig
-from gdbm.voxel.blocks import ConvNormAct, DenseToGrid, Resample3d, ResStack
-from gdbm.voxel.grid import VoxelGrid
+from gdbm.conditioners.voxel.blocks import ConvNormAct, DenseToGrid, Resample3d, ResStack
+from gdbm.conditioners.voxel.grid import VoxelGrid
 
 
 class ParticleGrid(nn.Module):

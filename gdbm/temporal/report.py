@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from gdbm.atomic import atomic_path, write_text  # noqa: E402
+from gdbm.utils.atomic_files import atomic_path, write_text  # noqa: E402
 from gdbm.temporal.metrics import free_energy  # noqa: E402
 
 COLUMNS = [("frames", "frames"), ("energy_mean", "E mean kJ/mol"), ("energy_std", "E std"),

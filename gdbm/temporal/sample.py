@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 from gdbm.temporal.config import TemporalConfig
 from gdbm.temporal.library import FrameLibrary
 from gdbm.temporal.model import TemporalVAE

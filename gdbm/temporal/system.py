@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 
 
 @dataclass

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 from gdbm.physics.openmm_restraint import centroid_restraint, set_centroid_targets
 from gdbm.temporal.system import TemporalSystem
 

@@ -18,7 +18,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from gdbm.data.trajectory import frame_range, read_frames
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 from gdbm.temporal.config import LossConfig, TemporalConfig
 from gdbm.temporal.data import Pairs, make_pairs
 from gdbm.temporal.energy import OpenMMEnergy, differentiable_energy

@@ -10,7 +10,7 @@ from rdkit import Chem
 from rdkit.Chem import rdDetermineBonds
 from torch import Tensor
 
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 from gdbm.topology.elements import UNKNOWN, guess_element
 from gdbm.topology.topology import Topology
 

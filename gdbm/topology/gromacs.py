@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 from gdbm.topology.elements import guess_element
 from gdbm.topology.paths import pairs_within
 from gdbm.topology.preprocess import Line, preprocess

@@ -47,8 +47,8 @@ import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gdbm.atomic import write_text
-from gdbm.errors import InputError
+from gdbm.utils.atomic_files import write_text
+from gdbm.utils.errors import InputError
 from gdbm.topology.mapping import MoleculeMapping, block_bonds, molecule_block
 from gdbm.topology.topology import Topology
 

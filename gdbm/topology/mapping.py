@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from gdbm.errors import InputError
-from gdbm.pbc import minimum_image
+from gdbm.utils.errors import InputError
+from gdbm.utils.pbc import minimum_image
 from gdbm.topology.topology import MoleculeBlock, Topology
 
 CENTERS = ("com", "cog")

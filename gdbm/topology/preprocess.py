@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 
 _DIRECTIVE = re.compile(r"^\s*#\s*(\w+)\s*(.*)$")
 

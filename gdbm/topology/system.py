@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gdbm.errors import InputError
+from gdbm.utils.errors import InputError
 from gdbm.topology.gromacs import read_topology
 from gdbm.topology.mapfiles import load_mapping, resolve_mapping
 from gdbm.topology.mapping import SystemMapping, expand_mapping

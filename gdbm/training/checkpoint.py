@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from gdbm.atomic import atomic_path
-from gdbm.errors import InputError
+from gdbm.utils.atomic_files import atomic_path
+from gdbm.utils.errors import InputError
 
 
 def rng_state() -> dict[str, Any]:

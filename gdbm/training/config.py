@@ -7,16 +7,15 @@ in the file are relative to the file's own folder, so a config works from any di
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from gdbm.config_files import read_sections, validate
+from gdbm.utils.config_files import read_sections, validate
 from gdbm.data.environment import EnvironmentConfig
-from gdbm.equivariant.config import E3nnConfig
-from gdbm.errors import InputError
+from gdbm.conditioners.registry import CONDITIONERS, ConditionerEntry, conditioner
+from gdbm.utils.errors import InputError
 from gdbm.ordering import OrderingConfig
-from gdbm.voxel.config import VoxelConfig
 
 PRIOR_TERMS = ("bond", "angle", "proper", "improper", "lj")
 
@@ -41,10 +40,33 @@ class DataConfig(_Strict):
                                  "to the other systems' (default: in proportion to its number of samples)")
 
 
-class ModelConfig(_Strict):
-    encoder: Literal["voxel", "e3nn"] = "voxel"
-    voxel: VoxelConfig = VoxelConfig()
-    e3nn: E3nnConfig = E3nnConfig()
+class _ModelBase(_Strict):
+    """Which conditioner, and one settings section per registered conditioner (:mod:`gdbm.conditioners.registry`)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_key(cls, data: Any) -> Any:
+        # configs and checkpoints before the conditioners registry called the key "encoder"
+        if isinstance(data, dict) and "encoder" in data and "conditioner" not in data:
+            data = {("conditioner" if k == "encoder" else k): v for k, v in data.items()}
+        return data
+
+    @property
+    def entry(self) -> ConditionerEntry:
+        """The registry entry of the chosen conditioner."""
+        return conditioner(self.conditioner)
+
+    @property
+    def options(self) -> BaseModel:
+        """The chosen conditioner's settings section."""
+        return getattr(self, self.conditioner)
+
+
+ModelConfig = create_model(
+    "ModelConfig", __base__=_ModelBase, __module__=__name__,
+    conditioner=(Literal[tuple(CONDITIONERS)], Field("voxel", description="conditioner, by registry name")),
+    **{name: (entry.config, entry.config()) for name, entry in CONDITIONERS.items()},
+)
 
 
 class TrainingConfig(_Strict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from gdbm.atomic import atomic_path
+from gdbm.utils.atomic_files import atomic_path
 
 
 class CSVLog:

@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from gdbm.distributed import from_environment
-from gdbm.train import build_trainer
+from gdbm.utils.distributed import from_environment
+from gdbm.training.trainer import build_trainer
 from gdbm.training.config import load_config
 
 

@@ -1,0 +1,141 @@
+"""``gdbm backmap``: AA frames from CG frames with a trained model (argument glue only)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from gdbm.utils.errors import InputError
+from gdbm.cli.temporal import add_backmap_arguments as add_temporal_arguments
+from gdbm.cli.temporal import run_backmap as run_temporal
+
+if TYPE_CHECKING:
+    from gdbm.sampling.jobs import BackmapReport
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``backmap`` on the ``gdbm`` subparsers."""
+    p = subparsers.add_parser("backmap", help="backmap CG frames with a trained model",
+                              description="Generate AA frames for CG frames: a forward pass along the "
+                                          "reconstruction plan, then Gibbs sweeps, keeping per bead the "
+                                          "lowest-energy of several candidates. Finished frames are kept in "
+                                          "OUTPUT.parts/ until the output is written: a rerun continues an "
+                                          "interrupted job. Frames are shared by --workers N processes, or "
+                                          "by the processes of torchrun --nproc-per-node N -m gdbm backmap.")
+    p.add_argument("--top", help="AA topology with force-field parameters (required unless --temporal)")
+    p.add_argument("--map", help="reconstruction mapping (home beads, [align]), as in training (required unless "
+                                 "--temporal)")
+    p.add_argument("--cg", required=True, help="CG frames (.xtc/.gro/... or a folder of .gro)")
+    p.add_argument("--cg-struct", help="structure file naming the beads of a CG .xtc")
+    p.add_argument("--init", help="AA frames to refine instead of a forward pass (one per CG frame; morphing "
+                                  "scheme B, see also 'gdbm morph')")
+    p.add_argument("--init-struct", help="structure file of --init")
+    add_sampling_arguments(p, frames="CG", hold_default="--map")
+    add_temporal_arguments(p)
+    p.set_defaults(run=run)
+
+
+def add_sampling_arguments(p: argparse.ArgumentParser, frames: str, hold_default: str) -> None:
+    """The arguments ``gdbm backmap`` and ``gdbm morph`` share: model, sampler, output, processes.
+
+    ``frames``: what ``--frames`` selects (e.g. "CG"); ``hold_default``: the mapping ``--relax`` holds by default.
+    """
+    p.add_argument("--checkpoint", required=True,
+                   help="a gdbm fit checkpoint (checkpoint.pt) or a shipped model's name, e.g. sps-voxel")
+    p.add_argument("--parameters", help="supplementary parameter file in GROMACS syntax")
+    p.add_argument("--cg-itp", help="CG topology (default: found beside the mapping)")
+    p.add_argument("--frames", help=f"backmap {frames} frames START:STOP only (e.g. 0:10)")
+    p.add_argument("-o", "--output", required=True, help="AA trajectory to write (.xtc, .pdb, .gro for one frame)")
+    p.add_argument("--samples", type=int, default=1, help="AA samples per CG frame (default 1)")
+    p.add_argument("--gibbs", type=int, default=2, help="Gibbs sweeps after the forward pass (default 2)")
+    p.add_argument("--candidates", type=int, default=8, help="candidates per bead, lowest energy kept (default 8)")
+    p.add_argument("--ordering", metavar="dfs|bfs|random|POLICY",
+                   help="reconstruction order instead of the checkpoint's: a traversal or an order policy "
+                        "file from 'gdbm order'")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                   help="network arithmetic; bfloat16 is about 2x faster on CPUs with AVX512-BF16 and on GPUs")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the generator: faster per frame after a one-off compilation (~90 s on CPU)")
+    p.add_argument("--constrain-bonds", action="store_true",
+                   help="after each pass, set every bond to its b0 (when the reference MD constrained bonds; with "
+                        "--temporal: bonds to hydrogen)")
+    p.add_argument("--relax", type=int, default=0, metavar="STEPS",
+                   help="steps of steepest descent on the force field after the last sweep, every CG bead's "
+                        "centre held on its input (removes close contacts; default 0 = off)")
+    p.add_argument("--hold-map", help=f"mapping (may be partial) that made the CG input, whose bead centres "
+                                      f"--relax holds (default {hold_default})")
+    p.add_argument("--stereo-from", metavar="AA_STRUCTURE",
+                   help="an AA structure of this system whose stereocentres (tacticity, L/D) the output copies "
+                        "(default: the handedness the model recorded from its training frames)")
+    p.add_argument("--no-stereo", action="store_true",
+                   help="leave stereocentres as generated (no inversion of wrongly handed ones)")
+    p.add_argument("--type-alias", help="YAML {atoms: {type: model type}, beads: {...}}: the model's names for "
+                                        "this system's types (a model trained on other molecules)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes sharing the frames (default 1; each gets --threads / N threads)")
+    p.add_argument("--max-batch", type=int, default=4096,
+                   help="environments (beads x candidates) per network call; bounds memory (default 4096)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file and start over")
+
+
+def job_options(args: argparse.Namespace) -> dict:
+    """The :class:`~gdbm.sampling.jobs.BackmapJob` keyword arguments of :func:`add_sampling_arguments`, checked."""
+    from gdbm.sampling.backmapper import SamplerConfig
+
+    if args.samples < 1:
+        raise InputError("--samples must be >= 1")
+    if args.gibbs < 0:
+        raise InputError("--gibbs must be >= 0")
+    if args.candidates < 1:
+        raise InputError("--candidates must be >= 1")
+    if args.relax < 0:
+        raise InputError("--relax must be >= 0")
+    if args.max_batch < 1:
+        raise InputError("--max-batch must be >= 1")
+    config = SamplerConfig(n_gibbs=args.gibbs, candidates=args.candidates, seed=args.seed, precision=args.precision,
+                           constrain_bonds=args.constrain_bonds, relax_steps=args.relax, max_batch=args.max_batch,
+                           compile=args.compile, stereo=not args.no_stereo)
+    if args.no_stereo and args.stereo_from:
+        raise InputError("--stereo-from and --no-stereo contradict each other")
+    ordering = None
+    if args.ordering:
+        from gdbm.ordering import OrderingConfig
+
+        ordering = (OrderingConfig(traversal=args.ordering) if args.ordering in ("dfs", "bfs", "random")
+                    else OrderingConfig(traversal="learned", policy=args.ordering))
+    return dict(checkpoint=args.checkpoint, topology=args.top, mapping=args.map, sampler=config, frames=args.frames,
+                samples=args.samples, cg_itp=args.cg_itp, parameters=args.parameters, hold=args.hold_map,
+                type_alias=args.type_alias, device=args.device, ordering=ordering, stereo_from=args.stereo_from)
+
+
+def report_outcome(report: BackmapReport, command: str) -> int:
+    """Print what a trajectory backmapping wrote and which frames failed; the exit code."""
+    import sys
+
+    print(f"wrote {report.frames_written} frames to {report.output} in {report.seconds:.1f} s")
+    if report.failed:
+        for frame, error in report.failed.items():
+            print(f"gdbm {command}: frame {frame} failed: {error}", file=sys.stderr)
+        print(f"gdbm {command}: {len(report.failed)} frames failed and are missing from {report.output}; "
+              f"rerun the same command to retry them", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from gdbm.sampling.jobs import BackmapJob, backmap_trajectory
+    from gdbm.utils.distributed import from_environment
+
+    if args.temporal or args.frame_based:
+        return run_temporal(args)
+    if args.thermalize:
+        raise InputError("--thermalize belongs to --temporal and --frame-based backmapping")
+    if not args.top or not args.map:
+        raise InputError("--top and --map are required (unless --temporal)")
+    job = BackmapJob(cg=args.cg, cg_struct=args.cg_struct, init=args.init, init_struct=args.init_struct,
+                     **job_options(args))
+    report = backmap_trajectory(job, args.output, workers=args.workers, distributed=from_environment(join=False),
+                                force=args.force)
+    return 0 if report is None else report_outcome(report, "backmap")  # None: not the main process of torchrun

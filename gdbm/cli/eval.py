@@ -1,0 +1,88 @@
+"""``gdbm eval``: compare generated AA frames with reference frames (argument glue only)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gdbm.utils.errors import InputError
+from gdbm.cli.common import parse_named_sets
+from gdbm.cli.temporal import add_eval_arguments as add_temporal_arguments
+from gdbm.cli.temporal import run_eval as run_temporal
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``eval`` on the ``gdbm`` subparsers."""
+    p = subparsers.add_parser(
+        "eval", help="distributions, divergences, RDFs, energies, clashes and CG consistency vs a reference",
+        description="Evaluate generated AA frames against reference AA frames of the same CG frames: "
+                    "Jensen-Shannon divergences of bonded and energy distributions per type, RDF errors, "
+                    "clashes, energies and CG consistency; writes metrics.json, summary.md and plots.")
+    p.add_argument("--top", required=True, help="AA GROMACS topology with force-field parameters")
+    p.add_argument("--parameters", help="supplementary parameter file in GROMACS syntax ([atomtypes], ...)")
+    p.add_argument("--frames", help="evaluate CG frames START:STOP only: slices the reference and --cg, and every "
+                                    "generated set that covers all reference frames (k samples each)")
+    p.add_argument("--map", help="AA->CG mapping for CG consistency (.map or .yaml; partial mappings are fine)")
+    p.add_argument("--cg-itp", help="CG topology of the mapped molecule (default: found beside the mapping)")
+    p.add_argument("--ref", required=True, help="reference AA frames (.xtc/.trr/.dcd/.gro/.pdb or a folder of .gro)")
+    p.add_argument("--ref-struct", help="structure file naming the atoms of the reference and of generated .xtc")
+    p.add_argument("--gen", action="append", required=True, metavar="NAME=TRAJ",
+                   help="a generated set (repeatable); k samples per CG frame are stored frame by frame")
+    p.add_argument("--cg", help="the CG input frames (for CG consistency; needs --map)")
+    p.add_argument("--cg-struct", help="structure file naming the beads of a CG .xtc")
+    p.add_argument("--forces", action="store_true",
+                   help="AA forces projected onto the beads (thesis Eq. 6.3): |F| distributions per bead type, "
+                        "their JSD to the reference and bead_forces.png (needs --map)")
+    p.add_argument("--cutoff", type=float, default=1.0, help="LJ cutoff in nm (default 1.0)")
+    p.add_argument("--no-per-type-rdf", action="store_true", help="RDFs of all atoms and carbons only")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--force", action="store_true", help="overwrite an existing evaluation in the folder")
+    add_temporal_arguments(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``gdbm eval`` and print the summary table."""
+    from gdbm.analysis.evaluate import Evaluator
+    from gdbm.analysis.report import evaluate_sets
+    from gdbm.data.trajectory import check_particle_count, frame_range, read_frames
+    from gdbm.topology import read_topology
+    from gdbm.topology.system import load_mapped_system
+
+    if args.temporal:
+        return run_temporal(args)
+    sets = parse_named_sets(args.gen)
+    if args.forces and not args.map:
+        raise InputError("--forces needs --map (the mapping whose beads the forces are projected onto)")
+    if args.cg and not args.map:
+        raise InputError("--cg needs --map (the mapping that turns generated frames into CG frames)")
+    mapping = None
+    if args.map:
+        system = load_mapped_system(args.top, args.map, args.cg_itp, parameters=args.parameters)
+        top, mapping = system.aa, system.mapping
+    else:
+        top = read_topology(args.top, parameters=args.parameters)
+    reference = read_frames(args.ref, args.ref_struct)
+    check_particle_count(reference, top.n_atoms, f"the topology {args.top}", args.ref)
+    generated = {}
+    for name, path in sets.items():
+        generated[name] = read_frames(path, args.ref_struct if Path(path).suffix in (".xtc", ".trr", ".dcd") else None)
+        check_particle_count(generated[name], top.n_atoms, f"the topology {args.top}", path)
+    cg = None
+    if args.cg:
+        cg = read_frames(args.cg, args.cg_struct)
+        check_particle_count(cg, mapping.n_beads, f"the mapping {args.map}", args.cg)
+    if args.frames:
+        window, full = frame_range(args.frames, len(reference)), len(reference)
+        reference = reference.subset(window)
+        cg = cg.subset(window) if cg is not None else None
+        for name, frames in generated.items():
+            if len(frames) % full == 0:  # k samples of every reference frame, frame by frame
+                k = len(frames) // full
+                generated[name] = frames.subset([g for i in range(full)[window] for g in range(i * k, (i + 1) * k)])
+    evaluator = Evaluator(top, cutoff=args.cutoff, mapping=mapping, per_type_rdf=not args.no_per_type_rdf,
+                          forces=args.forces)
+    settings = {k: v for k, v in vars(args).items() if k != "run"}
+    evaluate_sets(evaluator, reference, generated, args.output, cg=cg, force=args.force, settings=settings)
+    print((Path(args.output) / "summary.md").read_text())
+    return 0

@@ -1,0 +1,386 @@
+"""The one adversarial trainer (conditional WGAN-GP on unrolled atom sequences), conditioner-agnostic.
+
+Each training item is one plan step of one frame: the atoms of one bead, placed one after
+the other (thesis Sec. 4.4.2, Fig. 4.5). At step k the conditioner sees the context plus the
+atoms it generated at steps 0..k-1; the critic scores each step's generated atom against
+the reference atom in the *same* environment (Eq. 4.14), and the generator's loss is
+back-propagated through the whole unrolled sequence, plus the ramped energy prior (Eq. 4.17).
+The trainer sees the networks only through :mod:`gdbm.conditioners.interface`.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from gdbm.conditioners.interface import Critic, Generator, Particles
+from gdbm.data.features import FeatureSpec
+from gdbm.utils.distributed import Distributed
+from gdbm.utils.errors import InputError
+from gdbm.data.samples import SequenceBatch, SequenceDataset, TrainingSet, collate, particles_for_step, prior_energies
+from gdbm.data.trajectory import Frames
+from gdbm.topology.stereo import StereoTemplate
+from gdbm.topology.system import MappedSystem
+from gdbm.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from gdbm.training.config import ExperimentConfig, config_changes
+from gdbm.training.log import CSVLog
+from gdbm.training.prior import EnergyPrior
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def generate_sequence(generator: Generator, batch: SequenceBatch, noise: Tensor) -> Tensor:
+    """Place the batch's atom sequences one atom at a time: ``[B, L, 3]`` local positions.
+
+    ``noise``: ``[B, L, noise_dim]``. Padding steps produce positions that nothing reads.
+    """
+    types = batch.target_types  # [B, L, T]
+    placed: list[Tensor] = []
+    for k in range(types.shape[1]):
+        so_far = torch.stack(placed, 1) if placed else batch.targets[:, :0]  # [B, k, 3]
+        placed.append(generator(particles_for_step(batch, k, so_far), types[:, k], noise[:, k]))
+    return torch.stack(placed, 1)
+
+
+def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    return (values * mask).sum() / mask.sum().clamp_min(1)
+
+
+def critic_loss(critic: Critic, batch: SequenceBatch, fake: Tensor, gp_weight: float,
+                generator: torch.Generator | None = None, gp_fraction: float = 1.0) -> tuple[Tensor, dict[str, float]]:
+    """WGAN-GP critic loss over every step of the sequences (generated atoms fixed).
+
+    Real and generated atoms of step k are scored in the same environment: the context plus
+    the generated atoms 0..k-1. The gradient penalty acts on positions interpolated between them,
+    for the first ``gp_fraction`` of the batch (the batch is a random draw, so this is an unbiased
+    estimate; the double backward of the penalty is most of a critic update's cost on CPU).
+    """
+    types, mask = batch.target_types, batch.step_mask.float()  # [B, L, T], [B, L]
+    fake = fake.detach()
+    b = fake.shape[0]
+    m = max(1, math.ceil(gp_fraction * b))  # samples with a penalised interpolate
+    real_scores, fake_scores, penalties = [], [], []
+    for k in range(types.shape[1]):
+        particles = particles_for_step(batch, k, fake)
+        eps = torch.rand(m, 1, generator=generator).to(fake.device)  # [m, 1]
+        mixed = (eps * batch.targets[:m, k] + (1 - eps) * fake[:m, k]).requires_grad_(True)  # [m, 3]
+        # one critic call for real, generated and interpolated atoms: [2B + m]
+        both = _cat_particles(particles, particles, _slice_particles(particles, m))
+        scores = critic(both, torch.cat([types[:, k], types[:, k], types[:m, k]]),
+                        torch.cat([batch.targets[:, k], fake[:, k], mixed]))
+        real_s, fake_s, mixed_s = scores.split([b, b, m])
+        (grad,) = torch.autograd.grad(mixed_s.sum(), mixed, create_graph=True)
+        real_scores.append(real_s)
+        fake_scores.append(fake_s)
+        penalties.append((grad.norm(dim=-1) - 1.0) ** 2)
+    real_s, fake_s, pen = (torch.stack(x, 1) for x in (real_scores, fake_scores, penalties))  # [B, L], [m, L]
+    wasserstein = _masked_mean(real_s, mask) - _masked_mean(fake_s, mask)
+    gp = _masked_mean(pen, mask[:m])
+    loss = -wasserstein + gp_weight * gp
+    return loss, {"critic_loss": loss.item(), "wasserstein": wasserstein.item(), "gradient_penalty": gp.item()}
+
+
+def _slice_particles(particles: Particles, m: int) -> Particles:
+    return Particles(particles.positions[:m], particles.features[:m], particles.mask[:m])
+
+
+def _cat_particles(*parts: Particles) -> Particles:
+    return Particles(torch.cat([p.positions for p in parts]), torch.cat([p.features for p in parts]),
+                     torch.cat([p.mask for p in parts]))
+
+
+def generator_loss(generator: Generator, critic: Critic, batch: SequenceBatch, noise: Tensor,
+                   prior: EnergyPrior, prior_weight: float) -> tuple[Tensor, dict[str, float]]:
+    """Adversarial loss of the unrolled sequences plus the weighted energy prior."""
+    fake = generate_sequence(generator, batch, noise)  # [B, L, 3], differentiable
+    types, mask = batch.target_types, batch.step_mask.float()
+    scores = torch.stack([critic(particles_for_step(batch, k, fake), types[:, k], fake[:, k])
+                          for k in range(types.shape[1])], 1)  # [B, L]
+    adversarial = -_masked_mean(scores, mask)
+    stats = {"generator_adversarial": adversarial.item()}
+    return _with_prior(adversarial, batch, fake, prior, prior_weight, stats)
+
+
+def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, prior: EnergyPrior,
+                    prior_weight: float) -> tuple[Tensor, dict[str, float]]:
+    """Warm-up loss: mean squared distance (nm^2) of the unrolled sequences to the reference, plus the prior.
+
+    Teaches the generator where atoms go before the adversarial game teaches it how they
+    scatter; it learns the conditional mean, so its noise input is still unused at the end of it.
+    """
+    fake = generate_sequence(generator, batch, noise)  # [B, L, 3]
+    mse = _masked_mean((fake - batch.targets).square().sum(-1), batch.step_mask.float())
+    return _with_prior(mse, batch, fake, prior, prior_weight, {"supervised_mse": mse.item()})
+
+
+def _with_prior(loss: Tensor, batch: SequenceBatch, fake: Tensor, prior: EnergyPrior, prior_weight: float,
+                stats: dict[str, float]) -> tuple[Tensor, dict[str, float]]:
+    """``loss`` plus the weighted energy prior of the generated sequences; the energies go into ``stats``."""
+    stats["prior_weight"] = prior_weight
+    if prior.config.mode != "none":
+        core = prior.config.lj_core
+        fake_e = prior_energies(batch, fake.to(torch.float64), core)
+        real_e = prior_energies(batch, batch.targets.to(torch.float64), core) if prior.config.mode == "match" else None
+        cost = prior(fake_e, real_e)  # [B] float64
+        loss = loss + prior_weight * cost.mean().to(loss.dtype)
+        stats["prior_cost"] = cost.mean().item()
+        for name, e in fake_e.items():
+            stats[f"energy_{name}"] = e.mean().item()
+        for name, e in (real_e or {}).items():  # what the generated energies should approach
+            stats[f"reference_{name}"] = e.mean().item()
+    stats["generator_loss"] = loss.item()
+    return loss, stats
+
+
+def shard_draw(n_items: int, count: int, distributed: Distributed, rng: torch.Generator,
+               weights: Tensor | None = None) -> Tensor:
+    """``count`` random indices (with replacement) from this rank's shard: every ``world_size``-th of
+    ``n_items``, starting at its rank. With one process, ``torch.randint(n_items, (count,))``;
+    with ``weights`` (one per item), drawn in proportion to them."""
+    d = distributed
+    if weights is None:
+        shard = len(range(d.rank, n_items, d.world_size))
+        return d.rank + d.world_size * torch.randint(shard, (count,), generator=rng)
+    shard = torch.arange(d.rank, n_items, d.world_size)
+    return shard[torch.multinomial(weights[shard], count, replacement=True, generator=rng)]
+
+
+@dataclass
+class TrainState:
+    generator: nn.Module
+    critic: nn.Module
+    opt_generator: torch.optim.Optimizer
+    opt_critic: torch.optim.Optimizer
+    step: int = 0
+    seconds: float = 0.0
+
+
+class Trainer:
+    """Runs ``config.training.steps`` generator updates with checkpoints and a CSV log in ``out_dir``.
+
+    Under ``torchrun`` (``distributed`` with several ranks) the networks are wrapped in
+    DistributedDataParallel: every rank draws ``batch_size / world_size`` sequences from its own
+    shard of the dataset, gradients are averaged over the ranks, so an update is the update of
+    one process on the union of the ranks' batches. Rank 0 alone logs and writes checkpoints.
+    """
+
+    def __init__(self, config: ExperimentConfig, dataset: SequenceDataset, generator: nn.Module, critic: nn.Module,
+                 out_dir: str | Path, distributed: Distributed = Distributed(), stereo: StereoTemplate | None = None):
+        t = config.training
+        if t.batch_size % distributed.world_size:
+            raise InputError(f"training.batch_size {t.batch_size} is not divisible by the "
+                             f"{distributed.world_size} processes")
+        self.config, self.dataset, self.out_dir = config, dataset, Path(out_dir)
+        self.stereo = stereo  # the training frames' stereocentres, for the sampler (gdbm.topology.stereo)
+        self.distributed = distributed
+        self.device = distributed.device(t.device)
+        self.prior = EnergyPrior(config.prior)
+        self.state = TrainState(
+            generator.to(self.device), critic.to(self.device),
+            torch.optim.Adam(generator.parameters(), lr=t.lr_generator, betas=t.betas),
+            torch.optim.Adam(critic.parameters(), lr=t.lr_critic, betas=t.betas))
+        # the modules the losses call: the DDP wrappers average gradients (and copy rank 0's initial
+        # weights). Buffers are constants (grids), never re-broadcast: a forward pass runs once per
+        # sequence step, and the ranks' batches have sequences of different lengths.
+        self._generator, self._critic = self.state.generator, self.state.critic
+        if distributed.enabled:
+            self._generator = distributed.wrap(self.state.generator, self.device)
+            self._critic = distributed.wrap(self.state.critic, self.device)
+        self.log = CSVLog(self.out_dir / "log.csv") if distributed.is_main else None
+        self.turn = getattr(generator, "aligned", True)  # random turns about z only for aligned conditioners
+
+    def release(self) -> None:
+        """Drop the DDP wrappers: they must be gone before the process group is destroyed
+        (:meth:`gdbm.utils.distributed.Distributed.close`), or a rank can hang on exit."""
+        self._generator, self._critic = self.state.generator, self.state.critic
+        gc.collect()
+
+    # --- checkpoints ------------------------------------------------------------------------
+    def checkpoint_payload(self) -> dict:
+        s = self.state
+        return {"generator": s.generator.state_dict(), "critic": s.critic.state_dict(),
+                "opt_generator": s.opt_generator.state_dict(), "opt_critic": s.opt_critic.state_dict(),
+                "step": s.step, "seconds": s.seconds, "rng": rng_state(),
+                "config": self.config.model_dump(mode="json"),
+                "features": self.dataset.spec.to_dict(),
+                "stereo": self.stereo.to_dict() if self.stereo is not None else None}
+
+    def save(self) -> Path:
+        """The run's checkpoint, plus a kept copy ``checkpoint_<step>.pt`` on ``keep_every`` steps (rank 0 only)."""
+        if not self.distributed.is_main:
+            return self.out_dir / CHECKPOINT
+        payload, keep = self.checkpoint_payload(), self.config.training.keep_every
+        if keep and self.state.step % keep == 0:
+            save_checkpoint(self.out_dir / f"checkpoint_{self.state.step}.pt", payload)
+        return save_checkpoint(self.out_dir / CHECKPOINT, payload)
+
+    def resume(self, path: str | Path | None = None) -> bool:
+        """Continue from ``path`` (default: this run's checkpoint) if it exists."""
+        path = Path(path) if path else self.out_dir / CHECKPOINT
+        if not path.exists():
+            return False
+        ck = load_checkpoint(path, self.device)
+        changed = config_changes(ck.get("config", {}), self.config)
+        if changed:
+            warnings.warn(f"resuming {path} with a config that differs from the one it was trained with in: "
+                          f"{', '.join(changed)}", stacklevel=2)
+        s = self.state
+        s.generator.load_state_dict(ck["generator"])
+        s.critic.load_state_dict(ck["critic"])
+        s.opt_generator.load_state_dict(ck["opt_generator"])
+        s.opt_critic.load_state_dict(ck["opt_critic"])
+        s.step, s.seconds = ck["step"], ck["seconds"]
+        set_rng_state(ck["rng"])
+        if self.log is not None:  # rows logged after the checkpoint will be logged again
+            self.log.drop_after(s.step)
+        return True
+
+    # --- the loop -----------------------------------------------------------------------------
+    def _rng(self, step: int, draw: int) -> torch.Generator:
+        """The random stream of one draw of one step: batches, turns, noise and penalty mixing
+        are a pure function of (seed, step, draw, rank), so a resumed run repeats a run without stop."""
+        t = self.config.training
+        seed = t.seed * 1_000_003 + step * (t.n_critic + 1) + draw + self.distributed.rank * 10**12
+        return torch.Generator().manual_seed(seed)
+
+    def _batch(self, rng: torch.Generator) -> SequenceBatch:
+        """``batch_size / world_size`` sequences from this rank's shard."""
+        d = self.distributed
+        index = shard_draw(len(self.dataset), self.config.training.batch_size // d.world_size, d, rng,
+                           getattr(self.dataset, "sample_weights", None))
+        return collate([self.dataset[int(i)] for i in index], rng, rotate=self.turn).to(self.device)
+
+    def _noise(self, batch: SequenceBatch, rng: torch.Generator) -> Tensor:
+        b, length = batch.step_mask.shape
+        return torch.randn(b, length, self.state.generator.noise_dim, generator=rng).to(self.device)
+
+    def pretrain_step(self) -> dict[str, float]:
+        """One supervised generator update (:func:`supervised_loss`) at ``pretrain_lr``; no critic."""
+        s, t = self.state, self.config.training
+        rng = self._rng(s.step, t.n_critic)
+        batch = self._batch(rng)
+        loss, stats = supervised_loss(self._generator, batch, self._noise(batch, rng), self.prior,
+                                      self.prior.weight(s.step))
+        for group in s.opt_generator.param_groups:
+            group["lr"] = t.pretrain_lr
+        s.opt_generator.zero_grad(set_to_none=True)
+        loss.backward()
+        s.opt_generator.step()
+        for group in s.opt_generator.param_groups:
+            group["lr"] = t.lr_generator
+        s.step += 1
+        return stats
+
+    def train_step(self) -> dict[str, float]:
+        """One generator update: supervised during the first ``pretrain_steps``, else n_critic critic
+        updates and one adversarial generator update; returns the logged numbers."""
+        s, t = self.state, self.config.training
+        if s.step < t.pretrain_steps:
+            return self.pretrain_step()
+        stats: dict[str, float] = {}
+        for draw in range(t.n_critic):
+            rng = self._rng(s.step, draw)
+            batch = self._batch(rng)
+            with torch.no_grad():
+                fake = generate_sequence(s.generator, batch, self._noise(batch, rng))
+            loss, stats = critic_loss(self._critic, batch, fake, t.gp_weight, rng, t.gp_fraction)
+            s.opt_critic.zero_grad(set_to_none=True)
+            loss.backward()
+            s.opt_critic.step()
+        rng = self._rng(s.step, t.n_critic)
+        batch = self._batch(rng)
+        for p in s.critic.parameters():
+            p.requires_grad_(False)
+        loss, g_stats = generator_loss(self._generator, s.critic, batch, self._noise(batch, rng), self.prior,
+                                       self.prior.weight(s.step))
+        s.opt_generator.zero_grad(set_to_none=True)
+        loss.backward()
+        s.opt_generator.step()
+        for p in s.critic.parameters():
+            p.requires_grad_(True)
+        s.step += 1
+        return {**stats, **g_stats}
+
+    def fit(self, steps: int | None = None, progress: bool = True) -> TrainState:
+        """Train until ``steps`` generator updates in total (default: the config's)."""
+        t = self.config.training
+        target = steps or t.steps
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        main = self.distributed.is_main
+        bar = tqdm(total=target, initial=self.state.step, desc="fit", unit="step", disable=not (progress and main))
+        while self.state.step < target:
+            start = time.perf_counter()
+            stats = self.distributed.mean(self.train_step())  # the numbers of the whole (all-rank) batch
+            self.state.seconds += time.perf_counter() - start
+            bar.update(1)
+            bar.set_postfix({k: f"{stats[k]:.3g}" for k in ("wasserstein", "supervised_mse", "generator_loss")
+                             if k in stats})
+            if not all(math.isfinite(v) for v in stats.values()):
+                raise FloatingPointError(f"non-finite training numbers at step {self.state.step}: {stats}; "
+                                         f"the last checkpoint in {self.out_dir} is intact")
+            if self.log is not None and (self.state.step % t.log_every == 0 or self.state.step == target):
+                self.log.write({"step": self.state.step, "seconds": round(self.state.seconds, 3), **stats})
+            if (self.state.step % t.checkpoint_every == 0 or self.state.step == target
+                    or (t.keep_every and self.state.step % t.keep_every == 0)):
+                self.save()
+        bar.close()
+        self.distributed.barrier()  # no rank leaves before rank 0 has written the last checkpoint
+        return self.state
+
+
+Sources = list[tuple[Frames, MappedSystem, Frames | None]]  # per data source: AA frames, system, CG frames
+
+
+def load_sources(config: ExperimentConfig) -> Sources:
+    """Each data source's AA frames, system and CG frames (None: mapped from the AA frames)."""
+    from gdbm.data.trajectory import frame_range, read_frames
+    from gdbm.topology.system import load_mapped_system
+
+    loaded = []
+    for d in config.sources:
+        system = load_mapped_system(d.topology, d.mapping, d.cg_itp, parameters=d.parameters)
+        frames = read_frames(d.aa, d.aa_structure)
+        beads = read_frames(d.cg, d.cg_structure) if d.cg else None
+        if d.frames:
+            window = frame_range(d.frames, len(frames))
+            frames, beads = frames.subset(window), beads.subset(window) if beads is not None else None
+        loaded.append((frames, system, beads))
+    return loaded
+
+
+def build_dataset(config: ExperimentConfig, loaded: Sources | None = None) -> SequenceDataset | TrainingSet:
+    """The training samples named by the config's data, ordering and environment sections
+    (of the sources already ``loaded`` by :func:`load_sources`, if given).
+
+    Several data sources give one :class:`TrainingSet` whose feature layout covers the atom
+    and bead types of all of them.
+    """
+    loaded = loaded if loaded is not None else load_sources(config)
+    spec = FeatureSpec.union([FeatureSpec.from_system(system, config.environment) for _, system, _ in loaded])
+    align = config.model.entry.aligned
+    parts = [SequenceDataset(frames, system, config.ordering, config.environment, beads=beads, spec=spec, align=align)
+             for frames, system, beads in loaded]
+    if len(parts) == 1:
+        return parts[0]
+    shares = [d.weight for d in config.sources] if config.sources[0].weight is not None else None
+    return TrainingSet(parts, shares)
+
+
+def build_trainer(config: ExperimentConfig, out_dir: str | Path, distributed: Distributed = Distributed()) -> Trainer:
+    """Dataset, networks and optimisers of an experiment, seeded from the config."""
+    loaded = load_sources(config)
+    dataset = build_dataset(config, loaded)
+    stereo = StereoTemplate.from_frames([(system.aa, frames.positions, frames.boxes) for frames, system, _ in loaded])
+    torch.manual_seed(config.training.seed)
+    generator, critic = config.model.entry.build(dataset.spec.n_features, dataset.spec.n_target_types,
+                                             config.model.options)
+    return Trainer(config, dataset, generator, critic, out_dir, distributed, stereo)

@@ -1,0 +1,50 @@
+"""Atomic output: a file appears complete or not at all (temp file in the same folder + rename).
+
+Every writer of gdbm goes through :func:`atomic_path`, which also refuses to replace an
+existing file unless asked and gives the result the usual permissions (umask applied;
+``mkstemp`` alone would leave it readable by the owner only).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from gdbm.utils.errors import InputError
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_path(path: str | Path, force: bool = True) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``path``, on error it is removed.
+
+    With ``force=False`` an existing ``path`` is an :class:`InputError`.
+    """
+    path = Path(path)
+    if path.exists() and not force:
+        raise InputError("exists; pass --force to overwrite", path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent, prefix=f".{path.stem}.")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(path: str | Path, text: str, force: bool = True) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path, force) as tmp:
+        tmp.write_text(text)
+    return Path(path)

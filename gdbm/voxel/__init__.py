@@ -1,9 +1,0 @@
-"""The DBM conditioner: Gaussian voxelisation of local environments and residual 3D-CNN generator / critic."""
-
-from gdbm.voxel.blocks import ConvNormAct, DenseToGrid, DensityHead, Resample3d, ResBlock3d, ResStack, norm3d
-from gdbm.voxel.config import DBM_SIGMA_NM, VoxelConfig
-from gdbm.voxel.grid import VoxelGrid
-from gdbm.voxel.networks import VoxelCritic, VoxelGenerator, build_voxel_conditioner
-
-__all__ = ["DBM_SIGMA_NM", "ConvNormAct", "DenseToGrid", "DensityHead", "Resample3d", "ResBlock3d", "ResStack",
-           "VoxelConfig", "VoxelCritic", "VoxelGenerator", "VoxelGrid", "build_voxel_conditioner", "norm3d"]
