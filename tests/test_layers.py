@@ -34,3 +34,14 @@ def test_the_check_finds_an_upward_import_and_a_cycle(tmp_path):
     assert [(i.importer, i.imported, i.line) for i in upward_imports(imports)] == [
         ("gdbm.utils.files", "gdbm.sampling.jobs", 2)]
     assert import_cycles(imports) == [["gdbm.sampling.jobs", "gdbm.sampling.other"]]
+
+
+def test_import_gdbm_is_light_and_every_public_name_resolves():
+    import subprocess
+    import sys
+
+    code = "import sys, gdbm; print('torch' in sys.modules, 'MDAnalysis' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
+    for name in gdbm.__all__:
+        assert getattr(gdbm, name) is not None, name
