@@ -103,10 +103,10 @@ def test_cli_thermal_relaxation(sps: Path, frame, tmp_path: Path, capsys):
 
 def test_cli_retries_a_diverged_frame_after_more_steepest_descent(sps: Path, frame, tmp_path: Path, capsys,
                                                                  monkeypatch):
-    import gdbm.cli.relax
+    import gdbm.sampling.refine
     from gdbm.cli.main import main
 
-    monkeypatch.setattr(gdbm.cli.relax, "RETRY_STEPS", (3, 5))
+    monkeypatch.setattr(gdbm.sampling.refine, "RETRY_STEPS", (3, 5))
     _, aa, _ = frame
     noisy = aa.positions + 0.02 * torch.randn(aa.positions.shape, generator=torch.Generator().manual_seed(4))
     write_frames(tmp_path / "noisy.gro", Frames(noisy, aa.boxes, aa.labels, aa.names, aa.resnames, aa.resids))

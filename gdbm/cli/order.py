@@ -1,11 +1,9 @@
-"""``gdbm order``: learn the reconstruction order for a trained model (argument glue only)."""
+"""``gdbm order``: learn the reconstruction order for a trained model (argument glue for
+:func:`gdbm.training.order_policy.learn_order`)."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-from gdbm.utils.errors import InputError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -29,35 +27,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    from gdbm.training.order_policy import learn_order
 
-    from gdbm.ordering.learned import save_policy
-    from gdbm.training.trained_model import load_generator
-    from gdbm.ordering import molecule_type_graphs
-    from gdbm.training.trainer import build_dataset
-    from gdbm.training.order_policy import fit_order_policy
-    from gdbm.training.config import load_config
-
-    output = Path(args.output)
-    if output.exists() and not args.force:
-        raise InputError("exists; pass --force to overwrite", output)
-    generator, _, experiment = load_generator(args.checkpoint)
-    config = load_config(args.config) if args.config else experiment
-    if config.ordering.traversal == "learned":
-        raise InputError("the training plan must be a traversal (dfs, bfs, random); the policy reorders its steps",
-                         args.config)
-    config = config.model_copy(update={"model": experiment.model})
-    torch.manual_seed(args.seed)
-    dataset = build_dataset(config)
-    if not hasattr(dataset, "plan"):
-        raise InputError("gdbm order trains on one system; the config lists several", args.config)
-    from gdbm.topology.system import load_mapped_system
-
-    d = config.sources[0]
-    graphs = molecule_type_graphs(load_mapped_system(d.topology, d.mapping, d.cg_itp, parameters=d.parameters))
-    policy = fit_order_policy(dataset, generator, graphs, args.iterations, args.batch, args.orders, args.lr,
-                              config.prior.lj_core, args.seed,
-                              log=lambda row: print(" ".join(f"{k}={v:.4g}" for k, v in row.items()), flush=True))
-    save_policy(output, policy, config.ordering)
+    output = learn_order(args.checkpoint, args.output, config=args.config, iterations=args.iterations,
+                         batch_size=args.batch, orders=args.orders, lr=args.lr, seed=args.seed, force=args.force,
+                         log=lambda row: print(" ".join(f"{k}={v:.4g}" for k, v in row.items()), flush=True))
     print(f"wrote the order policy to {output}")
     return 0

@@ -3,11 +3,14 @@
 REINFORCE with a leave-one-out baseline: training items are drawn, several orders per item from
 the policy, the fixed generator places the step's atoms in each order (unrolled, as in
 training), and the reward is ``-log(1 + sum over force-field terms |E(generated) - E(reference)|)``.
+:func:`learn_order` runs it from a checkpoint to a policy file (``gdbm order``).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -16,9 +19,12 @@ from gdbm.conditioners.interface import Generator
 from gdbm.data.samples import SequenceBatch, SequenceDataset, SequenceSample, collate, prior_energies
 from gdbm.utils.errors import InputError
 from gdbm.ordering.learned import GraphTensors, OrderPolicy
-from gdbm.ordering import MoleculeGraph
+from gdbm.ordering import MoleculeGraph, molecule_type_graphs, save_policy
+from gdbm.topology.system import load_mapped_system
 from gdbm.topology.topology import Term
-from gdbm.training.trainer import generate_sequence
+from gdbm.training.config import load_config
+from gdbm.training.trained_model import load_generator
+from gdbm.training.trainer import build_dataset, generate_sequence
 
 
 def reorder_sample(sample: SequenceSample, order: Tensor) -> SequenceSample:
@@ -109,3 +115,33 @@ def fit_order_policy(dataset: SequenceDataset, generator: Generator, graphs: dic
     return policy
 
 
+
+
+def learn_order(checkpoint: str | Path, output: str | Path, *, config: str | Path | None = None,
+                iterations: int = 100, batch_size: int = 16, orders: int = 4, lr: float = 1e-2, seed: int = 0,
+                force: bool = False, log: Callable[[dict], None] = print) -> Path:
+    """Train an order policy for the generator of ``checkpoint`` (kept fixed) with
+    :func:`fit_order_policy` on the training frames of ``config`` (an experiment config file;
+    default: the checkpoint's) and write it to ``output`` for ``gdbm backmap --ordering``.
+
+    The config's ordering must be a traversal (the policy reorders its steps) of one system.
+    ``log`` gets one row per iteration; ``force`` overwrites ``output``. Returns ``output``.
+    """
+    output = Path(output)
+    if output.exists() and not force:
+        raise InputError("exists; pass --force to overwrite", output)
+    generator, _, experiment = load_generator(checkpoint)
+    settings = load_config(config) if config else experiment
+    if settings.ordering.traversal == "learned":
+        raise InputError("the training plan must be a traversal (dfs, bfs, random); the policy reorders its steps",
+                         config)
+    settings = settings.model_copy(update={"model": experiment.model})
+    torch.manual_seed(seed)
+    dataset = build_dataset(settings)
+    if not hasattr(dataset, "plan"):
+        raise InputError("gdbm order trains on one system; the config lists several", config)
+    d = settings.sources[0]
+    graphs = molecule_type_graphs(load_mapped_system(d.topology, d.mapping, d.cg_itp, parameters=d.parameters))
+    policy = fit_order_policy(dataset, generator, graphs, iterations, batch_size, orders, lr,
+                              settings.prior.lj_core, seed, log=log)
+    return save_policy(output, policy, settings.ordering)
