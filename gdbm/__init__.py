@@ -43,7 +43,8 @@ _API = {
     # backmapping
     "Backmapper": "gdbm.sampling.backmapper", "SamplerConfig": "gdbm.sampling.backmapper",
     "BackmapJob": "gdbm.sampling.jobs", "backmap_trajectory": "gdbm.sampling.jobs",
-    "morph": "gdbm.sampling.morph",
+    "morph": "gdbm.sampling.morph", "relax_trajectory": "gdbm.sampling.refine",
+    "learn_order": "gdbm.training.order_policy",
     # evaluation
     "Evaluator": "gdbm.analysis.evaluate", "evaluate_sets": "gdbm.analysis.report",
 }
