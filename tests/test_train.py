@@ -1,4 +1,4 @@
-"""The adversarial trainer on real sPS data with a tiny network: it learns, it resumes exactly."""
+"""The adversarial trainer on real sPS data with a tiny network: it learns, it resumes exactly; ``gdbm fit``'s run folder."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
-from gdbm.training.trainer import build_trainer, critic_loss, generate_sequence
 from gdbm.training.config import load_config
+from gdbm.training.log import CSVLog
+from gdbm.training.trainer import build_trainer, critic_loss, generate_sequence
+from gdbm.utils.errors import InputError
 
 TINY = {
     "model": {"conditioner": "voxel", "voxel": {"resolution": 4, "length": 1.2, "channels": 4, "noise_dim": 4,
@@ -138,3 +141,59 @@ def test_resuming_with_another_config_warns_and_names_what_changed(config, tmp_p
     other = config.model_copy(update={"prior": config.prior.model_copy(update={"mode": "min", "weight": 0.5})})
     with pytest.warns(UserWarning, match=r"differs .* in: prior\.mode, prior\.weight$"):
         build_trainer(other, tmp_path / "a").resume()
+
+
+@pytest.fixture()
+def config_file(tmp_path: Path, sps: Path) -> Path:
+    """The tiny experiment as a YAML file, its conditioner key spelled the old way (``encoder: e3nn``)."""
+    data = {"topology": str(sps / "topol.top"), "mapping": str(sps / "PS1.map"),
+            "aa": str(sps / "train_t568" / "aa" / "90.gro"), "cg": str(sps / "train_t568" / "cg" / "90.gro")}
+    model = {"encoder": "e3nn", "voxel": TINY["model"]["voxel"]}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "data": data, "model": model}))
+    return path
+
+
+def test_fit_cli_run_folder_lifecycle(config_file: Path, tmp_path: Path, capsys):
+    from gdbm.cli.main import main
+
+    run = tmp_path / "run"
+    fit = ["fit", "--config", str(config_file), "-o", str(run)]
+    assert main([*fit, "--resume"]) == 2  # nothing to resume: an error, not a silent fresh start
+    assert "no checkpoint.pt to resume" in capsys.readouterr().err and not run.exists()
+
+    assert main([*fit, "--encoder", "voxel", "--steps", "1"]) == 0  # the deprecated flag still works
+    assert capsys.readouterr().err.count("--encoder is deprecated") == 1
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["config"]["model"]["conditioner"] == "voxel"
+    assert (run / "config.yaml").read_text() == config_file.read_text()
+
+    assert main([*fit, "--conditioner", "voxel"]) == 2  # a run folder is never silently overwritten
+    assert "--resume" in capsys.readouterr().err
+    assert main([*fit, "--conditioner", "voxel", "--resume"]) == 0
+    assert "resuming at step 1 -> 2 steps" in capsys.readouterr().out
+    assert [r["step"] for r in CSVLog(run / "log.csv").rows()] == ["1", "2"]
+
+    (run / "checkpoint_2.pt").write_bytes((run / "checkpoint.pt").read_bytes())  # a kept copy
+    assert main([*fit, "--conditioner", "voxel", "--force", "--steps", "1"]) == 0
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "config.yaml", "log.csv"]
+    assert [r["step"] for r in CSVLog(run / "log.csv").rows()] == ["1"]
+
+
+def test_conditioner_override_and_its_choices_come_from_the_registry(config_file: Path, capsys, monkeypatch):
+    from gdbm.cli.main import build_parser
+    from gdbm.conditioners.registry import CONDITIONERS, ConditionerEntry
+    from gdbm.conditioners.voxel.config import VoxelConfig
+    from gdbm.training.run_folder import with_conditioner
+
+    config = load_config(config_file)
+    assert config.model.conditioner == "e3nn"
+    assert with_conditioner(config, "voxel", config_file).model.conditioner == "voxel"
+    with pytest.raises(InputError, match="tiny.yaml"):
+        with_conditioner(config, "no-such-conditioner", config_file)
+
+    monkeypatch.setitem(CONDITIONERS, "mine", ConditionerEntry("mine", VoxelConfig, "m:f", aligned=True, summary=""))
+    assert build_parser().parse_args(["fit", "--config", "x", "--conditioner", "mine"]).conditioner == "mine"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["fit", "--config", "x", "--conditioner", "no-such-conditioner"])
+    err = capsys.readouterr().err
+    assert all(repr(name) in err for name in CONDITIONERS)

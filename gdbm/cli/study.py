@@ -1,4 +1,4 @@
-"""``gdbm study``: run a study config to its summary (argument glue only)."""
+"""``gdbm study``: run a study config to its summary (argument glue over :func:`gdbm.study.runner.run_study`)."""
 
 from __future__ import annotations
 
@@ -17,30 +17,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", required=True, help="study config (YAML)")
     p.add_argument("-o", "--output", help="study folder (default runs/<config name>)")
     p.add_argument("--summary-only", action="store_true", help="rewrite the summary from the finished stages")
-    p.add_argument("--arm", action="append", metavar="MODEL",
+    p.add_argument("--arm", action="append", default=[], metavar="MODEL",
                    help="train this model arm and backmap the test sets with it, then stop (repeatable): several "
                         "processes can work on a study's arms side by side; a full run evaluates and summarises")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from gdbm.study.config import load_study
-    from gdbm.study.runner import StudyRunner
-    from gdbm.study.summary import write_summary
+    from gdbm.study.runner import run_study
 
-    study = load_study(args.config)
     out = Path(args.output or Path("runs") / Path(args.config).stem)
-    if args.summary_only:
-        write_summary(study, out)
-    elif args.arm:
-        runner = StudyRunner(study, out, log=lambda line: print(line, flush=True))
-        runner.make_data()
-        for arm in [runner.arm(name) for name in args.arm]:
-            runner.train(arm)
-            for test in study.tests:
-                runner.backmap(arm, test)
-        return 0
-    else:
-        StudyRunner(study, out, log=lambda line: print(line, flush=True)).run()
-    print((out / "summary.md").read_text())
+    summary = run_study(args.config, out, arms=args.arm, summary_only=args.summary_only,
+                        log=lambda line: print(line, flush=True))
+    if summary is not None:
+        print((out / "summary.md").read_text())
     return 0

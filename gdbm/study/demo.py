@@ -66,9 +66,9 @@ def run_demo(out: str | Path, example: str = "cumene", steps: int = 300, candida
     from gdbm.analysis.report import evaluate_sets
     from gdbm.data.trajectory import read_frames, write_frames
     from gdbm.sampling.backmapper import Backmapper, SamplerConfig
-    from gdbm.topology.system import load_mapped_system
-    from gdbm.training.trainer import build_trainer
     from gdbm.training.config import ExperimentConfig
+    from gdbm.training.run_folder import train_in_folder
+    from gdbm.training.trainer import CHECKPOINT
 
     out = Path(out)
     if (out / "report.md").exists() and not force:
@@ -97,21 +97,15 @@ def run_demo(out: str | Path, example: str = "cumene", steps: int = 300, candida
 
     start = time.perf_counter()
     model_dir = out / "model"
-    if force and model_dir.exists():
-        for stale in model_dir.glob("*"):
-            stale.unlink()
-    trainer = build_trainer(config, model_dir)
-    trainer.resume()
-    trainer.fit()
+    train_in_folder(config, model_dir, "force" if force else "auto")
     times["fit"] = time.perf_counter() - start
 
     start = time.perf_counter()
     test_cg = read_frames(data_dir / "test_cg.xtc", folder / "cg.gro")
     test_aa = read_frames(data_dir / "test_aa.xtc", folder / "aa.gro")
-    system = load_mapped_system(folder / "topol.top", mapping)
-    dataset = trainer.dataset
-    sampler = Backmapper(system, trainer.state.generator.eval(), dataset.spec, dataset.plan, config.environment,
-                         SamplerConfig(n_gibbs=1, candidates=candidates))
+    sampler = Backmapper.from_checkpoint(model_dir / CHECKPOINT, folder / "topol.top", mapping,
+                                         SamplerConfig(n_gibbs=1, candidates=candidates))
+    system = sampler.system
     generated = sampler.backmap(test_cg)
     write_frames(out / "backmapped.xtc", generated, force=True)
     times["backmap"] = time.perf_counter() - start

@@ -24,7 +24,7 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +34,7 @@ import yaml
 
 from gdbm.utils.atomic_files import write_text
 from gdbm.utils.errors import InputError
-from gdbm.study.config import ModelArm, StudyConfig, SystemConfig, TestSet
+from gdbm.study.config import ModelArm, StudyConfig, SystemConfig, TestSet, load_study
 
 DONE = "done.json"
 
@@ -104,6 +104,18 @@ class StudyRunner:
             self.evaluate(test)
         return write_summary(self.study, self.out)
 
+    def run_arms(self, names: Sequence[str]) -> None:
+        """Make missing data, train the named arms and backmap every test set with them; no evaluation.
+
+        Several processes can work on a study's arms side by side this way; a full :meth:`run`
+        afterwards finds their stages done and evaluates and summarises.
+        """
+        self.make_data()
+        for arm in [self.arm(name) for name in names]:
+            self.train(arm)
+            for test in self.study.tests:
+                self.backmap(arm, test)
+
     def arm(self, name: str) -> ModelArm:
         """The model arm called ``name``."""
         for arm in self.study.models:
@@ -158,8 +170,8 @@ class StudyRunner:
         """Train a trained arm unless its stamp says it is done; resume an interrupted run."""
         if arm.train is None:
             return
-        from gdbm.training.trainer import CHECKPOINT, build_trainer
         from gdbm.training.config import ExperimentConfig
+        from gdbm.training.run_folder import train_in_folder
 
         raw = arm_experiment(self.study, arm)
         config = ExperimentConfig.model_validate(raw)
@@ -180,16 +192,9 @@ class StudyRunner:
         with training_lock(folder / "training.lock", self.log, arm.name):
             if (folder / DONE).exists():  # trained by another process while this one waited
                 return self.train(arm)
-            write_text(folder / "config.yaml", yaml.safe_dump(raw, sort_keys=False))
             write_text(folder / "started.json", json.dumps({"fingerprint": stamp}) + "\n")
-            trainer = build_trainer(config, folder)
-            try:
-                resumed = (folder / CHECKPOINT).exists() and trainer.resume()
-                self.log(f"[train] {arm.name}: {'resuming at step ' + str(trainer.state.step) if resumed else 'start'}"
-                         f" -> {config.training.steps} steps")
-                state = trainer.fit()
-            finally:
-                trainer.release()
+            state = train_in_folder(config, folder, "auto", config_text=yaml.safe_dump(raw, sort_keys=False),
+                                    log=lambda line: self.log(f"[train] {arm.name}: {line}"))
             write_text(folder / DONE, json.dumps({"fingerprint": stamp, "steps": state.step,
                                                   "seconds": round(state.seconds, 1)}, indent=1) + "\n")
 
@@ -284,6 +289,25 @@ class StudyRunner:
                       settings={"study": self.study.name, "test": test.name})
         write_text(folder / "stamp.json", json.dumps({"stamp": fingerprint(stamp),
                                                       "seconds": round(time.perf_counter() - start, 1)}) + "\n")
+
+
+def run_study(config: str | Path, out: str | Path, *, arms: Sequence[str] = (), summary_only: bool = False,
+              log: Callable[[str], None] = print) -> dict | None:
+    """Run the study config ``config`` in the folder ``out`` (``gdbm study``); returns the summary.
+
+    ``arms``: only train these model arms and backmap with them (:meth:`StudyRunner.run_arms`;
+    returns None). ``summary_only``: rewrite the summary from the stages already finished.
+    """
+    from gdbm.study.summary import write_summary
+
+    study, out = load_study(config), Path(out)
+    if summary_only:
+        return write_summary(study, out)
+    runner = StudyRunner(study, out, log=log)
+    if arms:
+        runner.run_arms(arms)
+        return None
+    return runner.run()
 
 
 def _lock_holder(path: Path) -> int | None:
