@@ -39,7 +39,8 @@ _API = {
     # training
     "ExperimentConfig": "gdbm.training.config", "load_config": "gdbm.training.config",
     "build_trainer": "gdbm.training.trainer", "load_generator": "gdbm.training.trained_model",
-    "pretrained_models": "gdbm.training.pretrained",
+    "pretrained_models": "gdbm.training.pretrained", "fit": "gdbm.training.run_folder",
+    "train_in_folder": "gdbm.training.run_folder",
     # backmapping
     "Backmapper": "gdbm.sampling.backmapper", "SamplerConfig": "gdbm.sampling.backmapper",
     "BackmapJob": "gdbm.sampling.jobs", "backmap_trajectory": "gdbm.sampling.jobs",
@@ -47,6 +48,8 @@ _API = {
     "learn_order": "gdbm.training.order_policy",
     # evaluation
     "Evaluator": "gdbm.analysis.evaluate", "evaluate_sets": "gdbm.analysis.report",
+    # studies and the demo
+    "run_study": "gdbm.study.runner", "run_demo": "gdbm.study.demo",
 }
 _RENAMED = {"pretrained_models": "available"}
 
