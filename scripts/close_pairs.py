@@ -2,7 +2,7 @@
 
 Counts, per frame, the carbon pairs more than three bonds apart (or in different molecules:
 the pairs of ``gdbm eval``'s RDFs) closer than a few distances, and the closest pair. Used
-for the morphing comparison in the README (thesis Sec. 7.3.4: does morphing suppress too-small
+for the morphing comparison in docs/morphing.md (thesis Sec. 7.3.4: does morphing suppress too-small
 non-bonded distances?).
 
     python scripts/close_pairs.py --top topol.top --struct aa.gro --frames 0:3 NAME=TRAJ ...

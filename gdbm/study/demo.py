@@ -7,7 +7,7 @@ voxel model (``gdbm fit``), the held-out quarter is backmapped from its CG frame
 one folder: the config, the model, the generated frames, ``metrics.json``, the plots and
 ``report.md``. A demo model trains for minutes, not hours: it shows the machinery and
 what a short training reaches, not the best this method can do (for that see the sPS results
-in the README).
+in docs/sps-results.md).
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ The shipped example set `{example}` ({n_frames} frames, made by `gdbm datagen`:
 `{command}`) was split by time: frames 0-{n_train - 1} trained a small voxel model, the
 remaining {n_frames - n_train} frames were backmapped from their CG frames and compared with
 their AA frames. A demo model trains for minutes: the numbers show how far {t.steps} generator
-updates get, not what the method reaches (see the README for the sPS model).
+updates get, not what the method reaches (see docs/sps-results.md for the sPS model).
 
 | stage | wall time |
 | --- | --- |
