@@ -1,4 +1,4 @@
-"""gdbm eval: answers known in advance on the real sPS frames, and the command end to end."""
+"""gdbm eval: answers known in advance on the real sPS frames, the metric registry, and the command end to end."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from gdbm.analysis import metrics as registry
+from gdbm.analysis import report
+from gdbm.analysis.energies import ENERGY_KEYS
 from gdbm.analysis.evaluate import Evaluator, compare
+from gdbm.analysis.metrics import Metric, Observation, register
+from gdbm.analysis.rdf import RDFCounts
 from gdbm.cli.main import main
 from gdbm.data import read_frames, write_frames
 from gdbm.data.trajectory import Frames
@@ -98,3 +103,45 @@ def test_cli_frame_range_slices_reference_cg_and_full_generated_sets(tmp_path: P
     assert metrics["full"]["cg_rmsd"] > 0.1  # frame 0 of the reversed set against CG frame 1
     assert metrics["part"]["cg_rmsd"] < 0.01  # frame 1 against CG frame 1
     assert main(args[:-4] + ["--frames", "5:9", "-o", str(tmp_path / "none")]) == 2
+
+
+class _SyntheticEvaluator:
+    """Observations made up from the frame count alone: the registry's plumbing without the physics."""
+
+    def observe(self, frames: Frames, cg: Frames | None = None, label: str = "", cg_offset: int = 0) -> Observation:
+        n = len(frames)
+        gen = torch.Generator().manual_seed(n)
+        rdf = RDFCounts(["all", "carbon"], torch.rand(2, 120, generator=gen, dtype=torch.float64),
+                        torch.ones(2, dtype=torch.float64), 0.01, 1.2)
+        return Observation(n, {"all_bonds": 0.15 + 0.01 * torch.rand(50 * n, generator=gen)},
+                           {k: torch.randn(n, 4, generator=gen) for k in ENERGY_KEYS}, rdf,
+                           torch.zeros(0), torch.zeros(0))
+
+
+def test_a_registered_metric_reaches_metrics_summary_and_plots(tmp_path: Path, frames, monkeypatch):
+    monkeypatch.setattr(registry, "METRICS", dict(registry.METRICS))  # the toy leaves with the test
+
+    def bond_spread(ref: Observation, gen: Observation) -> dict[str, float]:
+        return {"bond_spread_ratio": float(gen.geometry["all_bonds"].std() / ref.geometry["all_bonds"].std())}
+
+    def plot_toy(observations: dict[str, Observation], directory: Path) -> list[Path]:
+        path = directory / "toy.txt"
+        path.write_text(" ".join(observations))
+        return [path]
+
+    register(Metric("bond_spread", compare=bond_spread, columns=(("bond_spread_ratio", "bond spread"),),
+                    plot=plot_toy))
+    with pytest.raises(ValueError, match="already registered"):
+        register(Metric("bond_spread", compare=bond_spread))
+    metrics = report.evaluate_sets(_SyntheticEvaluator(), frames, {"copy": frames.subset([1, 0])}, tmp_path)
+    assert metrics["copy"]["bond_spread_ratio"] > 0 and "bond_spread_ratio" not in metrics["reference"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["sets"]["copy"]["bond_spread_ratio"] > 0
+    header = (tmp_path / "summary.md").read_text().splitlines()[0]
+    assert header.endswith("| E mean | bond spread |") and "| bonds JSD |" in header
+    assert (tmp_path / "toy.txt").read_text() == "reference copy" and (tmp_path / "energies.png").exists()
+    assert report.SUMMARY_COLUMNS[-1] == ("bond_spread_ratio", "bond spread")  # the name gdbm.study reads
+
+
+def test_a_metric_computes_one_way():
+    with pytest.raises(ValueError, match="exactly one"):
+        Metric("neither")

@@ -1,25 +1,24 @@
 """Evaluation of generated AA frames against reference frames: distributions and scalars.
 
-:func:`observe` reduces a set of frames to its observables (bonded geometry per type, RDF
-counts, per-molecule energies, clashes, CG consistency and, when asked, the AA forces
-projected onto the beads), chunk by chunk so memory stays bounded; :func:`compare` turns two
-observation sets into the metrics of ``gdbm eval``.
-Bins are fixed and anchored at zero (:mod:`gdbm.analysis.histograms`).
+:meth:`Evaluator.observe` reduces a set of frames to its :class:`Observation` (bonded geometry
+per type, RDF counts, per-molecule energies, clashes, CG consistency and, when asked, the AA
+forces projected onto the beads), chunk by chunk so memory stays bounded; :func:`compare` turns
+two observations into the metrics of ``gdbm eval``, every metric registered in
+:mod:`gdbm.analysis.metrics` (importing this module registers the built-in ones).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
+import gdbm.analysis.standard_metrics  # noqa: F401  (registers the built-in metrics)
 from gdbm.analysis.energies import ENERGY_KEYS, molecule_energies
-from gdbm.analysis.forces import FORCE_WIDTH, POOLED, bead_force_magnitudes
+from gdbm.analysis.forces import bead_force_magnitudes
 from gdbm.analysis.geometry import internal_coordinates
-from gdbm.analysis.histograms import jsd
-from gdbm.analysis.rdf import RDFAccumulator, RDFCounts
+from gdbm.analysis.metrics import Observation, compare
+from gdbm.analysis.rdf import RDFAccumulator
 from gdbm.data.trajectory import Frames
 from gdbm.physics.energy import EnergyModel
 from gdbm.physics.neighbors import PairList, nearest_excluded, neighbor_pairs, pair_vectors
@@ -28,65 +27,10 @@ from gdbm.topology.mapping import SystemMapping
 from gdbm.topology.paths import path_distance_pairs
 from gdbm.topology.topology import Topology
 
-BIN_WIDTHS = {"bond": 0.001, "angle": 1.0, "proper": 2.0, "improper": 2.0, "energy": 5.0}
 RDF_WIDTH, RDF_MAX = 0.01, 1.2
-LONG_BOND, CLASH, HEAVY_CLASH = 0.2, 0.1, 0.2
+CLASH, HEAVY_CLASH = 0.1, 0.2
 
-
-@dataclass
-class Observation:
-    """Everything measured on one set of frames, kept raw so that sets can be merged."""
-
-    n_frames: int
-    geometry: dict[str, Tensor]  # flat values per distribution key
-    energies: dict[str, Tensor]  # [F, n_molecules] per energy key
-    rdf: RDFCounts
-    close: Tensor  # distances of non-excluded pairs closer than CLASH
-    heavy: Tensor  # distances of intermolecular heavy-atom pairs closer than HEAVY_CLASH
-    cg_deviation: Tensor | None = None  # [F * n_beads] bead distances to the CG input
-    bead_forces: dict[str, Tensor] | None = None  # |F_I| (Eq. 6.3) per bead type and pooled, flat
-
-    def merge(self, other: "Observation") -> "Observation":
-        """The observation of both sets of frames together."""
-        def cat(a: Tensor | None, b: Tensor | None) -> Tensor | None:
-            return None if a is None or b is None else torch.cat([a, b])
-
-        rdf = RDFCounts(self.rdf.groups, self.rdf.counts + other.rdf.counts, self.rdf.ideal + other.rdf.ideal,
-                        self.rdf.width, self.rdf.r_max)
-        return Observation(self.n_frames + other.n_frames,
-                           {k: torch.cat([v, other.geometry[k]]) for k, v in self.geometry.items()},
-                           {k: torch.cat([v, other.energies[k]]) for k, v in self.energies.items()},
-                           rdf, torch.cat([self.close, other.close]), torch.cat([self.heavy, other.heavy]),
-                           cat(self.cg_deviation, other.cg_deviation),
-                           None if self.bead_forces is None or other.bead_forces is None else
-                           {k: torch.cat([v, other.bead_forces[k]]) for k, v in self.bead_forces.items()})
-
-    @property
-    def scalars(self) -> dict[str, float | None]:
-        """Per-set numbers that need no reference: clashes, long bonds, energies, CG consistency."""
-        n = self.n_frames
-        bonds = self.geometry.get("all_bonds", torch.zeros(0))
-        total = self.energies["total"].sum(-1)  # [F] per frame
-        lj = self.energies["lj"]
-        out = {
-            "n_frames": n,
-            "clash_pairs_per_frame": self.close.numel() / n,
-            "min_nonexcluded_distance": float(self.close.min()) if self.close.numel() else None,
-            "heavy_inter_clashes_per_frame": self.heavy.numel() / n,
-            "min_heavy_inter_distance": float(self.heavy.min()) if self.heavy.numel() else None,
-            "frac_bonds_over_0.2nm": float((bonds > LONG_BOND).double().mean()) if bonds.numel() else 0.0,
-            "energy_mean": float(total.mean()), "energy_std": float(total.std()) if n > 1 else 0.0,
-            "energy_max": float(total.max()),
-            "lj_per_mol_mean": float(lj.mean()), "lj_per_mol_std": float(lj.std()), "lj_per_mol_max": float(lj.max()),
-        }
-        if self.bead_forces is not None:  # the clash tail of the projected forces, kJ/mol/nm
-            pooled = self.bead_forces[POOLED].double()
-            out["bead_force_p99"] = float(torch.quantile(pooled, 0.99))
-            out["bead_force_max"] = float(pooled.max())
-        if self.cg_deviation is not None:
-            out["cg_rmsd"] = float(self.cg_deviation.pow(2).mean().sqrt())
-            out["cg_max_dev"] = float(self.cg_deviation.max())
-        return out
+__all__ = ["CLASH", "HEAVY_CLASH", "RDF_MAX", "RDF_WIDTH", "Evaluator", "Observation", "compare", "observe_reference"]
 
 
 class Evaluator:
@@ -153,34 +97,6 @@ class Evaluator:
                            {k: torch.cat(v) for k, v in energies.items()}, rdf.result(),
                            torch.cat(close), torch.cat(heavy), torch.cat(cg_dev) if cg_dev else None,
                            {k: torch.cat([b[k] for b in bead_forces]) for k in bead_forces[0]} if bead_forces else None)
-
-
-def _rdf_mae(ref: RDFCounts, gen: RDFCounts) -> dict[str, float]:
-    g_ref, g_gen = ref.g(), gen.g()
-    out = {}
-    for k, name in enumerate(ref.groups):
-        key = {"all": "rdf_mae", "carbon": "rdf_mae_carbon"}.get(name, f"rdf_mae/{name}")
-        out[key] = float((g_ref[k] - g_gen[k]).abs().mean())
-    return out
-
-
-def compare(ref: Observation, gen: Observation) -> dict[str, float | None]:
-    """The metrics of ``gen`` against ``ref``: JSDs, RDF errors, then ``gen``'s own scalars."""
-    out: dict[str, float | None] = {}
-    for key, values in ref.geometry.items():
-        family = {"all_bonds": "bond", "all_angles": "angle", "all_dihedrals": "proper",
-                  "all_impropers": "improper"}.get(key, key.split("/")[0])
-        if key in gen.geometry:
-            out[key] = jsd(values, gen.geometry[key], BIN_WIDTHS[family])
-    for key in ENERGY_KEYS:
-        if key in ref.energies and key in gen.energies:
-            out[f"{key}_jsd"] = jsd(ref.energies[key], gen.energies[key], BIN_WIDTHS["energy"])
-    out.update(_rdf_mae(ref.rdf, gen.rdf))
-    if ref.bead_forces is not None and gen.bead_forces is not None:
-        for key, values in ref.bead_forces.items():
-            out[f"force_jsd/{key}"] = jsd(values, gen.bead_forces[key], FORCE_WIDTH)
-    out.update(gen.scalars)
-    return out
 
 
 def observe_reference(evaluator: Evaluator, reference: Frames, cg: Frames | None = None

@@ -1,4 +1,8 @@
-"""Plots overlaying every evaluated set: distributions per type, RDFs, per-molecule energies."""
+"""Plots overlaying every evaluated set: distributions per type, RDFs, per-molecule energies.
+
+The ``*_plots`` functions draw one metric's figures into a folder; the metric registry
+(:mod:`gdbm.analysis.standard_metrics`) attaches them to their metrics.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from gdbm.analysis.energies import ENERGY_KEYS  # noqa: E402
-from gdbm.analysis.evaluate import BIN_WIDTHS, Observation  # noqa: E402
 from gdbm.analysis.forces import plot_bead_forces  # noqa: E402
 from gdbm.analysis.histograms import bin_counts, common_range  # noqa: E402
+from gdbm.analysis.metrics import Observation  # noqa: E402
 
 FAMILY_TITLES = {"bond": ("all_bonds", "bond length / nm"), "angle": ("all_angles", "angle / deg"),
                  "proper": ("all_dihedrals", "dihedral / deg"), "improper": ("all_impropers", "improper / deg")}
@@ -113,22 +117,32 @@ def plot_energies(observations: dict[str, Observation], path: Path) -> Path:
     keys = [k for k in ENERGY_KEYS if k in first.energies]
     fig, axes = _grid(len(keys))
     for ax, key in zip(axes, keys):
-        _density_line(ax, {n: o.energies[key].flatten() for n, o in observations.items()}, BIN_WIDTHS["energy"])
+        _density_line(ax, {n: o.energies[key].flatten() for n, o in observations.items()}, _PLOT_WIDTH["energy"])
         ax.set_title(f"{key} energy per molecule", fontsize=9)
         ax.set_xlabel("kJ/mol", fontsize=8)
     axes[0].legend(fontsize=7)
     return _save(fig, path)
 
 
-def plot_all(observations: dict[str, Observation], directory: Path) -> list[Path]:
-    """Every plot of an evaluation into ``directory``; returns the files written."""
-    directory.mkdir(parents=True, exist_ok=True)
+def family_plots(observations: dict[str, Observation], directory: Path) -> list[Path]:
+    """``bonds.png``, ``angles.png``, ``propers.png``, ``impropers.png``: each family measured."""
     first = next(iter(observations.values()))
-    paths = [plot_family(observations, f, directory / f"{f}s.png") for f in FAMILY_TITLES
-             if FAMILY_TITLES[f][0] in first.geometry]
-    paths.append(plot_rdfs(observations, directory / "rdf.png"))
-    paths.append(plot_energies(observations, directory / "energies.png"))
-    if all(o.bead_forces is not None for o in observations.values()):
-        paths.append(plot_bead_forces({n: o.bead_forces for n, o in observations.items()},
-                                      directory / "bead_forces.png"))
-    return paths
+    return [plot_family(observations, f, directory / f"{f}s.png") for f in FAMILY_TITLES
+            if FAMILY_TITLES[f][0] in first.geometry]
+
+
+def rdf_plots(observations: dict[str, Observation], directory: Path) -> list[Path]:
+    """``rdf.png``."""
+    return [plot_rdfs(observations, directory / "rdf.png")]
+
+
+def energy_plots(observations: dict[str, Observation], directory: Path) -> list[Path]:
+    """``energies.png``."""
+    return [plot_energies(observations, directory / "energies.png")]
+
+
+def bead_force_plots(observations: dict[str, Observation], directory: Path) -> list[Path]:
+    """``bead_forces.png`` where every set holds bead forces."""
+    if any(o.bead_forces is None for o in observations.values()):
+        return []
+    return [plot_bead_forces({n: o.bead_forces for n, o in observations.items()}, directory / "bead_forces.png")]

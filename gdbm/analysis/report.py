@@ -1,4 +1,9 @@
-"""``gdbm eval`` output: ``metrics.json``, a Markdown summary and the plots, written atomically."""
+"""``gdbm eval`` output: ``metrics.json``, a Markdown summary and the plots, written atomically.
+
+:func:`evaluate_files` is ``gdbm eval`` as a library function (files in, evaluation folder
+out); :func:`evaluate_sets` does the same for frames already in memory. The summary's columns
+and the plots come from the metric registry (:mod:`gdbm.analysis.metrics`).
+"""
 
 from __future__ import annotations
 
@@ -6,23 +11,25 @@ import json
 import math
 from pathlib import Path
 
-from gdbm.utils.atomic_files import write_text
 from gdbm.analysis.evaluate import Evaluator, Observation, compare, observe_reference
-from gdbm.analysis.plots import plot_all
-from gdbm.data.trajectory import Frames
+from gdbm.analysis.metrics import detail_keys, floor_from_whole, plot_metrics, summary_columns
+from gdbm.data.trajectory import Frames, check_particle_count, frame_range, read_frames
+from gdbm.topology import read_topology
+from gdbm.topology.mapping import SystemMapping
+from gdbm.topology.system import load_mapped_system
+from gdbm.topology.topology import Topology
+from gdbm.utils.atomic_files import write_text
 from gdbm.utils.errors import InputError
 
 NOISE_FLOOR = "reference half vs half"
-SUMMARY_COLUMNS = [
-    ("all_bonds", "bonds JSD"), ("all_angles", "angles JSD"), ("all_dihedrals", "dihedrals JSD"),
-    ("all_impropers", "impropers JSD"), ("lj_jsd", "LJ/mol JSD"), ("total_jsd", "E/mol JSD"),
-    ("rdf_mae", "RDF MAE"), ("rdf_mae_carbon", "C RDF MAE"), ("force_jsd/all", "bead force JSD"),
-    ("bead_force_p99", "bead |F| p99"), ("bead_force_max", "bead |F| max"),
-    ("cg_rmsd", "CG RMSD nm"),
-    ("cg_max_dev", "CG max nm"), ("clash_pairs_per_frame", "pairs<0.1nm /frame"),
-    ("frac_bonds_over_0.2nm", "bonds>0.2nm"), ("lj_per_mol_mean", "LJ/mol mean"), ("lj_per_mol_std", "LJ/mol std"),
-    ("energy_mean", "E mean"),
-]
+_TRAJECTORY_SUFFIXES = (".xtc", ".trr", ".dcd")
+
+
+def __getattr__(name: str) -> list[tuple[str, str]]:
+    """``SUMMARY_COLUMNS``: ``(key, label)`` of the summary table's columns, read from the registry."""
+    if name == "SUMMARY_COLUMNS":
+        return summary_columns()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def format_number(value: float | int | None) -> str:
@@ -42,15 +49,14 @@ def format_number(value: float | int | None) -> str:
 def markdown_summary(metrics: dict[str, dict[str, float]]) -> str:
     """A summary table (one row per set) and a per-type JSD table (one column per set)."""
     names = list(metrics)
-    present = [(k, label) for k, label in SUMMARY_COLUMNS if any(k in metrics[n] for n in names)]
+    present = [(k, label) for k, label in summary_columns() if any(k in metrics[n] for n in names)]
     lines = ["| set | " + " | ".join(label for _, label in present) + " |",
              "| --- |" + " --- |" * len(present)]
     for n in names:
         lines.append(f"| {n} | " + " | ".join(format_number(metrics[n].get(k)) for k, _ in present) + " |")
     per_type = sorted({k for n in names for k in metrics[n] if "/" in k and not k.startswith("rdf_mae/")})
     per_type += sorted({k for n in names for k in metrics[n] if k.startswith("rdf_mae/")})
-    per_type += [f"{k}_jsd" for k in ("bond", "angle", "proper", "improper", "lj_intra", "lj_inter")
-                 if any(f"{k}_jsd" in metrics[n] for n in names)]
+    per_type += [k for k in detail_keys() if any(k in metrics[n] for n in names)]
     lines += ["", "| metric | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
     for k in per_type:
         lines.append(f"| {k} | " + " | ".join(format_number(metrics[n].get(k)) for n in names) + " |")
@@ -81,9 +87,7 @@ def evaluate_sets(evaluator: Evaluator, reference: Frames, generated: dict[str, 
     if len(reference) >= 2:
         first, second, whole = observe_reference(evaluator, reference, cg)
         metrics[NOISE_FLOOR] = compare(first, second)
-        for key in ("cg_rmsd", "cg_max_dev"):  # the reference's own CG consistency: the xtc precision
-            if key in whole.scalars:
-                metrics[NOISE_FLOOR][key] = whole.scalars[key]
+        metrics[NOISE_FLOOR].update(floor_from_whole(whole))  # e.g. its own CG consistency: the xtc precision
     else:  # one frame has no halves: no noise floor
         whole = evaluator.observe(reference, cg, "reference")
     observations: dict[str, Observation] = {"reference": whole}
@@ -94,5 +98,70 @@ def evaluate_sets(evaluator: Evaluator, reference: Frames, generated: dict[str, 
 
     write_text(out / "metrics.json", json.dumps({"sets": metrics, "settings": settings or {}}, indent=1))
     write_text(out / "summary.md", markdown_summary(metrics))
-    plot_all(observations, out)
+    plot_metrics(observations, out)
     return metrics
+
+
+def _load_system(top: str | Path, mapping_file: str | Path | None, cg_itp: str | Path | None,
+                 parameters: str | Path | None) -> tuple[Topology, SystemMapping | None]:
+    """The AA topology and, with a mapping file, the mapping onto the beads."""
+    if mapping_file is None:
+        return read_topology(top, parameters=parameters), None
+    system = load_mapped_system(top, mapping_file, cg_itp, parameters=parameters)
+    return system.aa, system.mapping
+
+
+def _read_generated(sets: dict[str, str | Path], structure: str | Path | None, n_atoms: int,
+                    what: str) -> dict[str, Frames]:
+    """Every generated set, named; ``structure`` names the atoms of trajectories without names."""
+    generated = {}
+    for name, path in sets.items():
+        generated[name] = read_frames(path, structure if Path(path).suffix in _TRAJECTORY_SUFFIXES else None)
+        check_particle_count(generated[name], n_atoms, what, path)
+    return generated
+
+
+def _samples_in_window(frames: Frames, n_reference: int, window: slice) -> Frames:
+    """The frames of a set holding ``k`` samples of every reference frame (frame by frame) within
+    ``window``; a set of any other length is taken to hold the window's frames already."""
+    if len(frames) % n_reference:
+        return frames
+    k = len(frames) // n_reference
+    return frames.subset([g for i in range(n_reference)[window] for g in range(i * k, (i + 1) * k)])
+
+
+def evaluate_files(top: str | Path, ref: str | Path, generated: dict[str, str | Path], output: str | Path, *,
+                   parameters: str | Path | None = None, mapping_file: str | Path | None = None,
+                   cg_itp: str | Path | None = None, ref_struct: str | Path | None = None,
+                   cg: str | Path | None = None, cg_struct: str | Path | None = None, frames: str | None = None,
+                   forces: bool = False, cutoff: float = 1.0, per_type_rdf: bool = True, force: bool = False,
+                   settings: dict | None = None) -> dict:
+    """``gdbm eval``: read the reference and the generated sets, evaluate them, write ``output``.
+
+    ``top``: AA topology (``parameters``: supplementary parameters); ``generated``: ``{name:
+    trajectory}``, ``k`` samples per CG frame stored frame by frame (``ref_struct`` names the
+    atoms of a ``.xtc``/``.trr``/``.dcd``); ``mapping_file`` (with ``cg_itp``) enables CG
+    consistency against the ``cg`` frames and the projected bead ``forces``; ``frames``:
+    ``"START:STOP"`` of the CG frames, slicing the reference, ``cg`` and every generated set that
+    covers all reference frames. Writes ``metrics.json``, ``summary.md`` and the plots (see
+    :func:`evaluate_sets`) and returns the metrics.
+    """
+    if forces and mapping_file is None:
+        raise InputError("--forces needs --map (the mapping whose beads the forces are projected onto)")
+    if cg is not None and mapping_file is None:
+        raise InputError("--cg needs --map (the mapping that turns generated frames into CG frames)")
+    topology, mapping = _load_system(top, mapping_file, cg_itp, parameters)
+    reference = read_frames(ref, ref_struct)
+    check_particle_count(reference, topology.n_atoms, f"the topology {top}", ref)
+    sets = _read_generated(generated, ref_struct, topology.n_atoms, f"the topology {top}")
+    cg_frames = None
+    if cg is not None:
+        cg_frames = read_frames(cg, cg_struct)
+        check_particle_count(cg_frames, mapping.n_beads, f"the mapping {mapping_file}", cg)
+    if frames:
+        window, full = frame_range(frames, len(reference)), len(reference)
+        reference = reference.subset(window)
+        cg_frames = cg_frames.subset(window) if cg_frames is not None else None
+        sets = {name: _samples_in_window(s, full, window) for name, s in sets.items()}
+    evaluator = Evaluator(topology, cutoff=cutoff, mapping=mapping, per_type_rdf=per_type_rdf, forces=forces)
+    return evaluate_sets(evaluator, reference, sets, output, cg=cg_frames, force=force, settings=settings)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gdbm.utils.errors import InputError
 from gdbm.cli.common import parse_named_sets
 from gdbm.cli.temporal import add_eval_arguments as add_temporal_arguments
 from gdbm.cli.temporal import run_eval as run_temporal
@@ -43,46 +42,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``gdbm eval`` and print the summary table."""
-    from gdbm.analysis.evaluate import Evaluator
-    from gdbm.analysis.report import evaluate_sets
-    from gdbm.data.trajectory import check_particle_count, frame_range, read_frames
-    from gdbm.topology import read_topology
-    from gdbm.topology.system import load_mapped_system
+    from gdbm.analysis.report import evaluate_files
 
     if args.temporal:
         return run_temporal(args)
-    sets = parse_named_sets(args.gen)
-    if args.forces and not args.map:
-        raise InputError("--forces needs --map (the mapping whose beads the forces are projected onto)")
-    if args.cg and not args.map:
-        raise InputError("--cg needs --map (the mapping that turns generated frames into CG frames)")
-    mapping = None
-    if args.map:
-        system = load_mapped_system(args.top, args.map, args.cg_itp, parameters=args.parameters)
-        top, mapping = system.aa, system.mapping
-    else:
-        top = read_topology(args.top, parameters=args.parameters)
-    reference = read_frames(args.ref, args.ref_struct)
-    check_particle_count(reference, top.n_atoms, f"the topology {args.top}", args.ref)
-    generated = {}
-    for name, path in sets.items():
-        generated[name] = read_frames(path, args.ref_struct if Path(path).suffix in (".xtc", ".trr", ".dcd") else None)
-        check_particle_count(generated[name], top.n_atoms, f"the topology {args.top}", path)
-    cg = None
-    if args.cg:
-        cg = read_frames(args.cg, args.cg_struct)
-        check_particle_count(cg, mapping.n_beads, f"the mapping {args.map}", args.cg)
-    if args.frames:
-        window, full = frame_range(args.frames, len(reference)), len(reference)
-        reference = reference.subset(window)
-        cg = cg.subset(window) if cg is not None else None
-        for name, frames in generated.items():
-            if len(frames) % full == 0:  # k samples of every reference frame, frame by frame
-                k = len(frames) // full
-                generated[name] = frames.subset([g for i in range(full)[window] for g in range(i * k, (i + 1) * k)])
-    evaluator = Evaluator(top, cutoff=args.cutoff, mapping=mapping, per_type_rdf=not args.no_per_type_rdf,
-                          forces=args.forces)
     settings = {k: v for k, v in vars(args).items() if k != "run"}
-    evaluate_sets(evaluator, reference, generated, args.output, cg=cg, force=args.force, settings=settings)
+    evaluate_files(args.top, args.ref, parse_named_sets(args.gen), args.output, parameters=args.parameters,
+                   mapping_file=args.map, cg_itp=args.cg_itp, ref_struct=args.ref_struct, cg=args.cg,
+                   cg_struct=args.cg_struct, frames=args.frames, forces=args.forces, cutoff=args.cutoff,
+                   per_type_rdf=not args.no_per_type_rdf, force=args.force, settings=settings)
     print((Path(args.output) / "summary.md").read_text())
     return 0
