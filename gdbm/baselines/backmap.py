@@ -3,6 +3,7 @@
 Each frame: geometric first guess (:mod:`gdbm.baselines.placement`), then minimisation
 (:mod:`gdbm.baselines.minimize`). Workers build their OpenMM contexts once; a frame that
 fails is reported with its reason and left out, the others are kept in input order.
+:func:`baseline_backmap_files` is ``gdbm baseline``: files in, trajectory out.
 """
 
 from __future__ import annotations
@@ -10,15 +11,18 @@ from __future__ import annotations
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from gdbm.baselines.minimize import FrameResult, Minimizer, Protocol
-from gdbm.baselines.placement import Placement, first_guess
-from gdbm.data.trajectory import Frames
+from gdbm.baselines.placement import Placement, first_guess, placement
+from gdbm.data.trajectory import WRITE_SUFFIXES, Frames, check_particle_count, read_frames, write_frames
+from gdbm.topology.system import load_mapped_system
 from gdbm.topology.topology import Topology
+from gdbm.utils.errors import InputError
 
 
 @dataclass
@@ -112,3 +116,42 @@ def _report(bar: tqdm, label: str, outcome: FrameResult | str) -> None:
                   f"{outcome.iterations[0]} it) -> {outcome.energy_final:.6g} kJ/mol ({outcome.iterations[1]} it), "
                   f"{outcome.seconds:.1f} s")
     bar.update()
+
+
+def _check_request(output: Path, protocol: Protocol, displacement: float, workers: int, force: bool) -> None:
+    """Input errors for an unwritable output or impossible settings, before any work."""
+    if output.suffix not in WRITE_SUFFIXES:
+        raise InputError(f"cannot write {output.suffix!r}; expected one of {sorted(WRITE_SUFFIXES)}", output)
+    if output.exists() and not force:
+        raise InputError("exists; pass --force to overwrite", output)
+    if workers < 1:
+        raise InputError("--workers must be >= 1")
+    if min(protocol.bonded_steps, protocol.steps) < 0:
+        raise InputError("--bonded-steps and --steps must be >= 0")
+    if not displacement > 0:
+        raise InputError("--displacement must be > 0: atoms of one bead would start on one point")
+
+
+def baseline_backmap_files(top: str | Path, mapping_file: str | Path, cg: str | Path, output: str | Path, *,
+                           cg_itp: str | Path | None = None, cg_struct: str | Path | None = None,
+                           protocol: Protocol = Protocol(), displacement: float = 0.05, seed: int = 0,
+                           workers: int = 1, force: bool = False) -> BaselineResult:
+    """``gdbm baseline``: backmap the CG frames in ``cg`` onto the AA topology ``top`` via ``mapping_file``.
+
+    Writes the frames that succeeded to ``output`` (``.xtc``, ``.pdb``, or ``.gro`` for one
+    frame), nothing if none did; failed frames are in the result's ``failures``.
+    """
+    output = Path(output)
+    _check_request(output, protocol, displacement, workers, force)
+    system = load_mapped_system(top, mapping_file, cg_itp, partial=True)
+    aa = system.aa
+    frames = read_frames(cg, cg_struct)
+    check_particle_count(frames, system.cg.n_atoms,
+                         f"the CG topology {system.cg_source} ({aa.n_molecules} molecules)", cg)
+    if output.suffix == ".gro" and len(frames) != 1:
+        raise InputError(f"a .gro file holds one frame, the input has {len(frames)}; write .xtc or .pdb", output)
+    result = baseline_backmap(aa, placement(system.mapping, aa.connectivity), frames, protocol,
+                              displacement=displacement, seed=seed, workers=workers)
+    if result.results:
+        write_frames(output, result.frames, force=force)
+    return result

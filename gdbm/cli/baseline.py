@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from gdbm.utils.errors import InputError
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``baseline`` on the ``gdbm`` subparsers."""
@@ -40,45 +38,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``gdbm baseline``; exit code 1 if any frame failed (the others are written)."""
-    from gdbm.baselines.backmap import baseline_backmap
+    from gdbm.baselines.backmap import baseline_backmap_files
     from gdbm.baselines.minimize import Protocol
-    from gdbm.baselines.placement import placement
-    from gdbm.data.trajectory import WRITE_SUFFIXES, check_particle_count, read_frames, write_frames
-    from gdbm.topology.system import load_mapped_system
-
-    output = Path(args.output)
-    if output.suffix not in WRITE_SUFFIXES:
-        raise InputError(f"cannot write {output.suffix!r}; expected one of {sorted(WRITE_SUFFIXES)}", output)
-    if output.exists() and not args.force:
-        raise InputError("exists; pass --force to overwrite", output)
-    if args.workers < 1:
-        raise InputError("--workers must be >= 1")
-    if min(args.bonded_steps, args.steps) < 0:
-        raise InputError("--bonded-steps and --steps must be >= 0")
-    if not args.displacement > 0:
-        raise InputError("--displacement must be > 0: atoms of one bead would start on one point")
-
-    system = load_mapped_system(args.top, args.map, args.cg_itp, partial=True)
-    aa, cg, mapping = system.aa, system.cg, system.mapping
-    frames = read_frames(args.cg, args.cg_struct)
-    check_particle_count(frames, cg.n_atoms, f"the CG topology {system.cg_source} ({aa.n_molecules} molecules)",
-                         args.cg)
-    if output.suffix == ".gro" and len(frames) != 1:
-        raise InputError(f"a .gro file holds one frame, the input has {len(frames)}; write .xtc or .pdb", output)
 
     protocol = Protocol(args.bonded_steps, args.steps, args.tolerance, args.cutoff, args.epsilon_rf)
-    result = baseline_backmap(aa, placement(mapping, aa.connectivity), frames, protocol,
-                              displacement=args.displacement, seed=args.seed, workers=args.workers)
+    result = baseline_backmap_files(args.top, args.map, args.cg, args.output, cg_itp=args.cg_itp,
+                                    cg_struct=args.cg_struct, protocol=protocol, displacement=args.displacement,
+                                    seed=args.seed, workers=args.workers, force=args.force)
+    output, n_frames = Path(args.output), len(result.results) + len(result.failures)
     if result.results:
-        write_frames(output, result.frames, force=args.force)
         final = [r.energy_final for r in result.results]
-        print(f"wrote {len(result.results)} of {len(frames)} frames to {output}; mean final potential energy "
+        print(f"wrote {len(result.results)} of {n_frames} frames to {output}; mean final potential energy "
               f"{sum(final) / len(final):.6g} kJ/mol")
     for failure in result.failures:
         print(f"frame {failure.index} ({failure.label}) failed: {failure.reason}", file=sys.stderr)
     if result.failures:
         left = ", ".join(str(f.index) for f in result.failures)
-        print(f"left out {len(result.failures)} of {len(frames)} frames (indices {left})"
+        print(f"left out {len(result.failures)} of {n_frames} frames (indices {left})"
               + ("" if result.results else f"; nothing written to {output}"), file=sys.stderr)
         return 1
     return 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from pathlib import Path
 
 from gdbm.cli.datagen_dipeptide import add_parser as add_dipeptide
 from gdbm.utils.errors import InputError
@@ -103,28 +102,14 @@ def _settings(args: argparse.Namespace):
                       platform=args.platform, threads=args.threads)
 
 
-def _mappings(paths: list[str]) -> dict[str, Path]:
-    from gdbm.topology.mapfiles import load_mapping
-
-    out: dict[str, Path] = {}
-    for path in paths:
-        if Path(path).suffix not in (".yaml", ".yml"):
-            raise InputError("expected a gdbm YAML mapping (.yaml): it names its molecule and beads", path)
-        molecule = load_mapping(path, partial=True).molecule
-        if molecule in out:
-            raise InputError(f"a second mapping for {molecule!r} (the first is {out[molecule]})", path)
-        out[molecule] = Path(path)
-    return out
-
-
 def _generate(args: argparse.Namespace, species: list, description: dict) -> int:
-    from gdbm.datagen.mapping import DEFAULT_RULES, load_rules
+    from gdbm.datagen.mapping import DEFAULT_RULES, load_rules, own_mappings
     from gdbm.datagen.pipeline import Job, generate
 
     if args.seed < 0:
         raise InputError(f"--seed must be >= 0, got {args.seed}")
     job = Job(species, _settings(args), args.frames, charges=args.charges, initial_density=args.initial_density,
-              rules=load_rules(args.rules) if args.rules else DEFAULT_RULES, mappings=_mappings(args.mapping),
+              rules=load_rules(args.rules) if args.rules else DEFAULT_RULES, mappings=own_mappings(args.mapping),
               description=description)
     try:
         record = generate(job, args.output, command=command_line(args), cache=args.cache, force=args.force)
@@ -139,30 +124,14 @@ def _generate(args: argparse.Namespace, species: list, description: dict) -> int
 
 def run_liquid(args: argparse.Namespace) -> int:
     """Run ``gdbm datagen liquid``."""
-    from gdbm.datagen.molecules import species_from_smiles
+    from gdbm.datagen.molecules import liquid_species
 
-    n = len(args.smiles)
-    if len(args.count) != n:
-        raise InputError(f"{n} --smiles but {len(args.count)} --count; give one count per molecule")
-    if args.name is not None and len(args.name) != n:
-        raise InputError(f"{n} --smiles but {len(args.name)} --name; give one name per molecule or none")
-    names = args.name or (["MOL"] if n == 1 else [f"MOL{k + 1}" for k in range(n)])
-    for smiles, count in zip(args.smiles, args.count):
-        if count < 1:
-            raise InputError(f"--count must be >= 1, got {count} for {smiles!r}")
-    species = [species_from_smiles(s, name, c, args.seed) for s, name, c in zip(args.smiles, names, args.count)]
-    return _generate(args, species, {"kind": "liquid"})
+    return _generate(args, liquid_species(args.smiles, args.count, args.name, args.seed), {"kind": "liquid"})
 
 
 def run_polymer(args: argparse.Namespace) -> int:
     """Run ``gdbm datagen polymer``."""
-    from gdbm.datagen.molecules import Species, canonical_smiles, check_name
-    from gdbm.datagen.polymer import build_chain
+    from gdbm.datagen.polymer import melt_species
 
-    if args.chains < 1:
-        raise InputError(f"--chains must be >= 1, got {args.chains}")
-    chain = build_chain(args.monomer, args.length, args.tacticity, args.seed)
-    species = [Species(check_name(args.name), canonical_smiles(chain.mol), chain.mol, args.chains)]
-    description = {"kind": "polymer", "monomer": args.monomer, "length": args.length, "tacticity": args.tacticity,
-                   "configurations": chain.configurations}
+    species, description = melt_species(args.monomer, args.length, args.chains, args.tacticity, args.name, args.seed)
     return _generate(args, species, description)

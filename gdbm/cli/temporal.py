@@ -26,6 +26,7 @@ def add_fit_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_fit(args: argparse.Namespace) -> int:
+    """Run ``gdbm fit-temporal``."""
     from gdbm.temporal.config import load_temporal_config
     from gdbm.temporal.train import fit_temporal
 
@@ -61,33 +62,20 @@ def add_backmap_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_backmap(args: argparse.Namespace) -> int:
-    import torch
+    """Run ``gdbm backmap --temporal`` (or ``--frame-based``)."""
+    from gdbm.temporal.drivers import backmap_trajectory
 
-    from gdbm.data.trajectory import Frames, check_particle_count, frame_range, read_frames, write_frames
-    from gdbm.temporal.sample import TemporalBackmapper, frame_based
-
-    output = Path(args.output)
-    if output.exists() and not args.force:
-        raise InputError("exists; pass --force to overwrite", output)
-    backmapper = TemporalBackmapper.from_checkpoint(args.checkpoint, args.device)
-    system = backmapper.system
-    cg = read_frames(args.cg, args.cg_struct)
-    check_particle_count(cg, system.n_beads, f"the checkpoint {args.checkpoint}", args.cg)
-    if args.frames:
-        cg = cg.subset(frame_range(args.frames, len(cg)))
-    refine = None
+    thermalize = None
     if args.thermalize:
-        from gdbm.temporal.thermalize import Thermalizer, ThermalizeSettings
+        from gdbm.temporal.thermalize import ThermalizeSettings
 
-        refine = Thermalizer(system, ThermalizeSettings(args.thermalize, args.thermalize_temperature,
-                                                        args.thermalize_friction, seed=args.seed))
-    if args.frame_based:
-        aa = frame_based(backmapper.library, cg.positions, args.constrain_bonds, refine)
-    else:
-        aa = backmapper.backmap(cg.positions, args.segments, args.seed, args.constrain_bonds, refine=refine)
-    frames = Frames(aa, torch.zeros(len(aa), 3, 3), list(cg.labels), system.names, system.resnames, system.resids)
-    write_frames(output, frames, force=args.force)
-    print(f"wrote {len(frames)} frames to {output}")
+        thermalize = ThermalizeSettings(args.thermalize, args.thermalize_temperature, args.thermalize_friction,
+                                        seed=args.seed)
+    frames = backmap_trajectory(args.checkpoint, args.cg, args.output, cg_struct=args.cg_struct, frames=args.frames,
+                                segments=args.segments, frame_based=args.frame_based,
+                                constrain_hydrogens=args.constrain_bonds, thermalize=thermalize, seed=args.seed,
+                                device=args.device, force=args.force)
+    print(f"wrote {len(frames)} frames to {Path(args.output)}")
     return 0
 
 
@@ -111,37 +99,13 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from gdbm.data.trajectory import check_particle_count, frame_range, read_frames
-    from gdbm.temporal.energy import OpenMMEnergy
-    from gdbm.temporal.metrics import compare, torsion_atoms
-    from gdbm.temporal.report import markdown, write_report
+    """Run ``gdbm eval --temporal`` and print the summary table."""
+    from gdbm.temporal.drivers import evaluate_trajectories
+    from gdbm.temporal.report import markdown
 
-    out = Path(args.output)
-    if (out / "metrics.json").exists() and not args.force:
-        raise InputError("holds an evaluation; pass --force to overwrite", out)
-    xml = Path(args.top).read_text() if Path(args.top).is_file() else None
-    if xml is None or "<System" not in xml[:2000]:
-        raise InputError("with --temporal, --top must be an OpenMM System XML (system.xml of gdbm datagen dipeptide)",
-                         args.top)
-    ref = read_frames(args.ref, args.ref_struct)
-    if args.frames:
-        ref = ref.subset(frame_range(args.frames, len(ref)))
-    generated = {}
-    for name, path in parse_named_sets(args.gen).items():
-        frames = read_frames(path, args.ref_struct)
-        check_particle_count(frames, ref.n_particles, f"the reference {args.ref}", path)
-        if len(frames) != len(ref):
-            raise InputError(f"holds {len(frames)} frames, the reference {len(ref)}; backmap the same CG frames", path)
-        generated[name] = frames.positions
-    energy = OpenMMEnergy(xml)
-    sets = {"reference": ref.positions, **generated}
-    energies = {k: energy(v)[0] for k, v in sets.items()}
-    msm = {"lag": args.msm_lag, "n_clusters": args.clusters, "n_timescales": args.timescales} if args.msm_lag else None
-    metrics, observations = compare(ref.positions, generated, ref.names, ref.resids, energies, torsion_atoms(xml),
-                                    args.lag_ps, args.segments, msm)
-    header = (f"Reference {args.ref} ({len(ref)} frames, {args.lag_ps} ps apart); energies from {args.top}; "
-              f"MSM: k-means with {args.clusters} states on (cos, sin) of phi/psi, lag {args.msm_lag} frames "
-              f"(deeptime).\n\n")
-    write_report(metrics, observations, out, args.temperature, header, args.force)
+    metrics = evaluate_trajectories(args.top, args.ref, parse_named_sets(args.gen), args.output,
+                                    ref_struct=args.ref_struct, frames=args.frames, lag_ps=args.lag_ps,
+                                    segments=args.segments, temperature=args.temperature, msm_lag=args.msm_lag,
+                                    clusters=args.clusters, timescales=args.timescales, force=args.force)
     print(markdown(metrics))
     return 0

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rdkit import Chem
 
 from gdbm.utils.errors import InputError
+from gdbm.topology.mapfiles import load_mapping
 from gdbm.topology.mapping import MoleculeMapping
 
 _TOLERANCE = 1e-9
@@ -180,3 +181,16 @@ def fragment_mapping(mol: Chem.Mol, molecule: str, rules: list[FragmentRule] | t
         prior_types=list(prior_types) if prior_types else [a.GetSymbol() for a in mol.GetAtoms()],
         align=torch.full((len(beads),), -1, dtype=torch.long), mult=torch.ones(len(beads), dtype=torch.long),
         center="com", source="fragment rules")
+
+
+def own_mappings(paths: list[str | Path]) -> dict[str, Path]:
+    """``{molecule: file}`` of mappings of one's own (gdbm YAML, one per molecule) that replace the rules."""
+    out: dict[str, Path] = {}
+    for path in paths:
+        if Path(path).suffix not in (".yaml", ".yml"):
+            raise InputError("expected a gdbm YAML mapping (.yaml): it names its molecule and beads", path)
+        molecule = load_mapping(path, partial=True).molecule
+        if molecule in out:
+            raise InputError(f"a second mapping for {molecule!r} (the first is {out[molecule]})", path)
+        out[molecule] = Path(path)
+    return out

@@ -88,3 +88,17 @@ def species_from_smiles(smiles: str, name: str, count: int, seed: int) -> Specie
         raise InputError(f"molecule count must be >= 1, got {count} for {smiles!r}")
     mol = parse_smiles(smiles)
     return Species(check_name(name), canonical_smiles(mol), embed(mol, seed), count)
+
+
+def liquid_species(smiles: list[str], counts: list[int], names: list[str] | None, seed: int) -> list[Species]:
+    """The species of a liquid: one per SMILES with its count (``names`` default: MOL, or MOL1, MOL2...)."""
+    n = len(smiles)
+    if len(counts) != n:
+        raise InputError(f"{n} --smiles but {len(counts)} --count; give one count per molecule")
+    if names is not None and len(names) != n:
+        raise InputError(f"{n} --smiles but {len(names)} --name; give one name per molecule or none")
+    names = names or (["MOL"] if n == 1 else [f"MOL{k + 1}" for k in range(n)])
+    for s, count in zip(smiles, counts):
+        if count < 1:
+            raise InputError(f"--count must be >= 1, got {count} for {s!r}")
+    return [species_from_smiles(s, name, c, seed) for s, name, c in zip(smiles, names, counts)]

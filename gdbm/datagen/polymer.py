@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from rdkit import Chem
 
-from gdbm.datagen.molecules import embed, parse_smiles
+from gdbm.datagen.molecules import Species, canonical_smiles, check_name, embed, parse_smiles
 from gdbm.utils.errors import InputError
 
 TACTICITIES = ("syndiotactic", "isotactic", "atactic")
@@ -166,3 +166,15 @@ def stereo_sequence(mol: Chem.Mol, centres: list[StereoCentre]) -> list[int]:
         volume = np.linalg.det(np.stack([x[c.previous], x[c.next], x[c.side]]) - x[c.atom])
         signs.append(1 if volume > 0 else -1)
     return signs
+
+
+def melt_species(monomer: str, length: int, chains: int, tacticity: str, name: str, seed: int
+                 ) -> tuple[list[Species], dict]:
+    """The one species of a melt of ``chains`` equal chains, and the run record's description of it."""
+    if chains < 1:
+        raise InputError(f"--chains must be >= 1, got {chains}")
+    chain = build_chain(monomer, length, tacticity, seed)
+    species = [Species(check_name(name), canonical_smiles(chain.mol), chain.mol, chains)]
+    description = {"kind": "polymer", "monomer": monomer, "length": length, "tacticity": tacticity,
+                   "configurations": chain.configurations}
+    return species, description
