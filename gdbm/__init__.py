@@ -48,10 +48,11 @@ _API = {
     "learn_order": "gdbm.training.order_policy",
     # evaluation
     "Evaluator": "gdbm.analysis.evaluate", "evaluate_sets": "gdbm.analysis.report",
+    "evaluate_files": "gdbm.analysis.report", "Metric": "gdbm.analysis.metrics", "register_metric": "gdbm.analysis.metrics",
     # studies and the demo
     "run_study": "gdbm.study.runner", "run_demo": "gdbm.study.demo",
 }
-_RENAMED = {"pretrained_models": "available"}
+_RENAMED = {"pretrained_models": "available", "register_metric": "register"}
 
 __all__ = ["__version__", *_API]
 
