@@ -14,6 +14,7 @@ before the topology) supplies what an ``.itp`` lacks, such as ``[atomtypes]``.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,9 +93,12 @@ class _ParameterTables:
 
 def _floats(line: Line, fields: list[str], what: str) -> list[float]:
     try:
-        return [float(x) for x in fields]
+        values = [float(x) for x in fields]
     except ValueError:
         raise line.error(f"expected numbers for {what}, got {' '.join(fields)!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise line.error(f"expected finite numbers for {what}, got {' '.join(fields)!r}")
+    return values
 
 
 def _int(line: Line, token: str, what: str) -> int:
@@ -113,6 +117,7 @@ class _Reader:
         self.moltypes: dict[str, _MoleculeType] = {}
         self.molecules: list[tuple[str, int, Line]] = []
         self.current: _MoleculeType | None = None
+        self.undefined_types: dict[str, Line] = {}  # atom type used in [ atoms ] -> its first line
 
     # ---- driving -------------------------------------------------------------------------
     def read(self, lines: list[Line]) -> None:
@@ -132,6 +137,15 @@ class _Reader:
             if section in _IGNORED_SECTIONS:
                 continue
             getattr(self, f"_sec_{section}")(line, text.split())
+
+    def _check_lj(self, line: Line, v: float, w: float, what: str) -> None:
+        """Lennard-Jones values as written must not be negative (sigma, epsilon; or C6, C12 under rule 1)."""
+        rule = self.tables.defaults.comb_rule if self.tables.defaults else 2
+        names = ("C6", "C12") if rule == 1 else ("sigma", "epsilon")
+        for name, value in zip(names, (v, w)):
+            if value < 0:
+                raise line.error(f"negative {name} {value:g} for {what}; expected {names[0]} >= 0 and "
+                                 f"{names[1]} >= 0 (combination rule {rule})")
 
     def _molecule(self, line: Line) -> _MoleculeType:
         if self.current is None:
@@ -164,6 +178,7 @@ class _Reader:
         if f[-3] not in ("A", "S", "V", "D"):
             raise line.error(f"expected {layout} with ptype A/S/V/D third from last, got {line.text!r}")
         mass, charge, v, w = _floats(line, [f[-5], f[-4], f[-2], f[-1]], "mass charge V W")
+        self._check_lj(line, v, w, f"atom type {f[0]!r}")
         extra = f[1:-5]
         bonded, z = f[0], None
         for token in extra:
@@ -198,11 +213,14 @@ class _Reader:
 
     def _sec_pairtypes(self, line: Line, f: list[str]) -> None:
         self._need(line, f, 5, "ai aj func V W")
-        self.tables.pairtypes[(f[0], f[1])] = (_int(line, f[2], "func"), _floats(line, f[3:], "pair parameters"))
+        params = _floats(line, f[3:], "pair parameters")
+        self._check_lj(line, params[0], params[1], f"[ pairtypes ] {f[0]}-{f[1]}")
+        self.tables.pairtypes[(f[0], f[1])] = (_int(line, f[2], "func"), params)
 
     def _sec_nonbond_params(self, line: Line, f: list[str]) -> None:
         self._need(line, f, 5, "ai aj func V W")
         v, w = _floats(line, f[3:5], "V W")
+        self._check_lj(line, v, w, f"[ nonbond_params ] {f[0]}-{f[1]}")
         self.tables.nonbond_params[(f[0], f[1])] = (v, w)
 
     # ---- molecule sections ---------------------------------------------------------------
@@ -220,6 +238,8 @@ class _Reader:
         if nr != len(mol.names) + 1:
             raise line.error(f"expected atom number {len(mol.names) + 1}, got {nr}")
         atype = self.tables.atomtypes.get(f[1])
+        if atype is None:
+            self.undefined_types.setdefault(f[1], line)
         charge = float(f[6]) if len(f) > 6 else (atype.charge if atype else 0.0)
         mass = float(f[7]) if len(f) > 7 else (atype.mass if atype else math.nan)
         mol.names.append(f[4])
@@ -236,7 +256,21 @@ class _Reader:
                 raise line.error(f"atom {t} is out of range: molecule {mol.name!r} has {len(mol.names)} atoms")
         return idx
 
+    def undefined_types_error(self) -> InputError:
+        """The atom types used but never defined, at the line of the first use."""
+        names = sorted(self.undefined_types)
+        first = min((self.undefined_types[n] for n in names), key=lambda ln: (ln.path, ln.number))
+        return first.error(f"atom types without parameters: {', '.join(names)} (used in [ atoms ] but with no "
+                           "[ atomtypes ] entry); pass a parameter file that defines them (--parameters), or read "
+                           "the structure only")
+
+    def _require_defined(self, mol: _MoleculeType, idx: tuple[int, ...]) -> None:
+        """Parameters are looked up by atom type: an undefined type is the error, not the missing parameters."""
+        if any(mol.types[i] in self.undefined_types for i in idx):
+            raise self.undefined_types_error()
+
     def _btype(self, mol: _MoleculeType, i: int) -> str:
+        self._require_defined(mol, (i,))
         t = self.tables.atomtypes.get(mol.types[i])
         return t.bonded_type if t else mol.types[i]
 
@@ -355,12 +389,16 @@ class _Reader:
         if func == 2:
             self._need(line, f, 8, "ai aj 2 fudgeQQ qi qj V W")
             fqq, qi, qj, v, w = _floats(line, f[3:8], "fudgeQQ qi qj V W")
+            self._check_lj(line, v, w, "this pair")
             c6, c12 = self._c6c12(v, w)
             qq = fqq * qi * qj
         elif func == 1:
             if len(f) >= 5:
-                c6, c12 = self._c6c12(*_floats(line, f[3:5], "V W"))
+                v, w = _floats(line, f[3:5], "V W")
+                self._check_lj(line, v, w, "this pair")
+                c6, c12 = self._c6c12(v, w)
             else:
+                self._require_defined(mol, (i, j))
                 a, b = mol.types[i], mol.types[j]
                 hit = self.tables.pairtypes.get((a, b)) or self.tables.pairtypes.get((b, a))
                 if hit is not None:
@@ -385,7 +423,10 @@ class _Reader:
 
     def _sec_molecules(self, line: Line, f: list[str]) -> None:
         self._need(line, f, 2, "molecule-name count")
-        self.molecules.append((f[0], _int(line, f[1], "molecule count"), line))
+        count = int(f[1]) if re.fullmatch(r"[+-]?\d+", f[1]) else -1
+        if count < 0:
+            raise line.error(f"molecule {f[0]!r}: expected an integer count >= 0, got {f[1]!r}")
+        self.molecules.append((f[0], count, line))
 
     # ---- non-bonded parameters -----------------------------------------------------------
     def _defaults(self, line: Line) -> _Defaults:
@@ -428,6 +469,7 @@ def _build(reader: _Reader, path: Path, n_molecules: int | None) -> Topology:
     elif n_molecules is not None:
         raise InputError("n_molecules is only for .itp files; this topology has a [ molecules ] section", path)
 
+    _check_not_empty(reader, molecules)
     required = reader.require_parameters
     if required:
         _check_parameters(reader, path, [reader.moltypes[name] for name, _, _ in molecules if name in reader.moltypes])
@@ -484,12 +526,20 @@ def _build(reader: _Reader, path: Path, n_molecules: int | None) -> Topology:
     )
 
 
+def _check_not_empty(reader: _Reader, molecules: list[tuple[str, int, Line]]) -> None:
+    """Every listed molecule type must exist (else: its line in [ molecules ]) and the system must hold atoms."""
+    for name, _, line in molecules:
+        if name not in reader.moltypes:
+            raise line.error(f"molecule {name!r} has no [ moleculetype ]")
+    if sum(len(reader.moltypes[name].names) * count for name, count, _ in molecules) == 0:
+        raise molecules[-1][2].error("the system holds no atoms (every molecule count is 0 or its molecule type has "
+                                     "no [ atoms ]); expected at least one atom")
+
+
 def _check_parameters(reader: _Reader, path: Path, moltypes: list[_MoleculeType]) -> None:
     used = {t for mol in moltypes for t in mol.types}
-    missing = sorted(used - set(reader.tables.atomtypes))
-    if missing:
-        raise InputError(f"atom types without parameters: {', '.join(missing)} (no [ atomtypes ] entry); "
-                         "pass a parameter file that defines them (--parameters), or read the structure only", path)
+    if used - set(reader.tables.atomtypes):
+        raise reader.undefined_types_error()
     if reader.tables.defaults is None:
         raise InputError("no [ defaults ] section; pass a parameter file that has one (--parameters)", path)
     for mol in moltypes:

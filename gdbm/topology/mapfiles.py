@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -48,9 +49,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gdbm.utils.atomic_files import write_text
+from gdbm.utils.config_files import load_yaml, read_text
 from gdbm.utils.errors import InputError
+from gdbm.topology.elements import UNKNOWN, symbol_from_number
 from gdbm.topology.mapping import MoleculeMapping, block_bonds, molecule_block
-from gdbm.topology.topology import Topology
+from gdbm.topology.topology import MoleculeBlock, Topology
 
 SHIPPED = Path(__file__).resolve().parents[1] / "resources" / "mappings"
 _MAP_SECTIONS = ("map", "align", "mult")
@@ -68,6 +71,7 @@ class _MapEntry:
     label: str
     weight: float
     line: int
+    weighted: bool = True  # the line gives the weight (5th column)
 
 
 @dataclass
@@ -85,54 +89,177 @@ def _positive_int(token: str) -> int:
     return value
 
 
+@dataclass
+class _Sections:
+    """Which ``.map`` section is open, and whether the file closes its sections with ``[/name]`` lines."""
+
+    path: Path
+    open: str | None = None
+    opened_on: int = 0
+    closes: bool = False  # some section of the file has a [/name] closer
+
+    def header(self, closing: str, name: str, number: int) -> None:
+        if name not in _MAP_SECTIONS:
+            raise InputError(f"unknown section [{name}]; expected one of "
+                             f"{', '.join(f'[{s}]' for s in _MAP_SECTIONS)}", self.path, number)
+        if closing:
+            if self.open != name:
+                found = f"[{self.open}] (opened on line {self.opened_on})" if self.open else "no open section"
+                raise InputError(f"[/{name}] closes a section that is not open; found {found}", self.path, number)
+            self.open = None
+            return
+        if self.open is not None and self.closes:
+            self.unclosed(number, f"before [{name}] opens")
+        self.open, self.opened_on = name, number
+
+    def unclosed(self, number: int, where: str) -> None:
+        raise InputError(f"[{self.open}] opened on line {self.opened_on} is not closed by [/{self.open}] {where}; "
+                         "expected every section closed, as the file's other sections are", self.path, number)
+
+
 def _parse_map(path: Path) -> _ParsedMap:
-    """Tokenise a ``.map`` file, checking each line's shape; indices become 0-based."""
+    """Tokenise a ``.map`` file, checking each line's shape; indices become 0-based.
+
+    Closing lines (``[/map]``) are optional, but a file that closes some sections must close each one
+    before the next opens: a missing ``[/map]`` there is a damaged file, not a style.
+    """
     parsed = _ParsedMap(path)
-    section = None
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
-        text = raw.split(";", 1)[0].strip()
+    lines = read_text(path).splitlines()
+    sections = _Sections(path, closes=any(re.fullmatch(r"\[\s*/\s*\w+\s*\]", _uncommented(raw)) for raw in lines))
+    for number, raw in enumerate(lines, start=1):
+        text = _uncommented(raw)
         if not text:
             continue
         header = re.fullmatch(r"\[\s*(/?)\s*(\w+)\s*\]", text)
         if header:
-            closing, name = header.groups()
-            if name not in _MAP_SECTIONS:
-                raise InputError(f"unknown section [{name}]; expected one of "
-                                 f"{', '.join(f'[{s}]' for s in _MAP_SECTIONS)}", path, number)
-            section = None if closing else name
+            sections.header(*header.groups(), number)
             continue
-        fields = text.split()
-        try:
-            if section == "map":
-                if len(fields) not in (4, 5):
-                    raise ValueError
-                weight = float(fields[4]) if len(fields) == 5 else 1.0
-                if not weight >= 0 or weight == float("inf"):
-                    raise ValueError
-                parsed.entries.append(_MapEntry(_positive_int(fields[0]) - 1, fields[1],
-                                                _positive_int(fields[2]) - 1, fields[3], weight, number))
-            elif section in ("align", "mult"):
-                if len(fields) != 2:
-                    raise ValueError
-                bead, value = _positive_int(fields[0]) - 1, _positive_int(fields[1])
-                table = getattr(parsed, section)
-                if bead in table:
-                    raise InputError(f"bead {bead + 1} is listed twice in [{section}] (first on line "
-                                     f"{table[bead][1]})", path, number)
-                table[bead] = (value - 1 if section == "align" else value, number)
-            else:
-                raise InputError(f"a line outside any section; expected a section header such as [map]: {raw!r}",
-                                 path, number)
-        except InputError:
-            raise
-        except ValueError:
-            expected = _MAP_LINE if section == "map" else (
-                "'bead fixpoint_bead' (integers >= 1)" if section == "align" else "'bead multiplicity' (integers >= 1)")
-            raise InputError(f"expected {expected} in [{section}], got {raw.strip()!r}", path, number) from None
+        _parse_map_line(parsed, sections.open, raw, number)
+    if sections.open == "map" and sections.closes:
+        sections.unclosed(len(lines), "at the end of the file")
     if not parsed.entries:
         raise InputError("no [map] entries; expected a [map] section with 'atom_index ff_type bead_index "
                          "bead_name [weight]' lines", path)
     return parsed
+
+
+def _uncommented(raw: str) -> str:
+    return raw.split(";", 1)[0].strip()
+
+
+def _parse_map_line(parsed: _ParsedMap, section: str | None, raw: str, number: int) -> None:
+    """One data line of section ``section`` into ``parsed``."""
+    path, fields = parsed.path, _uncommented(raw).split()
+    try:
+        if section == "map":
+            parsed.entries.append(_map_entry(fields, number))
+        elif section in ("align", "mult"):
+            if len(fields) != 2:
+                raise ValueError
+            bead, value = _positive_int(fields[0]) - 1, _positive_int(fields[1])
+            table = getattr(parsed, section)
+            if bead in table:
+                raise InputError(f"bead {bead + 1} is listed twice in [{section}] (first on line "
+                                 f"{table[bead][1]})", path, number)
+            table[bead] = (value - 1 if section == "align" else value, number)
+        else:
+            raise InputError(f"a line outside any section; expected a section header such as [map]: {raw!r}",
+                             path, number)
+    except InputError:
+        raise
+    except ValueError:
+        expected = _MAP_LINE if section == "map" else (
+            "'bead fixpoint_bead' (integers >= 1)" if section == "align" else "'bead multiplicity' (integers >= 1)")
+        raise InputError(f"expected {expected} in [{section}], got {raw.strip()!r}", path, number) from None
+
+
+def _map_entry(fields: list[str], number: int) -> _MapEntry:
+    """A ``[map]`` line's fields; ``ValueError`` when they do not fit."""
+    if len(fields) not in (4, 5):
+        raise ValueError
+    weight = float(fields[4]) if len(fields) == 5 else 1.0
+    if not weight >= 0 or weight == float("inf"):
+        raise ValueError
+    return _MapEntry(_positive_int(fields[0]) - 1, fields[1], _positive_int(fields[2]) - 1, fields[3], weight,
+                     number, weighted=len(fields) == 5)
+
+
+_ELEMENT_PREFIX = re.compile(r"([A-Z][a-z]?)(?:[_\d]|$)")
+
+
+@lru_cache(maxsize=1)
+def _element_symbols() -> frozenset[str]:
+    return frozenset(symbol_from_number(z) for z in range(1, 119))
+
+
+class _MeaningChecks:
+    """What a ``.map`` line must agree with beyond its shape: the AA atom's element (ff_type), the other beads
+    of its CG type (bead name) and the atom's other lines (weights of a shared atom)."""
+
+    def __init__(self, path: Path, aa: Topology, aa_block: MoleculeBlock, cg: Topology, cg_block: MoleculeBlock):
+        self.path, self.aa, self.aa_block, self.cg, self.cg_block = path, aa, aa_block, cg, cg_block
+        self.type_elements: dict[str, str] = {}
+        for t, el in zip(aa.types[aa_block.start:aa_block.stop], aa.elements[aa_block.start:aa_block.stop]):
+            self.type_elements.setdefault(t, el)
+        self.ff_elements: dict[str, tuple[str, int]] = {}  # ff_type -> (element, line)
+        self.labels: dict[str, tuple[str, int, int]] = {}  # CG bead type -> (label, bead, line)
+        self.lines: dict[int, list[_MapEntry]] = {}  # atom -> its entries
+
+    def entry(self, e: _MapEntry) -> None:
+        self._ff_type(e)
+        self._label(e)
+        self._shared(e)
+
+    def finish(self, entries: list[_MapEntry]) -> None:
+        """A map written in the AA topology's type names (all but a stray line or two) must use them throughout."""
+        strays = [e for e in entries if e.prior_type not in self.type_elements]
+        known = {e.prior_type for e in entries} & set(self.type_elements)
+        if strays and len(known) >= 2 and len(strays) <= 0.05 * len(entries):
+            e = strays[0]
+            raise InputError(f"ff_type {e.prior_type!r} of atom {e.atom + 1} is not an atom type of "
+                             f"{self.aa.source or '<AA topology>'}, whose type names the other lines of this map use; "
+                             f"expected one of {', '.join(sorted(known))}", self.path, e.line)
+
+    def _atom(self, e: _MapEntry) -> str:
+        k = self.aa_block.start + e.atom
+        return f"atom {e.atom + 1} ({self.aa.names[k]}, type {self.aa.types[k]}, element {self.aa.elements[k]})"
+
+    def _ff_type(self, e: _MapEntry) -> None:
+        element = self.aa.elements[self.aa_block.start + e.atom]
+        if element == UNKNOWN:
+            return
+        source = self.aa.source or "<AA topology>"
+        expected, why = self.type_elements.get(e.prior_type), f"the type of {{}} atoms in {source}"
+        if expected is None:
+            prefix = _ELEMENT_PREFIX.match(e.prior_type)
+            if prefix and prefix.group(1) in _element_symbols():
+                expected, why = prefix.group(1), "named for element {}"
+        if expected is None:
+            expected, first = self.ff_elements.get(e.prior_type, (element, e.line))
+            why = f"given to {{}} atoms on line {first}"
+        if expected not in (element, UNKNOWN):
+            raise InputError(f"ff_type {e.prior_type!r} is {why.format(expected)}, but {self._atom(e)} is not; "
+                             "expected an ff_type of its element in the 2nd column", self.path, e.line)
+        self.ff_elements.setdefault(e.prior_type, (element, e.line))
+
+    def _label(self, e: _MapEntry) -> None:
+        k = self.cg_block.start + e.bead
+        bead_type = self.cg.types[k]
+        label, bead, line = self.labels.setdefault(bead_type, (e.label, e.bead, e.line))
+        if label != e.label:
+            raise InputError(f"bead {e.bead + 1} ({self.cg.names[k]}, type {bead_type}) is named {e.label!r}, but "
+                             f"bead {bead + 1} of the same type is {label!r} (line {line}); expected one bead name "
+                             "per CG bead type", self.path, e.line)
+
+    def _shared(self, e: _MapEntry) -> None:
+        others = self.lines.setdefault(e.atom, [])
+        others.append(e)
+        if len(others) > 1 and not all(o.weighted for o in others):
+            beads = ", ".join(str(o.bead + 1) for o in others)
+            raise InputError(f"atom {e.atom + 1} is listed for beads {beads} (lines "
+                             f"{', '.join(str(o.line) for o in others)}) without a weight on each line; expected an "
+                             "atom once, or a weight column (e.g. 0.5) on every line of an atom shared by beads",
+                             self.path, e.line)
 
 
 def _from_parsed_map(parsed: _ParsedMap, aa: Topology, cg: Topology, molecule: str | None,
@@ -147,6 +274,7 @@ def _from_parsed_map(parsed: _ParsedMap, aa: Topology, cg: Topology, molecule: s
     prior_types = [""] * n_atoms
     home = torch.full((n_atoms,), -1, dtype=torch.long)
     home_weight = [-1.0] * n_atoms
+    checks = _MeaningChecks(path, aa, aa_block, cg, cg_block)
     for e in parsed.entries:
         if e.atom >= n_atoms:
             raise InputError(f"atom {e.atom + 1}, but molecule {aa_block.name!r} has {n_atoms} atoms in "
@@ -165,8 +293,10 @@ def _from_parsed_map(parsed: _ParsedMap, aa: Topology, cg: Topology, molecule: s
             raise InputError(f"atom {e.atom + 1} has ff_type {e.prior_type!r} here but {prior_types[e.atom]!r} on "
                              "an earlier line", path, e.line)
         prior_types[e.atom] = e.prior_type
+        checks.entry(e)
         if e.weight > home_weight[e.atom]:  # strictly larger: the first listed wins ties
             home[e.atom], home_weight[e.atom] = e.bead, e.weight
+    checks.finish(parsed.entries)
     for section in ("align", "mult"):
         for bead, (value, line) in getattr(parsed, section).items():
             if bead >= n_beads or (section == "align" and value >= n_beads):
@@ -240,28 +370,23 @@ def _yaml_line(node: yaml.Node | None, loc: tuple) -> int | None:
 
 
 def _read_yaml(path: Path) -> MoleculeMapping:
-    text = path.read_text()
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise InputError(f"not valid YAML: {getattr(err, 'problem', err)}", path,
-                         None if mark is None else mark.line + 1) from None
+    text = read_text(path)
+    data = load_yaml(path, text)
     try:
         spec = _MappingSpec.model_validate(data)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(k) for k in first["loc"])
         raise InputError(f"{where}: {first['msg']}", path, _yaml_line(yaml.compose(text), first["loc"])) from None
-    return _from_spec(spec, path)
+    return _from_spec(spec, path, text)
 
 
-def _from_spec(spec: _MappingSpec, path: Path) -> MoleculeMapping:
+def _from_spec(spec: _MappingSpec, path: Path, text: str) -> MoleculeMapping:
     n_beads = len(spec.beads)
 
     def check(ok: bool, message: str, loc: tuple) -> None:
         if not ok:
-            raise InputError(message, path, _yaml_line(yaml.compose(path.read_text()), loc))
+            raise InputError(message, path, _yaml_line(yaml.compose(text), loc))
 
     home = torch.full((spec.n_atoms,), -1, dtype=torch.long)
     prior_types = [""] * spec.n_atoms

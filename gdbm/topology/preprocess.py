@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from gdbm.utils.config_files import read_text
 from gdbm.utils.errors import InputError
 
 _DIRECTIVE = re.compile(r"^\s*#\s*(\w+)\s*(.*)$")
@@ -63,7 +64,7 @@ def _expand(path: Path, defines: dict[str, str], include_dirs: list[Path], out: 
     if path.resolve() in stack:
         raise InputError("recursive #include", path)
     stack = [*stack, path.resolve()]
-    raw = path.read_text().splitlines()
+    raw = read_text(path).splitlines()
     # each entry: (this branch active, some branch of this #if already taken)
     conditions: list[tuple[bool, bool]] = []
     continued = ""

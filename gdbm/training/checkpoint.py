@@ -8,10 +8,9 @@ A crash while writing leaves the previous checkpoint intact (temp file + rename)
 
 from __future__ import annotations
 
-import pickle
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -43,12 +42,54 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     return Path(path)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`."""
+GENERATOR_KEYS = ("generator", "features", "config")  # what a sampler needs (shipped models have these)
+RESUME_KEYS = (*GENERATOR_KEYS, "critic", "opt_generator", "opt_critic", "step", "seconds", "rng")  # gdbm fit --resume
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device that this machine has; an unknown or absent one is an :class:`InputError`."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"--device {device}: unknown device; expected cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: CUDA is not available on this machine (torch {torch.__version__}, "
+                         f"{'built without CUDA' if torch.version.cuda is None else 'no GPU visible'}); "
+                         "use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InputError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                         f"expected cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    return dev
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
+                    required: Sequence[str] = ()) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`: a dict holding at least the ``required`` keys.
+
+    Whatever else the file holds (a list, a tensor, a dict without those keys, garbage) is an
+    :class:`InputError` naming the file; so is a device this machine does not have.
+    """
     path = Path(path)
     if not path.is_file():
-        raise InputError("no such checkpoint", path)
+        raise InputError("no such checkpoint" if not path.exists() else "not a file; expected a .pt checkpoint", path)
+    device = check_device(map_location)
     try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:
-        raise InputError(f"not a readable gdbm checkpoint: {err}", path) from err
+        payload = torch.load(path, map_location=device, weights_only=False)
+    except MemoryError:
+        raise
+    except Exception as err:  # noqa: BLE001 - torch.load fails in many ways on a file that is not a checkpoint
+        raise InputError(f"not a readable gdbm checkpoint: {' '.join(str(err).split()) or type(err).__name__}",
+                         path) from err
+    return _checked(payload, path, required)
+
+
+def _checked(payload: object, path: Path, required: Sequence[str]) -> dict[str, Any]:
+    """``payload`` if it is a dict with the ``required`` keys."""
+    if not isinstance(payload, dict):
+        raise InputError(f"not a gdbm checkpoint: it holds a {type(payload).__name__}, expected a dict with keys "
+                         f"{', '.join(required) or '(any)'}", path)
+    missing = [k for k in required if k not in payload]
+    if missing:
+        raise InputError(f"not a gdbm checkpoint: missing keys {', '.join(missing)} (it has "
+                         f"{', '.join(map(str, list(payload)[:8])) or 'none'})", path)
+    return payload

@@ -7,7 +7,7 @@ in the file are relative to the file's own folder, so a config works from any di
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
@@ -130,13 +130,21 @@ class ExperimentConfig(_Strict):
         return self.data if isinstance(self.data, list) else [self.data]
 
 
-def _resolve(data: dict, base: Path) -> dict:
-    """Data paths relative to the config file's folder."""
+def _is_path(annotation: Any) -> bool:
+    """Whether a field's annotation is ``Path`` or ``Path | None``."""
+    return annotation is Path or Path in get_args(annotation)
+
+
+PATH_FIELDS = frozenset(k for k, f in DataConfig.model_fields.items() if _is_path(f.annotation))
+
+
+def _resolve(data: dict, config: Path) -> dict:
+    """Data paths (only the path fields; not ``frames`` or ``weight``) relative to the config file's folder."""
     if not isinstance(data, dict):
-        raise InputError(f"each data source must be a mapping of paths, got {type(data).__name__}")
-    out = dict(data)
+        raise InputError(f"each data source must be a mapping of paths, got {type(data).__name__}", config)
+    base, out = config.parent, dict(data)
     for key, value in data.items():
-        if isinstance(value, str) and key in DataConfig.model_fields:
+        if isinstance(value, str) and key in PATH_FIELDS:
             path = Path(value).expanduser()
             out[key] = str(path if path.is_absolute() else (base / path))
     return out
@@ -147,7 +155,7 @@ def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentCo
     path = Path(path)
     raw = read_sections(path, overrides)
     data = raw["data"]
-    raw["data"] = [_resolve(d, path.parent) for d in data] if isinstance(data, list) else _resolve(data, path.parent)
+    raw["data"] = [_resolve(d, path) for d in data] if isinstance(data, list) else _resolve(data, path)
     return validate(ExperimentConfig, raw, path)
 
 
@@ -165,7 +173,7 @@ def config_changes(saved: dict, current: ExperimentConfig) -> list[str]:
             return {k: v for key, sub in value.items() for k, v in flat(sub, f"{prefix}{key}.").items()}
         if isinstance(value, list):
             return {k: v for i, sub in enumerate(value) for k, v in flat(sub, f"{prefix}{i}.").items()}
-        if isinstance(value, str) and prefix.startswith("data.") and value:
+        if isinstance(value, str) and prefix.startswith("data.") and value and prefix[:-1].split(".")[-1] in PATH_FIELDS:
             value = str(Path(value).resolve())
         return {prefix[:-1]: value}
 

@@ -34,6 +34,9 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
+    if path.is_dir():
+        raise InputError("a folder; expected a .pt checkpoint file (a run folder's checkpoint.pt) or a shipped "
+                         "model's name", path)
     shipped = _folder() / f"{name_or_path}.pt"
     if shipped.is_file():
         return shipped

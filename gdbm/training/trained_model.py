@@ -4,27 +4,38 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import ValidationError
 from torch import nn
 
 from gdbm.data.features import FeatureSpec
 from gdbm.topology.stereo import StereoTemplate
-from gdbm.training.checkpoint import load_checkpoint
+from gdbm.training.checkpoint import GENERATOR_KEYS, load_checkpoint
+from gdbm.utils.errors import InputError
 from gdbm.training.config import ExperimentConfig
 from gdbm.training.pretrained import resolve_checkpoint
 
 
 def load_generator(path: str | Path, device: str = "cpu") -> tuple[nn.Module, FeatureSpec, ExperimentConfig]:
     """The trained generator of a checkpoint or a shipped model's name (:mod:`gdbm.training.pretrained`),
-    its feature layout and its experiment config."""
-    ck = load_checkpoint(resolve_checkpoint(path), device)
-    config = ExperimentConfig.model_validate(ck["config"])
-    spec = FeatureSpec.from_dict(ck["features"])
+    its feature layout and its experiment config; a file that is not one is an :class:`InputError` naming it."""
+    path = resolve_checkpoint(path)
+    ck = load_checkpoint(path, device, required=GENERATOR_KEYS)
+    try:
+        config = ExperimentConfig.model_validate(ck["config"])
+        spec = FeatureSpec.from_dict(ck["features"])
+    except (ValidationError, KeyError, TypeError, ValueError) as err:
+        raise InputError(f"not a gdbm checkpoint: its config or feature layout is unreadable "
+                         f"({' '.join(str(err).split()[:12])})", path) from None
     generator, _ = config.model.entry.build(spec.n_features, spec.n_target_types, config.model.options)
-    generator.load_state_dict(ck["generator"])
+    try:
+        generator.load_state_dict(ck["generator"])
+    except (RuntimeError, TypeError, AttributeError) as err:
+        raise InputError(f"the checkpoint's generator weights do not fit its config "
+                         f"({' '.join(str(err).split()[:16])})", path) from None
     return generator.to(device).eval(), spec, config
 
 
 def load_stereo(path: str | Path) -> StereoTemplate | None:
     """The stereocentre handedness a checkpoint recorded from its training frames (None for older checkpoints)."""
-    data = load_checkpoint(resolve_checkpoint(path)).get("stereo")
+    data = load_checkpoint(resolve_checkpoint(path), required=GENERATOR_KEYS).get("stereo")
     return StereoTemplate.from_dict(data) if data is not None else None
