@@ -151,6 +151,15 @@ def test_bad_lennard_jones(tmp_path, old, new, words):
     _raises(lambda: read_topology(top), top, _line_of(top, b"c3             6"), *words)
 
 
+@pytest.mark.parametrize("old, new, words", [
+    ("-0.08510000  12.010000", "-0.0851x000  12.010000", ["expected numbers for charge, got '-0.0851x000'"]),
+    ("-0.08510000  12.010000", "-0.08510000  -12.01", ["negative mass -12.01 for atom 1 (C1)"]),
+])
+def test_bad_atom_line(tmp_path, old, new, words):
+    top = _copy(CUMENE / "topol.top", tmp_path / "topol.top", old, new)
+    _raises(lambda: read_topology(top), top, _line_of(top, new.encode()), *words)
+
+
 def test_undefined_atom_type_is_named_not_missing_bonds(tmp_path):
     top = _copy(CUMENE / "topol.top", tmp_path / "topol.top", "c3             6  12.010000", "cx             6  12.010000")
     err = _raises(lambda: read_topology(top), top, None, "atom types without parameters: c3", "[ atomtypes ]")

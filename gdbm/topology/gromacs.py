@@ -179,6 +179,8 @@ class _Reader:
             raise line.error(f"expected {layout} with ptype A/S/V/D third from last, got {line.text!r}")
         mass, charge, v, w = _floats(line, [f[-5], f[-4], f[-2], f[-1]], "mass charge V W")
         self._check_lj(line, v, w, f"atom type {f[0]!r}")
+        if mass < 0:
+            raise line.error(f"negative mass {mass:g} for atom type {f[0]!r}; expected a mass >= 0 (u)")
         extra = f[1:-5]
         bonded, z = f[0], None
         for token in extra:
@@ -240,8 +242,10 @@ class _Reader:
         atype = self.tables.atomtypes.get(f[1])
         if atype is None:
             self.undefined_types.setdefault(f[1], line)
-        charge = float(f[6]) if len(f) > 6 else (atype.charge if atype else 0.0)
-        mass = float(f[7]) if len(f) > 7 else (atype.mass if atype else math.nan)
+        charge = _floats(line, f[6:7], "charge")[0] if len(f) > 6 else (atype.charge if atype else 0.0)
+        mass = _floats(line, f[7:8], "mass")[0] if len(f) > 7 else (atype.mass if atype else math.nan)
+        if mass < 0:
+            raise line.error(f"negative mass {mass:g} for atom {f[0]} ({f[4]}); expected a mass >= 0 (u)")
         mol.names.append(f[4])
         mol.types.append(f[1])
         mol.resids.append(_int(line, f[2], "residue number"))
