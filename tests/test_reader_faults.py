@@ -230,6 +230,13 @@ def test_frames_is_not_a_path(tmp_path):
     assert data.topology == tmp_path / "topol.top" and data.aa == tmp_path / "aa.xtc"
 
 
+def test_section_that_is_not_a_mapping_with_overrides(tmp_path):
+    config = tmp_path / "fit.yaml"
+    config.write_text("data: {topology: topol.top, mapping: CUM.yaml, aa: aa.xtc}\ntraining: 5\n")
+    _raises(lambda: load_config(config, {"training": {"steps": 3}}), config, None,
+            "section 'training': expected a mapping of settings, got int 5")
+
+
 # ---------------------------------------------------------------------------- checkpoints
 
 

@@ -77,7 +77,11 @@ def read_sections(path: Path, overrides: dict | None = None) -> dict:
     if not isinstance(raw, dict) or "data" not in raw:
         raise InputError("expected a mapping with at least a 'data' section", path)
     for section, values in (overrides or {}).items():
-        raw[section] = {**raw.get(section, {}), **values}
+        current = raw.get(section) or {}
+        if not isinstance(current, dict):
+            raise InputError(f"section {section!r}: expected a mapping of settings, got {type(current).__name__} "
+                             f"{current!r}", path)
+        raw[section] = {**current, **values}
     return raw
 
 
