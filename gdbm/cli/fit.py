@@ -48,8 +48,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gdbm.cli.common import check_device
     from gdbm.training.run_folder import fit
 
+    check_device(args.device)
     if args.encoder:
         print("gdbm fit: --encoder is deprecated; use --conditioner", file=sys.stderr)
     mode = "resume" if args.resume else "force" if args.force else "new"

@@ -1,15 +1,20 @@
 """The ``gdbm`` command line: argument parsing only; the work is done by library functions.
 
 Each subcommand is registered by one ``_add_<name>`` function on the shared subparsers
-object and runs through one ``_run_<name>`` function. Bad input (an
-:class:`~gdbm.utils.errors.InputError`) ends the program with a one-line message on stderr and
-exit code 2, without a traceback.
+object and runs through one ``_run_<name>`` function. Every error ends the program with a one-line
+message on stderr and a non-zero exit code, without a traceback: bad input (an
+:class:`~gdbm.utils.errors.InputError`, an unusable file or folder, undecodable text, a config that
+does not validate) exit 2, out of memory 1, Ctrl-C 130 (finished frames kept), anything else 1 as an
+internal error (:func:`gdbm.utils.errors.describe_error`). ``GDBM_TRACEBACK=1`` re-raises instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Sequence
 
 from gdbm.utils.version import __version__
@@ -20,13 +25,35 @@ from gdbm.cli.cgsim import add_parser as _add_cgsim
 from gdbm.cli.datagen import add_parser as _add_datagen
 from gdbm.cli.energy import add_parser as _add_energy
 from gdbm.cli.demo import add_parser as _add_demo
-from gdbm.utils.errors import InputError
+from gdbm.utils.errors import TRACEBACK_VARIABLE, describe_error
 from gdbm.cli.morph import add_parser as _add_morph
 from gdbm.cli.order import add_parser as _add_order
 from gdbm.cli.relax import add_parser as _add_relax
 from gdbm.cli.study import add_parser as _add_study
 from gdbm.cli.temporal import add_fit_parser as _add_fit_temporal
 from gdbm.cli.fit import add_parser as _add_fit
+
+
+def _print_line(line: str) -> None:
+    """``line`` on stderr, even when stderr is a closed pipe."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+@contextmanager
+def _quiet_unraisable() -> Iterator[None]:
+    """Errors in finalizers (``Exception ignored in ...``, e.g. a reader closing a garbage file) are not
+    printed as tracebacks after the one-line error; ``GDBM_TRACEBACK=1`` shows them."""
+    if os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0"):
+        yield
+        return
+    previous, sys.unraisablehook = sys.unraisablehook, lambda unraisable: None
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
 
 
 # --- entry point -----------------------------------------------------------------------
@@ -49,7 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``gdbm`` with ``argv`` (default: the process arguments); returns the exit code."""
+    """Run ``gdbm`` with ``argv`` (default: the process arguments); returns the exit code.
+
+    Every error ends in one line on stderr and a non-zero exit, without a traceback
+    (:func:`describe_error`); ``GDBM_TRACEBACK=1`` re-raises instead, for developers.
+    """
     args = build_parser().parse_args(argv)
     if args.threads is not None:
         import torch
@@ -58,9 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("gdbm: error: --threads must be >= 1", file=sys.stderr)
             return 2
         torch.set_num_threads(args.threads)
-    try:
-        return args.run(args)
-    except InputError as err:
-        message = " ".join(str(err).split())
-        print(f"gdbm {args.command}: error: {message}", file=sys.stderr)
-        return 2
+    with _quiet_unraisable():
+        try:
+            return args.run(args)
+        except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - every error becomes one line
+            if os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0"):
+                raise
+            message, code = describe_error(err, getattr(args, "output", None))
+            _print_line(f"gdbm {args.command}: {message}")
+            return code

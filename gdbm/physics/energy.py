@@ -22,7 +22,7 @@ from torch import Tensor
 
 from gdbm.utils.errors import InputError
 from gdbm.physics.bonded import term_energies
-from gdbm.physics.neighbors import PairList, nearest_excluded, neighbor_pairs, pair_vectors
+from gdbm.physics.neighbors import PairList, check_cutoff, nearest_excluded, neighbor_pairs, pair_vectors
 from gdbm.physics.nonbonded import COULOMB_METHODS, coulomb_energy, lj_energy
 from gdbm.topology.topology import Term, Topology
 
@@ -133,8 +133,7 @@ class EnergyModel:
                              "energies need a parameterised topology", topology.source or None)
         if coulomb not in COULOMB_METHODS:
             raise InputError(f"unknown Coulomb method {coulomb!r}; expected one of {COULOMB_METHODS}")
-        if not cutoff > 0:
-            raise InputError(f"the cutoff must be positive, got {cutoff} nm")
+        check_cutoff(float(cutoff), None)
         self.topology = topology
         self.cutoff = float(cutoff)
         self.coulomb = coulomb
@@ -157,6 +156,8 @@ class EnergyModel:
         ``candidates``: image pairs found with a cutoff at least this model's (e.g. one
         search at the RDF radius shared by several analyses); searched here when None.
         """
+        if box is not None:
+            check_cutoff(self.cutoff, box)
         pairs = neighbor_pairs(pos, box, self.cutoff) if candidates is None else candidates
         d = pair_vectors(pos, box, pairs)  # [P, 3]
         r2 = (d.detach() ** 2).sum(-1)  # [P]
@@ -186,6 +187,8 @@ class EnergyModel:
         single = positions.ndim == 2
         pos = positions.unsqueeze(0) if single else positions  # [F, n, 3]
         box = None if boxes is None else (boxes.unsqueeze(0) if single else boxes).to(pos.dtype)
+        if box is not None:
+            check_cutoff(self.cutoff, box)  # also a box without volume, before any minimum image
         dev = self._on(pos.device)
         n = self.topology.n_atoms
         if resolution == "frame":

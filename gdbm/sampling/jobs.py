@@ -2,8 +2,11 @@
 
 Each CG frame is one task. Its AA frames go to ``<output>.parts/frame_<i>.pt`` as soon as it is
 done; a frame that fails leaves ``frame_<i>.error`` instead, and the other frames go on. A rerun
-with the same settings skips finished frames and retries failed ones, so a crash loses at most
-the frames in progress. When every task has ended, one process writes the output in frame
+with the same settings and inputs of the same contents (their hashes are kept in
+``settings.json``) skips finished frames and retries failed ones, so a crash loses at most the
+frames in progress; a rerun whose inputs changed is refused (``--force`` starts over). Every part
+is checked (readable, its shape, finite) before it is used: a bad one is redone, and nothing
+non-finite is kept or written. When every task has ended, one process writes the output in frame
 order, streaming from the parts (memory does not grow with the trajectory), and removes them.
 
 Tasks are shared by ``workers`` local processes (``gdbm backmap --workers N``) or by the ranks
@@ -15,11 +18,18 @@ frames were shared.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
+import signal
+import sys
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -28,8 +38,8 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from gdbm.utils.atomic_files import atomic_path, write_text
-from gdbm.data.trajectory import Frames, FrameWriter, check_particle_count, frame_range, read_frames
+from gdbm.utils.atomic_files import atomic_path, check_output_path, write_text
+from gdbm.data.trajectory import WRITE_SUFFIXES, Frames, FrameWriter, check_particle_count, frame_range, read_frames
 from gdbm.utils.distributed import Distributed
 from gdbm.utils.errors import InputError
 from gdbm.ordering import OrderingConfig
@@ -102,8 +112,15 @@ class BackmapJob:
         check_particle_count(aa, sampler.system.aa.n_atoms, f"the topology {self.topology}", self.cg)
         return coarse_grain(aa, self.coarse_system())
 
+    def input_files(self) -> dict[str, str]:
+        """Every input file of the job by its field name (checkpoint, topology, frames, ...)."""
+        names = ("checkpoint", "topology", "mapping", "cg", "cg_struct", "init", "init_struct", "cg_itp",
+                 "parameters", "hold", "type_alias", "cg_map", "stereo_from")
+        return {name: str(getattr(self, name)) for name in names if getattr(self, name)}
+
     def settings(self) -> dict:
-        """The job as JSON-able data: parts are reused only by a job with the same settings."""
+        """The job as JSON-able data: parts are reused only by a job with the same settings
+        (and inputs of the same contents, :func:`input_digests`)."""
         out = asdict(self)
         out["sampler"] = self.sampler.model_dump()
         out["ordering"] = self.ordering.model_dump(mode="json") if self.ordering else None
@@ -113,39 +130,150 @@ class BackmapJob:
         return out
 
 
+_INCLUDE = re.compile(rb'^\s*#include\s+"([^"]+)"', re.MULTILINE)
+_CHUNK = 1 << 20
+
+
+def _hash_file(path: Path, digest: "hashlib._Hash") -> None:
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+
+
+def _included(path: Path) -> list[Path]:
+    """The files a GROMACS topology ``#include``s that exist next to it (recursively, best effort)."""
+    seen: list[Path] = []
+    todo = [path]
+    while todo:
+        current = todo.pop()
+        if current.suffix not in (".top", ".itp") or current.stat().st_size > 64 * _CHUNK:
+            continue
+        for name in _INCLUDE.findall(current.read_bytes()):
+            child = current.parent / name.decode("utf-8", "replace")
+            if child.is_file() and child not in seen and child != path:
+                seen.append(child)
+                todo.append(child)
+    return seen
+
+
+def file_digest(path: str | Path) -> str:
+    """A content hash of ``path``: a file (with the files a topology includes), a folder's files, or,
+    for a name that is no path (a shipped model), the name itself."""
+    path = Path(path)
+    digest = hashlib.blake2b(digest_size=16)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+    elif path.is_file():
+        files = [path, *_included(path)]
+    else:
+        return f"name:{path}"
+    for file in files:
+        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode() + b"\0")
+        _hash_file(file, digest)
+    return digest.hexdigest()
+
+
+def input_digests(files: dict[str, str | Path | None]) -> dict[str, str]:
+    """``{name: content hash}`` of the input files that are set (:func:`file_digest`)."""
+    return {name: file_digest(path) for name, path in files.items() if path}
+
+
+def check_part(value: object, shape: tuple[int, ...] | None) -> str | None:
+    """Why ``value`` (a loaded part) cannot be used: not a float tensor of ``shape``, or non-finite; None if fine."""
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+        return f"holds {type(value).__name__}, expected a float tensor"
+    if shape is not None and tuple(value.shape) != tuple(shape):
+        return f"holds shape {list(value.shape)}, expected {list(shape)}"
+    if not bool(torch.isfinite(value).all()):
+        return "holds NaN or infinite coordinates"
+    return None
+
+
 class PartStore:
-    """``<output>.parts/``: one file per finished frame (``frame_<i>.pt``) or failed one (``frame_<i>.error``)."""
+    """``<output>.parts/``: one file per finished frame (``frame_<i>.pt``) or failed one (``frame_<i>.error``),
+    and ``settings.json``: the settings and input hashes of the job the parts belong to."""
 
     SETTINGS = "settings.json"
+    RESTART = "pass --force to start over"
 
-    def __init__(self, output: str | Path):
+    def __init__(self, output: str | Path, shape: tuple[int, ...] | None = None):
         output = Path(output)
         self.folder = output.with_name(output.name + ".parts")
+        self.shape = shape  # of every part, checked when it is loaded (None: any)
 
-    def matches(self, settings: dict) -> bool:
-        """Whether the folder holds parts of a job with these settings."""
+    def _recorded(self) -> dict | None:
+        """The content of ``settings.json`` (None when missing); an :class:`InputError` when unreadable."""
         path = self.folder / self.SETTINGS
-        return path.exists() and json.loads(path.read_text())["settings"] == settings
+        if not path.is_file():
+            return None
+        try:
+            recorded = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            raise InputError(f"unreadable ({type(err).__name__}); {self.RESTART}", path) from None
+        if not isinstance(recorded, dict) or "settings" not in recorded:
+            raise InputError(f"is not the settings of a gdbm job; {self.RESTART}", path)
+        return recorded
 
-    def prepare(self, settings: dict, force: bool, run: str | None) -> None:
-        """Create the folder for a job, or check that the parts in it belong to the same job."""
-        path = self.folder / self.SETTINGS
-        if force and self.folder.exists():
-            shutil.rmtree(self.folder)
-        if path.exists():
-            if json.loads(path.read_text())["settings"] != settings:
-                raise InputError("holds frames of a job with other settings; pass --force to start over",
-                                 self.folder)
+    def matches(self, settings: dict, inputs: dict[str, str] | None = None) -> bool:
+        """Whether the folder holds parts of a job with these settings (and, given, these input hashes)."""
+        try:
+            recorded = self._recorded()
+        except InputError:
+            return False
+        return (recorded is not None and recorded["settings"] == settings
+                and (inputs is None or recorded.get("inputs") == inputs))
+
+    def check_same_job(self, settings: dict, inputs: dict[str, str] | None) -> None:
+        """An :class:`InputError` when the folder holds parts of another job or of other input contents."""
+        recorded = self._recorded()
+        if recorded is None:
+            return
+        if recorded["settings"] != settings:
+            raise InputError(f"holds frames of a job with other settings; {self.RESTART}", self.folder)
+        if inputs is None:
+            return
+        if "inputs" not in recorded:
+            raise InputError(f"holds frames of a job whose input files were not recorded (an older gdbm); "
+                             f"{self.RESTART}", self.folder)
+        old = recorded["inputs"] if isinstance(recorded["inputs"], dict) else {}
+        changed = sorted(name for name in set(old) | set(inputs) if old.get(name) != inputs.get(name))
+        if changed:
+            files = ", ".join(f"{name} {settings.get(name, '')}".strip() for name in changed)
+            raise InputError(f"holds frames made from other input contents (changed since: {files}); "
+                             f"{self.RESTART}", self.folder)
+
+    def prepare(self, settings: dict, force: bool, run: str | None, inputs: dict[str, str] | None = None) -> list[str]:
+        """Create the folder for a job, or check that the parts in it belong to the same job (settings and
+        input contents); parts that cannot be used are removed to be redone. Returns what was removed, one
+        line each."""
+        if force and (self.folder.exists() or self.folder.is_symlink()):
+            if self.folder.is_dir() and not self.folder.is_symlink():
+                shutil.rmtree(self.folder)
+            else:
+                self.folder.unlink()
+        if self.folder.exists() and not self.folder.is_dir():
+            raise InputError(f"is a file, expected the parts folder of the output; {self.RESTART}", self.folder)
+        self.check_same_job(settings, inputs)
         self.folder.mkdir(parents=True, exist_ok=True)
-        write_text(path, json.dumps({"settings": settings, "run": run}, indent=1) + "\n")
+        removed = self.discard_bad()
+        key = {"settings": settings, "run": run, **({"inputs": inputs} if inputs is not None else {})}
+        write_text(self.folder / self.SETTINGS, json.dumps(key, indent=1) + "\n")
+        return removed
 
     def wait_for(self, run: str | None, timeout: float = 600.0) -> None:
         """Wait until the main process has prepared the folder for run ``run``."""
-        path, start = self.folder / self.SETTINGS, time.monotonic()
-        while not (path.exists() and json.loads(path.read_text()).get("run") == run):
+        start = time.monotonic()
+        while not self._prepared_for(run):
             if time.monotonic() - start > timeout:
                 raise TimeoutError(f"{self.folder} was not prepared within {timeout:.0f} s")
             time.sleep(0.5)
+
+    def _prepared_for(self, run: str | None) -> bool:
+        try:
+            recorded = self._recorded()
+        except InputError:  # being written
+            return False
+        return recorded is not None and recorded.get("run") == run
 
     def _path(self, frame: int, suffix: str) -> Path:
         return self.folder / f"frame_{frame:07d}{suffix}"
@@ -155,15 +283,20 @@ class PartStore:
 
     def error(self, frame: int) -> str | None:
         path = self._path(frame, ".error")
-        return path.read_text() if path.exists() else None
+        return path.read_text(errors="replace") if path.exists() else None
 
     def ended(self, frame: int) -> bool:
         return self.done(frame) or self.error(frame) is not None
 
     def save(self, frame: int, positions: torch.Tensor) -> None:
+        """Keep a finished frame; non-finite or misshapen positions are refused (:class:`FloatingPointError`)."""
+        positions = positions.detach().cpu().clone()
+        problem = check_part(positions, self.shape)
+        if problem is not None:
+            raise FloatingPointError(f"the frame {problem}; not kept")
         self._path(frame, ".error").unlink(missing_ok=True)
         with atomic_path(self._path(frame, ".pt")) as tmp:
-            torch.save(positions.detach().cpu().clone(), tmp)
+            torch.save(positions, tmp)
 
     def fail(self, frame: int, message: str) -> None:
         write_text(self._path(frame, ".error"), message)
@@ -171,8 +304,37 @@ class PartStore:
     def retry(self, frame: int) -> None:
         self._path(frame, ".error").unlink(missing_ok=True)
 
+    def _read(self, path: Path) -> tuple[torch.Tensor | None, str | None]:
+        """The part file ``path`` and why it cannot be used (unreadable, not a tensor, wrong shape,
+        non-finite), or None if it can."""
+        try:
+            value = torch.load(path, weights_only=True, map_location="cpu")
+        except Exception as err:  # noqa: BLE001 - truncated, garbage or not a tensor file: the part is bad
+            return None, f"unreadable ({type(err).__name__}: {' '.join(str(err).split())[:120]})"
+        problem = check_part(value, self.shape)
+        return (value, None) if problem is None else (None, problem)
+
+    def problem(self, path: Path) -> str | None:
+        """Why the part file ``path`` cannot be used; None if it can."""
+        return self._read(path)[1]
+
+    def discard_bad(self) -> list[str]:
+        """Remove the part files that cannot be used, so that their frames are redone; one line per part."""
+        removed = []
+        for path in sorted(self.folder.glob("frame_*.pt")):
+            problem = self.problem(path)
+            if problem is not None:
+                path.unlink(missing_ok=True)
+                removed.append(f"{path}: {problem}; the frame is redone")
+        return removed
+
     def load(self, frame: int) -> torch.Tensor:
-        return torch.load(self._path(frame, ".pt"), weights_only=True)
+        """The positions of a finished frame, checked; an :class:`InputError` naming the part when bad."""
+        path = self._path(frame, ".pt")
+        value, problem = self._read(path)
+        if value is None:
+            raise InputError(f"{problem}; remove it (or pass --force) and rerun to redo the frame", path)
+        return value
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -214,6 +376,7 @@ _WORKER: dict = {}
 
 
 def _start_worker(job: BackmapJob, store: PartStore, threads: int, devices: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the main process, which ends the workers
     torch.set_num_threads(threads)
     device = job.device
     if torch.device(device).type == "cuda" and devices:  # one GPU per worker, round robin
@@ -229,14 +392,41 @@ def _work(task: int) -> int:
     return task
 
 
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ctrl-C ignored meanwhile (in the main thread; processes started now inherit it)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """End the worker processes at once (Ctrl-C): their frames in progress are lost, finished parts are kept."""
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 def _run_workers(job: BackmapJob, tasks: list[int], store: PartStore, workers: int, bar: tqdm) -> None:
     threads = max(1, torch.get_num_threads() // workers)
     devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker,
-                             initargs=(job, store, threads, devices)) as pool:
-        for future in as_completed([pool.submit(_work, t) for t in tasks]):
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker,
+                               initargs=(job, store, threads, devices))
+    try:
+        with _sigint_ignored():  # the workers start with Ctrl-C ignored (no traceback of theirs)
+            futures = [pool.submit(_work, t) for t in tasks]
+        for future in as_completed(futures):
             future.result()
             bar.update(1)
+    except BaseException:
+        _stop_workers(pool)
+        raise
+    pool.shutdown()
 
 
 # --- the whole job ------------------------------------------------------------------------
@@ -244,23 +434,33 @@ def backmap_trajectory(job: BackmapJob, output: str | Path, *, workers: int = 1,
                        distributed: Distributed = Distributed(), force: bool = False,
                        progress: bool = True) -> BackmapReport | None:
     """Backmap ``job`` into ``output`` (.xtc/.pdb/.gro), sharing the frames among ``workers``
-    processes or the ranks of ``distributed``; returns the report on the main process (None elsewhere)."""
+    processes or the ranks of ``distributed``; returns the report on the main process (None elsewhere).
+
+    Finished frames are kept in ``<output>.parts/`` under the job's settings and the content hashes of
+    its input files: a rerun of the same job continues, one whose inputs changed is refused (``force``:
+    start over). Every part is checked (readable, shape, finite) before it is used; a bad one is redone.
+    """
     start = time.perf_counter()
-    output = Path(output)
+    output = check_output_path(output, WRITE_SUFFIXES)
     if workers < 1:
         raise InputError("--workers must be >= 1")
     if distributed.enabled and workers > 1:
         raise InputError("use either torchrun or --workers, not both")
     store, run = PartStore(output), os.environ.get("TORCHELASTIC_RUN_ID")
-    if output.exists() and not force and not store.matches(job.settings()):  # else: a rerun of a partial job
+    inputs = input_digests(job.input_files()) if distributed.is_main else None
+    if distributed.is_main and not force:
+        store.check_same_job(job.settings(), inputs)  # a stale store is refused before any work
+    if output.exists() and not force and not store.matches(job.settings(), inputs):  # else: a rerun of a partial job
         raise InputError("exists; pass --force to overwrite", output)
     sampler = job.build_sampler(distributed.device(job.device))
     cg, init, index = job.read_inputs(sampler)
     if output.suffix == ".gro" and len(cg) * job.samples != 1:
         raise InputError(f"a .gro file holds one frame, this job makes {len(cg) * job.samples}; write .xtc or .pdb",
                          output)
+    store.shape = (job.samples, sampler.system.aa.n_atoms, 3)
     if distributed.is_main:
-        store.prepare(job.settings(), force, run)
+        for line in store.prepare(job.settings(), force, run, inputs):
+            print(f"gdbm: {line}", file=sys.stderr)
     else:
         store.wait_for(run)
     tasks = list(range(len(cg)))

@@ -13,6 +13,7 @@ same settings continues an interrupted job (``gdbm relax`` is the command line o
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,10 +23,11 @@ from torch import Tensor
 from tqdm import tqdm
 
 from gdbm.data.stereo import stereo_template_from_file
-from gdbm.data.trajectory import Frames, FrameWriter, check_particle_count, frame_range, read_frames
+from gdbm.data.trajectory import WRITE_SUFFIXES, Frames, FrameWriter, check_particle_count, frame_range, read_frames
 from gdbm.physics.energy import EnergyModel
 from gdbm.physics.relax import CentreConstraint, RelaxResult, relax
-from gdbm.sampling.jobs import PartStore
+from gdbm.sampling.jobs import PartStore, input_digests
+from gdbm.utils.atomic_files import check_output_path
 from gdbm.topology.stereo import StereoFix
 from gdbm.topology.system import MappedSystem, load_mapped_system
 from gdbm.utils.errors import InputError
@@ -107,18 +109,23 @@ def relax_trajectory(aa: str | Path, cg: str | Path, topology: str | Path, mappi
     reported and the others go on; finished frames are kept in ``<output>.parts/`` so a rerun
     with the same settings continues (``force``: start over, overwrite ``output``).
     """
-    output = Path(output)
+    output = check_output_path(output, WRITE_SUFFIXES)
     if steps < 0 or (steps == 0 and thermal is None):
         raise InputError("--steps must be >= 1 (or 0 with --thermal)")
+    store = PartStore(output)
+    files = dict(aa=aa, aa_struct=aa_struct, cg=cg, cg_struct=cg_struct, topology=topology, mapping=mapping,
+                 cg_itp=cg_itp, parameters=parameters, stereo_from=stereo_from)
+    settings = _settings(**files, frames=frames, steps=steps, constrain_bonds=constrain_bonds, thermal=thermal)
+    inputs = input_digests(files)
+    if not force:
+        store.check_same_job(settings, inputs)  # a stale store is refused before any work
+    if output.exists() and not force and not store.matches(settings, inputs):
+        raise InputError("exists; pass --force to overwrite", output)
     system = load_mapped_system(topology, mapping, cg_itp, parameters=parameters, partial=True)
     aa_frames, cg_frames, first = _read_pairs(system, aa, aa_struct, cg, cg_struct, frames, topology, mapping)
-    store = PartStore(output)
-    settings = _settings(aa=aa, aa_struct=aa_struct, cg=cg, cg_struct=cg_struct, topology=topology, mapping=mapping,
-                         cg_itp=cg_itp, parameters=parameters, frames=frames, steps=steps,
-                         constrain_bonds=constrain_bonds, stereo_from=stereo_from, thermal=thermal)
-    if output.exists() and not force and not store.matches(settings):
-        raise InputError("exists; pass --force to overwrite", output)
-    store.prepare(settings, force, None)
+    store.shape = (system.aa.n_atoms, 3)
+    for line in store.prepare(settings, force, None, inputs):
+        print(f"gdbm: {line}", file=sys.stderr)
     refine = FrameRefiner(system, steps, constrain_bonds, stereo_from, thermal)
     _relax_frames(refine, aa_frames, cg_frames, first, store)
     failed = {first + f: store.error(f) or "unknown error" for f in range(len(aa_frames)) if not store.done(f)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,13 +22,32 @@ def _umask() -> int:
     return mask
 
 
+def check_output_path(path: str | Path, suffixes: Iterable[str] | None = None) -> Path:
+    """``path`` as a file to write, checked before any work: not a folder, no file among its
+    parents, a writable folder, and (when given) one of ``suffixes``; else an :class:`InputError`."""
+    path = Path(path)
+    if suffixes is not None and path.suffix not in set(suffixes):
+        raise InputError(f"cannot write {path.suffix or 'a file without suffix'!r}; expected one of "
+                         f"{', '.join(sorted(suffixes))}", path)
+    if path.is_dir():
+        raise InputError("is a folder; expected a file to write", path)
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise InputError(f"cannot create {path}: {parent} is a file, not a folder", parent)
+    if parent.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {path}: permission denied", parent)
+    return path
+
+
 @contextmanager
 def atomic_path(path: str | Path, force: bool = True) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``path``, on error it is removed.
 
     With ``force=False`` an existing ``path`` is an :class:`InputError`.
     """
-    path = Path(path)
+    path = check_output_path(path)
     if path.exists() and not force:
         raise InputError("exists; pass --force to overwrite", path)
     path.parent.mkdir(parents=True, exist_ok=True)
