@@ -11,13 +11,15 @@ import torch
 
 from gdbm.data.trajectory import Frames
 from gdbm.topology.system import MappedSystem
+from gdbm.utils.errors import InputError
 
 
 def coarse_grain(frames: Frames, system: MappedSystem) -> Frames:
     """The CG frames ``[F, n_beads, 3]`` of AA frames ``[F, n_atoms, 3]`` by ``system``'s mapping."""
     mapping, cg = system.mapping, system.cg
     if frames.n_particles != mapping.n_atoms:
-        raise ValueError(f"the frames hold {frames.n_particles} atoms, the mapping {mapping.n_atoms}")
+        raise InputError(f"the frames hold {frames.n_particles} atoms per frame but the mapping has "
+                         f"{mapping.n_atoms}; expected the mapping's atoms")
     beads = mapping.map_positions(frames.positions.double(), frames.boxes.double())  # [F, n_beads, 3]
     return Frames(beads.to(torch.float32), frames.boxes.clone(), list(frames.labels), list(cg.names),
                   list(cg.resnames), cg.resids.tolist())
