@@ -29,7 +29,7 @@ from gdbm.data.samples import SequenceBatch, SequenceDataset, TrainingSet, colla
 from gdbm.data.trajectory import Frames
 from gdbm.topology.stereo import StereoTemplate
 from gdbm.topology.system import MappedSystem
-from gdbm.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from gdbm.training.checkpoint import RESUME_KEYS, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gdbm.training.config import ExperimentConfig, config_changes
 from gdbm.training.log import CSVLog
 from gdbm.training.prior import EnergyPrior
@@ -227,7 +227,7 @@ class Trainer:
         path = Path(path) if path else self.out_dir / CHECKPOINT
         if not path.exists():
             return False
-        ck = load_checkpoint(path, self.device)
+        ck = load_checkpoint(path, self.device, required=RESUME_KEYS)
         changed = config_changes(ck.get("config", {}), self.config)
         if changed:
             warnings.warn(f"resuming {path} with a config that differs from the one it was trained with in: "
