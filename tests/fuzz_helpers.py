@@ -155,6 +155,7 @@ _PROGRESS = re.compile(r"^.*\d+%\|.*\|.*\]\s*$")  # a tqdm progress bar (long co
 def stderr_lines(stderr: str) -> list[str]:
     """The lines of ``stderr`` without progress bars (tqdm's cursor movements split lines too)."""
     text = stderr.replace("\x1b[A", "\n").replace("\r", "\n")
+    text = re.sub(r"(?<=\])\s+(?=gdbm\b)", "\n", text)  # a message written after an unfinished bar
     return [line.strip() for line in text.splitlines() if line.strip() and not _PROGRESS.match(line)]
 
 
