@@ -41,8 +41,7 @@ from typing import Callable
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from fuzz_helpers import (gro_set_field, insert_bytes, make_mini_cumene, snapshot, stderr_lines,  # noqa: E402
-                          tiny_fit_config)
+from fuzz_helpers import gro_set_field, make_mini_cumene, snapshot, stderr_lines, tiny_fit_config  # noqa: E402
 
 MEMORY_LIMIT_GB = 4.0  # on top of what the process holds when the probe starts
 
@@ -209,11 +208,15 @@ FULL_JOB = dict(top="topol.top", mapping="CUM.yaml", cg="cg.xtc", cg_struct="cg.
                 extra=("--frames", "0:2"))
 
 
-def interrupted_job(e: Env) -> Path:
+FULL_JOB_OWN_MODEL = {**FULL_JOB, "ckpt": "model.pt"}
+
+
+def interrupted_job(e: Env, job: dict = FULL_JOB) -> Path:
     """The full example's first two CG frames backmapped, interrupted (SIGINT) once frame 0 is kept;
     returns the part of frame 0."""
     full_example(e)
-    argv = backmap(**FULL_JOB)(e)
+    shutil.copyfile(e.ckpt, e.work / "model.pt")
+    argv = backmap(**job)(e)
     proc = subprocess.Popen([sys.executable, "-m", "gdbm", "--threads", "1", *argv], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
     parts = e.out / "full.xtc.parts"
@@ -255,6 +258,18 @@ def stale_frame_reused(e: Env) -> str | None:
     cg = XTCReader(str(e.work / "cg.xtc"))
     shift = aa[0].positions.mean(axis=0) - cg[0].positions.mean(axis=0)
     return "silent" if float(np.linalg.norm(shift)) > 5.0 else None  # Angstrom
+
+
+def stale_checkpoint(e: Env) -> None:
+    """An interrupted job, then its checkpoint replaced at the same path by another model."""
+    import torch
+
+    interrupted_job(e, FULL_JOB_OWN_MODEL)
+    state = torch.load(e.work / "model.pt", weights_only=False, map_location="cpu")
+    weights = state["generator"]
+    name = next(k for k, v in weights.items() if torch.is_tensor(v) and v.is_floating_point())
+    weights[name] = weights[name] + 0.05
+    torch.save(state, e.work / "model.pt")
 
 
 def nan_part(e: Env) -> None:
@@ -374,6 +389,8 @@ PROBES = [
           backmap(**FULL_JOB), full_example, interrupt_after=6.0),
     Probe("rerun after the input changed (stale parts)", "backmap", backmap(**FULL_JOB), stale_parts,
           check=stale_frame_reused, note="exit 0 allowed if the frame is redone"),
+    Probe("rerun after the checkpoint was retrained (same path)", "backmap", backmap(**FULL_JOB_OWN_MODEL),
+          stale_checkpoint),
     Probe("rerun with a NaN in a kept part", "backmap", backmap(**FULL_JOB), nan_part, check=output_finite,
           note="exit 0 allowed if the part is redone"),
     Probe("rerun with a truncated part", "backmap", backmap(**FULL_JOB), cut_part, check=output_finite,
