@@ -54,8 +54,10 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str, hold_default
                         "file from 'gdbm order'")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
-                   help="network arithmetic; bfloat16 is about 2x faster on CPUs with AVX512-BF16 and on GPUs")
+    p.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                   help="network arithmetic (default auto: bfloat16 where the CPU (AVX512-BF16, AMX) or GPU computes "
+                        "it natively, else float32); bfloat16 is about 2x faster there, many times slower where "
+                        "it is emulated")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the generator: faster per frame after a one-off compilation (~90 s on CPU)")
     p.add_argument("--constrain-bonds", action="store_true",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Iterator
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +35,7 @@ from gdbm.physics.bonded import term_energies
 from gdbm.physics.constraints import constrain_bonds
 from gdbm.physics.energy import EnergyModel
 from gdbm.physics.relax import CentreConstraint, relax
+from gdbm.utils.precision import Precision, resolve_precision
 from gdbm.topology.mapping import SystemMapping
 from gdbm.topology.stereo import StereoFix, StereoTemplate
 from gdbm.topology.system import MappedSystem
@@ -50,9 +51,11 @@ class SamplerConfig(BaseModel):
     candidates: int = Field(8, ge=1, description="versions generated per item; the lowest-energy one is kept")
     seed: int = 0
     frames_per_chunk: int = Field(1, ge=1, description="CG frames processed together (memory vs speed)")
-    precision: Literal["float32", "bfloat16"] = Field(
-        "float32", description="network arithmetic; bfloat16 (autocast) is about 2x faster on CPUs with "
-                               "AVX512-BF16 and on GPUs; positions and energies stay float32/float64")
+    precision: Precision = Field(
+        "auto", description="network arithmetic; bfloat16 (autocast) is about 2x faster on CPUs with AVX512-BF16 "
+                            "or AMX and on GPUs with bfloat16 units, many times slower where it is emulated; "
+                            "auto: bfloat16 where native, else float32 (gdbm.utils.precision); positions and "
+                            "energies stay float32/float64")
     compile: bool = Field(False, description="torch.compile the generator (dynamic shapes): measured 1.3x "
                                              "faster per call on CPU after a compilation of about 90 s, so "
                                              "for many frames per process, not one")
@@ -102,6 +105,7 @@ class Backmapper:
         self.environment = environment or EnvironmentConfig()
         self.config = config or SamplerConfig()
         self.device = torch.device(device)
+        self.precision = resolve_precision(self.config.precision, self.device)  # what "auto" is on this hardware
         self.steps, _, position = plan.expand()
         # steps at the same position of their molecule's plan run together
         self.groups = [torch.nonzero(position == p).squeeze(1) for p in range(int(position.max()) + 1)]
@@ -197,7 +201,7 @@ class Backmapper:
             particles = self.features.particles(grown, target.clamp(min=0)).to(self.device)
             types = self.spec.target_types(self.features.atom_type[target.clamp(min=0)]).to(self.device)
             noise = torch.randn(len(target), self.generator.noise_dim, generator=rng).to(self.device)
-            with torch.autocast(self.device.type, torch.bfloat16, enabled=self.config.precision == "bfloat16"):
+            with torch.autocast(self.device.type, torch.bfloat16, enabled=self.precision == "bfloat16"):
                 placed.append(self.generator(particles, types, noise).to(positions.dtype).cpu())
         local = torch.stack(placed, 1) @ turn  # [B K, L, 3] back to the item's unturned frame
         return local.view(b, k, -1, 3), turn
