@@ -63,11 +63,15 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str, hold_default
     p.add_argument("--constrain-bonds", action="store_true",
                    help="after each pass, set every bond to its b0 (when the reference MD constrained bonds; with "
                         "--temporal: bonds to hydrogen)")
+    p.add_argument("--hold-centres", action="store_true",
+                   help="after each pass, shift each CG bead's atoms (mass-weighted; rigidly for a centre of mass) "
+                        "so that its centre by --hold-map sits on its CG input position (with --constrain-bonds: "
+                        "both, alternated)")
     p.add_argument("--relax", type=int, default=0, metavar="STEPS",
                    help="steps of steepest descent on the force field after the last sweep, every CG bead's "
                         "centre held on its input (removes close contacts; default 0 = off)")
     p.add_argument("--hold-map", help=f"mapping (may be partial) that made the CG input, whose bead centres "
-                                      f"--relax holds (default {hold_default})")
+                                      f"--relax and --hold-centres hold (default {hold_default})")
     p.add_argument("--stereo-from", metavar="AA_STRUCTURE",
                    help="an AA structure of this system whose stereocentres (tacticity, L/D) the output copies "
                         "(default: the handedness the model recorded from its training frames)")
@@ -97,8 +101,8 @@ def job_options(args: argparse.Namespace) -> dict:
     if args.max_batch < 1:
         raise InputError("--max-batch must be >= 1")
     config = SamplerConfig(n_gibbs=args.gibbs, candidates=args.candidates, seed=args.seed, precision=args.precision,
-                           constrain_bonds=args.constrain_bonds, relax_steps=args.relax, max_batch=args.max_batch,
-                           compile=args.compile, stereo=not args.no_stereo)
+                           constrain_bonds=args.constrain_bonds, hold_centres=args.hold_centres, relax_steps=args.relax,
+                           max_batch=args.max_batch, compile=args.compile, stereo=not args.no_stereo)
     if args.no_stereo and args.stereo_from:
         raise InputError("--stereo-from and --no-stereo contradict each other")
     ordering = None

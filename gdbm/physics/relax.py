@@ -29,6 +29,7 @@ from gdbm.utils.pbc import minimum_image
 from gdbm.physics.constraints import constrain_bonds
 from gdbm.physics.energy import EnergyModel, energy_and_forces
 from gdbm.topology.mapping import SystemMapping
+from gdbm.topology.topology import Topology
 
 FIRST_ROUNDS = 30  # alternations of the bond and centre projections for a raw structure (bonds off by 0.1 nm)
 STEP_ROUNDS = 2  # and after a small step
@@ -74,6 +75,22 @@ class CentreConstraint:
         return x
 
 
+def project_constraints(positions: Tensor, boxes: Tensor, top: Topology, *, bonds: bool = False,
+                        centres: CentreConstraint | None = None, rounds: int = FIRST_ROUNDS) -> Tensor:
+    """Positions ``[F, n, 3]`` projected onto the bond constraints and/or the bead centres.
+
+    Alternates the two projections ``rounds`` times when both apply (each undoes a little of
+    the other), once when only one does; the bead centres are exact after the last round.
+    """
+    x = positions
+    for _ in range(rounds if (bonds and centres is not None) else 1):
+        if bonds:
+            x, _ = constrain_bonds(x, boxes, top)
+        if centres is not None:
+            x = centres.project(x, boxes)
+    return x
+
+
 @dataclass
 class RelaxResult:
     """Relaxed positions and the total energy per frame before and after (kJ/mol)."""
@@ -96,13 +113,7 @@ def relax(positions: Tensor, boxes: Tensor, model: EnergyModel, steps: int, *,
     box = boxes.to(torch.float64)
 
     def project(x: Tensor, rounds: int) -> Tensor:
-        """Alternate the two projections (one round each when only one applies)."""
-        for _ in range(rounds if (bonds and centres is not None) else 1):
-            if bonds:
-                x, _ = constrain_bonds(x, box, top)
-            if centres is not None:
-                x = centres.project(x, box)
-        return x
+        return project_constraints(x, box, top, bonds=bonds, centres=centres, rounds=rounds)
 
     def evaluate(x: Tensor) -> tuple[Tensor, Tensor]:
         energies, forces = energy_and_forces(model, x.to(torch.float32), box.to(torch.float32))

@@ -32,9 +32,8 @@ from gdbm.data.trajectory import Frames
 from gdbm.utils.errors import InputError
 from gdbm.ordering import OrderingConfig, SystemPlan
 from gdbm.physics.bonded import term_energies
-from gdbm.physics.constraints import constrain_bonds
 from gdbm.physics.energy import EnergyModel
-from gdbm.physics.relax import CentreConstraint, relax
+from gdbm.physics.relax import CentreConstraint, project_constraints, relax
 from gdbm.utils.precision import Precision, resolve_precision
 from gdbm.topology.mapping import SystemMapping
 from gdbm.topology.stereo import StereoFix, StereoTemplate
@@ -61,6 +60,9 @@ class SamplerConfig(BaseModel):
                                              "for many frames per process, not one")
     constrain_bonds: bool = Field(False, description="after each pass, project every bond to its b0 (for "
                                                      "references simulated with bond constraints)")
+    hold_centres: bool = Field(False, description="after each pass, move each CG bead's atoms (mass-weighted: a "
+                                                  "rigid shift for a centre of mass) so that its centre by the "
+                                                  "hold mapping sits on the CG input")
     stereo: bool = Field(True, description="after each pass, invert every stereocentre handed against the "
                                            "model's training data (gdbm.topology.stereo)")
     relax_steps: int = Field(0, ge=0, description="steps of constrained steepest descent after the last "
@@ -88,7 +90,7 @@ class _Items:
 class Backmapper:
     """Backmaps CG frames of one system with a trained generator.
 
-    ``hold``: the mapping whose bead centres the relaxation keeps on the CG input (default:
+    ``hold``: the mapping whose bead centres the relaxation and ``hold_centres`` keep on the CG input (default:
     the system's own; give the one that made the CG frames when the reconstruction mapping
     differs from it, as DBM's sPS map does). ``aliases``: the model's names for this system's
     atom and bead types, when it was trained on other ones. ``stereo``: the handedness of the
@@ -295,8 +297,9 @@ class Backmapper:
                     bar.update(len(idx))
                 if self.stereo is not None:
                     atoms, _ = self.stereo(atoms, boxes)
-                if self.config.constrain_bonds:
-                    atoms, _ = constrain_bonds(atoms, boxes, aa)
+                if self.config.constrain_bonds or self.config.hold_centres:
+                    held = CentreConstraint(self.hold, beads.double(), aa.masses) if self.config.hold_centres else None
+                    atoms = project_constraints(atoms, boxes, aa, bonds=self.config.constrain_bonds, centres=held)
             if energy is not None:
                 held = CentreConstraint(self.hold, beads.double(), aa.masses)
                 atoms = relax(atoms, boxes, energy, relax_steps, centres=held, bonds=self.config.constrain_bonds,
