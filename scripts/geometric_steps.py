@@ -1,0 +1,231 @@
+"""Cheap geometric steps applied to finished backmapped frames (the issue-18 post-hoc experiments).
+
+Each step uses only the frames, the topology, and the CG input with the mapping that made it;
+``--steps`` applies them in the order given:
+
+- ``bonds``: every bond projected on its ``b0`` (``gdbm.physics.constraints``, as ``--constrain-bonds``);
+- ``centres``: each CG bead's atoms moved mass-weighted so its centre sits on its CG position
+  (``gdbm.physics.relax.CentreConstraint``, as ``gdbm backmap --hold-centres``);
+- ``bonds+centres``: both, alternated until the centres are exact (as the sampler alternates them);
+- ``pivot``: each side-group bead (all its atoms its own, joined to the rest by one bond; the sPS
+  phenyl) turned rigidly about the outside atom of that bond until its centre points at its CG
+  position: bond lengths kept, the bead's direction corrected, its distance from the pivot not;
+- ``hydrogens``: every hydrogen rebuilt on its heavy atom from the topology's equilibrium geometry
+  (:class:`HydrogenBuilder`).
+
+None of them helps sPS (ISSUE18_REPORT.md): each trades CG consistency or bond lengths against
+new close contacts and worse angles. The rebuilt hydrogens are wrong even on the reference
+frames: they raise its LJ energy per chain from -210 to -134 kJ/mol (at 568 K real hydrogens lie
+12 degrees on average off the ideal directions, away from their contacts).
+
+    python scripts/geometric_steps.py --top S/topol.top --cg-map S/PS1_cg_fritz.map --cg T/cg.xtc \
+        --cg-struct T/cg.gro --aa gen.xtc --aa-struct T/aa.gro --steps bonds,pivot -o out.xtc
+
+The CG frames are matched to the AA frames from the first one (``--cg-first`` to shift).
+
+Hydrogens on a heavy atom X, from the hydrogens' ``b0`` and the H-X-H ``theta0``: three heavy
+neighbours and one H (a tetrahedral CH) or two heavy neighbours and one H (an aromatic CH): opposite
+the sum of the unit vectors to the neighbours; two and two (a CH2): symmetric about the neighbours'
+plane, each H kept on its input side; one and three (a CH3): the tetrahedral umbrella, the first H's
+torsion kept. Other hydrogens are left where they are.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from gdbm.utils.pbc import minimum_image
+from gdbm.topology.mapping import SystemMapping
+from gdbm.topology.topology import Topology
+
+TETRAHEDRAL = math.radians(109.47)
+
+
+def _unit(v: Tensor) -> Tensor:
+    return v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+@dataclass
+class _Group:
+    """Heavy atoms with ``k`` heavy neighbours and ``h`` hydrogens, and their bond lengths / angles."""
+
+    centre: Tensor  # [g]
+    heavy: Tensor  # [g, k]
+    hydrogens: Tensor  # [g, h]
+    length: Tensor  # [g, h] nm, the X-H b0
+    angle: Tensor  # [g] rad, H-X-H theta0 (CH2 only)
+
+
+class HydrogenBuilder:
+    """Rebuilds the hydrogens of ``top`` (see the module doc) in frames ``[F, n, 3]``."""
+
+    SHAPES = ((3, 1), (2, 1), (2, 2), (1, 3))
+
+    def __init__(self, top: Topology):
+        hydrogen = torch.tensor([e == "H" for e in top.elements])
+        b0 = {}
+        for kind, term in top.terms.items():
+            if kind.startswith("bond") and "b0" in term.params:
+                for (i, j), length in zip(term.index.tolist(), term.params["b0"].tolist()):
+                    b0[(min(i, j), max(i, j))] = length
+        hxh = {}
+        for kind, term in top.terms.items():
+            if kind.startswith("angle") and "theta0" in term.params:
+                for (i, j, k), theta in zip(term.index.tolist(), term.params["theta0"].tolist()):
+                    if hydrogen[i] and hydrogen[k]:
+                        hxh[j] = theta  # radians, as the topology stores angles
+        neighbours: list[list[int]] = [[] for _ in range(top.n_atoms)]
+        for i, j in top.connectivity.tolist():
+            neighbours[i].append(j)
+            neighbours[j].append(i)
+        found: dict[tuple[int, int], list[tuple]] = {s: [] for s in self.SHAPES}
+        for x in range(top.n_atoms):
+            if hydrogen[x]:
+                continue
+            hs = [a for a in neighbours[x] if hydrogen[a] and len(neighbours[a]) == 1]
+            heavy = [a for a in neighbours[x] if not hydrogen[a]]
+            shape = (len(heavy), len(hs))
+            if hs and shape in found and len(heavy) + len(hs) == len(neighbours[x]):
+                lengths = [b0.get((min(x, a), max(x, a)), 0.109) for a in hs]
+                found[shape].append((x, heavy, hs, lengths, hxh.get(x, TETRAHEDRAL)))
+        self.groups = {}
+        for shape, rows in found.items():
+            if rows:
+                x, heavy, hs, lengths, angle = zip(*rows)
+                self.groups[shape] = _Group(torch.tensor(x), torch.tensor(heavy), torch.tensor(hs),
+                                            torch.tensor(lengths, dtype=torch.float64),
+                                            torch.tensor(angle, dtype=torch.float64))
+
+    @property
+    def n_hydrogens(self) -> int:
+        return sum(g.hydrogens.numel() for g in self.groups.values())
+
+    def __call__(self, positions: Tensor, boxes: Tensor) -> Tensor:
+        """Positions ``[F, n, 3]`` with every supported hydrogen rebuilt (float64 arithmetic, input dtype out)."""
+        x = positions.to(torch.float64).clone()
+        box = boxes.to(torch.float64)
+        for (k, h), g in self.groups.items():
+            c = x[:, g.centre]  # [F, g, 3]
+            u = _unit(minimum_image((x[:, g.heavy] - c.unsqueeze(2)).flatten(1, 2), box).unflatten(1, (-1, k)))
+            old = minimum_image((x[:, g.hydrogens] - c.unsqueeze(2)).flatten(1, 2), box).unflatten(1, (-1, h))
+            away = _unit(-u.sum(2))  # [F, g, 3] opposite the heavy neighbours
+            if h == 1:
+                direction = away.unsqueeze(2)
+            elif h == 2:  # CH2: +-normal, keeping each H on its input side
+                normal = _unit(torch.cross(u[:, :, 0], u[:, :, 1], dim=-1))
+                side = torch.where(((old[:, :, 0] - old[:, :, 1]) * normal).sum(-1, keepdim=True) >= 0, 1.0, -1.0)
+                half = (g.angle / 2).view(1, -1, 1)
+                first = torch.cos(half) * away + torch.sin(half) * side * normal
+                second = torch.cos(half) * away - torch.sin(half) * side * normal
+                direction = torch.stack([first, second], 2)
+            else:  # CH3: umbrella about the bond, the first H's torsion kept
+                axis = away
+                p = _unit(old[:, :, 0] - (old[:, :, 0] * axis).sum(-1, keepdim=True) * axis)
+                q = torch.cross(axis, p, dim=-1)
+                # the second H (in input order) goes to +120 degrees when it is on q's side, else -120
+                sign = torch.where((old[:, :, 1] * q).sum(-1, keepdim=True) >= 0, 1.0, -1.0)
+                tilt = math.pi - TETRAHEDRAL  # the H's angle from the axis
+                sites = []
+                for turn in (0.0, 2 * math.pi / 3, -2 * math.pi / 3):
+                    t = turn * sign
+                    sites.append(math.cos(tilt) * axis + math.sin(tilt) * (torch.cos(t) * p + torch.sin(t) * q))
+                direction = torch.stack(sites, 2)
+            x[:, g.hydrogens] = c.unsqueeze(2) + direction * g.length.view(1, -1, h, 1)
+        return x.to(positions.dtype)
+
+
+class SideGroupPivot:
+    """Turns side-group beads about their pivot atom so that their centres point at the CG positions."""
+
+    def __init__(self, top: Topology, mapping: SystemMapping):
+        atom, bead = mapping.membership.T
+        count = torch.bincount(atom, minlength=top.n_atoms)
+        members: list[list[int]] = [[] for _ in range(mapping.n_beads)]
+        for a, b in zip(atom.tolist(), bead.tolist()):
+            members[b].append(a)
+        neighbours: list[list[int]] = [[] for _ in range(top.n_atoms)]
+        for i, j in top.connectivity.tolist():
+            neighbours[i].append(j)
+            neighbours[j].append(i)
+        beads, pivots, groups = [], [], []
+        for b, m in enumerate(members):
+            own = set(m)
+            if any(int(count[a]) > 1 for a in m):
+                continue
+            outside = [(a, o) for a in m for o in neighbours[a] if o not in own]
+            if len(outside) == 1:
+                beads.append(b)
+                pivots.append(outside[0][1])
+                groups.append(m)
+        width = max(map(len, groups), default=1)
+        self.mapping = mapping
+        self.bead = torch.tensor(beads, dtype=torch.long)
+        self.pivot = torch.tensor(pivots, dtype=torch.long)
+        self.members = torch.tensor([m + [m[0]] * (width - len(m)) for m in groups], dtype=torch.long).view(-1, width)
+
+    def __call__(self, positions: Tensor, boxes: Tensor, targets: Tensor) -> Tensor:
+        """Positions ``[F, n, 3]`` with every side group turned; ``targets``: CG positions ``[F, n_beads, 3]``."""
+        if len(self.bead) == 0:
+            return positions
+        x, box = positions.to(torch.float64).clone(), boxes.to(torch.float64)
+        p = x[:, self.pivot]  # [F, s, 3]
+        centre = self.mapping.map_positions(x, box)[:, self.bead]
+        a = _unit(minimum_image(centre - p, box))
+        b = _unit(minimum_image(targets.to(x)[:, self.bead] - p, box))
+        v, c = torch.cross(a, b, dim=-1), (a * b).sum(-1)
+        zero = torch.zeros_like(c)
+        k = torch.stack([torch.stack([zero, -v[..., 2], v[..., 1]], -1), torch.stack([v[..., 2], zero, -v[..., 0]], -1),
+                         torch.stack([-v[..., 1], v[..., 0], zero], -1)], -2)  # [F, s, 3, 3]
+        turn = torch.eye(3, dtype=x.dtype) + k + k @ k / (1 + c).clamp_min(1e-6).view(*c.shape, 1, 1)
+        s, w = self.members.shape
+        rel = minimum_image((x[:, self.members] - p.unsqueeze(2)).flatten(1, 2), box).unflatten(1, (s, w))
+        x[:, self.members] = p.unsqueeze(2) + rel @ turn.transpose(-1, -2)
+        return x.to(positions.dtype)
+
+
+def main() -> None:
+    import argparse
+
+    from gdbm.data.trajectory import Frames, read_frames, write_frames
+    from gdbm.physics.constraints import constrain_bonds
+    from gdbm.physics.relax import CentreConstraint, project_constraints
+    from gdbm.topology.system import load_mapped_system
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--top", required=True)
+    p.add_argument("--cg-map", required=True, help="the mapping that made the CG frames (may be partial)")
+    p.add_argument("--cg", required=True)
+    p.add_argument("--cg-struct")
+    p.add_argument("--cg-first", type=int, default=0, help="the CG frame of the first AA frame (default 0)")
+    p.add_argument("--aa", required=True)
+    p.add_argument("--aa-struct")
+    p.add_argument("--steps", required=True, help="comma-separated, in order: bonds, centres, bonds+centres (alternated), pivot, hydrogens")
+    p.add_argument("-o", "--output", required=True)
+    a = p.parse_args()
+    system = load_mapped_system(a.top, a.cg_map, partial=True)
+    top, mapping = system.aa, system.mapping
+    g = read_frames(a.aa, a.aa_struct)
+    targets = read_frames(a.cg, a.cg_struct).positions[a.cg_first:a.cg_first + len(g)].double()
+    x, box = g.positions.double(), g.boxes.double()
+    for step in a.steps.split(","):
+        if step == "bonds":
+            x, _ = constrain_bonds(x, box, top)
+        elif step == "centres":
+            x = CentreConstraint(mapping, targets, top.masses).project(x, box)
+        elif step == "bonds+centres":  # both, alternated as gdbm backmap --constrain-bonds --hold-centres does
+            x = project_constraints(x, box, top, bonds=True, centres=CentreConstraint(mapping, targets, top.masses))
+        elif step == "pivot":
+            x = SideGroupPivot(top, mapping)(x, box, targets)
+        elif step == "hydrogens":
+            x = HydrogenBuilder(top)(x, box)
+        else:
+            raise SystemExit(f"unknown step {step!r}")
+    write_frames(a.output, Frames(x.float(), g.boxes, g.labels, g.names, g.resnames, g.resids), force=True)
+
+
+if __name__ == "__main__":
+    main()
