@@ -232,7 +232,9 @@ def test_thermalize_restores_energies_and_keeps_the_beads(system: TemporalSystem
     noisy = system.project(frames + 0.02 * torch.randn(frames.shape, generator=torch.Generator().manual_seed(0)), cg)
     before, _ = energy(noisy)
     assert before.mean() > reference.mean() + 500  # bonds and angles far from their minima
-    out = system.project(Thermalizer(system, ThermalizeSettings(steps=50))(noisy, cg), cg)
+    thermalizer = Thermalizer(system, ThermalizeSettings(steps=50))
+    out = system.project(thermalizer(noisy, cg), cg)
+    thermalizer.close()
     after, _ = energy(out)
     assert abs(after.mean() - reference.mean()) < 3 * reference.std()  # back at the reference temperature
     assert (system.map(out) - cg).abs().max() < 1e-5

@@ -42,10 +42,14 @@ def backmap_trajectory(checkpoint: str | Path, cg: str | Path, output: str | Pat
         from gdbm.temporal.thermalize import Thermalizer
 
         refine = Thermalizer(system, thermalize)
-    if frame_based:
-        aa = place_from_library(backmapper.library, cg_frames.positions, constrain_hydrogens, refine)
-    else:
-        aa = backmapper.backmap(cg_frames.positions, segments, seed, constrain_hydrogens, refine=refine)
+    try:
+        if frame_based:
+            aa = place_from_library(backmapper.library, cg_frames.positions, constrain_hydrogens, refine)
+        else:
+            aa = backmapper.backmap(cg_frames.positions, segments, seed, constrain_hydrogens, refine=refine)
+    finally:
+        if refine is not None:
+            refine.close()
     out = Frames(aa, torch.zeros(len(aa), 3, 3), list(cg_frames.labels), system.names, system.resnames,
                  system.resids)
     write_frames(output, out, force=force)

@@ -64,6 +64,11 @@ class Thermalizer:
         self.context = mm.Context(omm, integrator, mm.Platform.getPlatformByName("Reference"))
         self.rng = np.random.default_rng(settings.seed)
 
+    def close(self) -> None:
+        """Free the OpenMM context now, before its system and forces (as :class:`gdbm.physics.thermal.ThermalRelaxer`
+        does): left to the garbage collector, a reference cycle may free them in any order."""
+        self.context = self.restraint = None
+
     def __call__(self, positions: Tensor, beads: Tensor) -> Tensor:
         import openmm as mm
 
