@@ -375,3 +375,11 @@ def test_ctrl_c_ends_the_command_within_a_second_with_one_line(tmp_path: Path):
     assert time.monotonic() - sent < 1.0
     assert proc.returncode == 130
     assert err == f"gdbm energy: interrupted; finished frames are kept in {out}.parts\n"
+
+
+def test_backmap_unknown_device_is_one_line(tmp_path: Path, capsys):
+    code = main(["backmap", "--checkpoint", "sps-voxel", "--top", "t.top", "--map", "m.map", "--cg", "cg.xtc",
+                 "--device", "foo", "-o", str(tmp_path / "x.xtc")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--device 'foo' is not a torch device" in err[0]
+    assert not (tmp_path / "x.xtc").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from gdbm.cli.common import check_device
 from gdbm.utils.errors import InputError
 from gdbm.cli.temporal import add_backmap_arguments as add_temporal_arguments
 from gdbm.cli.temporal import run_backmap as run_temporal
@@ -53,7 +54,7 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str, hold_default
                    help="reconstruction order instead of the checkpoint's: a traversal or an order policy "
                         "file from 'gdbm order'")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda or cuda:N")
     p.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                    help="network arithmetic (default auto: bfloat16 where the CPU (AVX512-BF16, AMX) or GPU computes "
                         "it natively, else float32); bfloat16 is about 2x faster there, many times slower where "
@@ -105,6 +106,7 @@ def job_options(args: argparse.Namespace) -> dict:
                            max_batch=args.max_batch, compile=args.compile, stereo=not args.no_stereo)
     if args.no_stereo and args.stereo_from:
         raise InputError("--stereo-from and --no-stereo contradict each other")
+    check_device(args.device)
     ordering = None
     if args.ordering:
         from gdbm.ordering import OrderingConfig
