@@ -389,7 +389,7 @@ def prop_backmap_bad_argument(mini, tmp_path, capsys, checkpoint, arg):
 
 _BACKMAP_ARGS = st.sampled_from([("--candidates", "0"), ("--candidates", "-3"), ("--samples", "0"),
                                  ("--gibbs", "-1"), ("--frames", "5:9"), ("--frames", "1:0"), ("--frames", "abc"),
-                                 ("--max-batch", "0"), ("--workers", "0"),
+                                 ("--device", "foo"), ("--max-batch", "0"), ("--workers", "0"),
                                  ("--relax", "-5"), ("--precision", "float16"), ("--ordering", "nowhere.yaml")])
 
 
