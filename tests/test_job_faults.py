@@ -366,8 +366,11 @@ sys.exit(main(["energy", "--top", "t", "--traj", "x", "-o", sys.argv[1]]))
 def test_ctrl_c_ends_the_command_within_a_second_with_one_line(tmp_path: Path):
     out = tmp_path / "out.xtc"
     env = {k: v for k, v in os.environ.items() if k != "GDBM_TRACEBACK"}
+    # a shell without job control starts background jobs with SIGINT ignored, and children inherit that
+    # (a nohup'd CI run did): the child gets the default disposition back, as in a terminal
     proc = subprocess.Popen([sys.executable, "-c", _SLEEPER, str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout.readline() == "ready\n"
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
