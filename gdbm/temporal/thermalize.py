@@ -16,6 +16,8 @@ Reference platform: tens of atoms cost about a millisecond per frame.
 
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +65,7 @@ class Thermalizer:
         integrator.setRandomNumberSeed(settings.seed + 1)  # OpenMM reads 0 as "pick one at random"
         self.context = mm.Context(omm, integrator, mm.Platform.getPlatformByName("Reference"))
         self.rng = np.random.default_rng(settings.seed)
+        self.diverged = 0  # frames whose run gave non-finite positions (kept unrefined)
 
     def close(self) -> None:
         """Free the OpenMM context now, before its system and forces (as :class:`gdbm.physics.thermal.ThermalRelaxer`
@@ -84,5 +87,10 @@ class Thermalizer:
             self.context.setVelocitiesToTemperature(s.temperature, int(self.rng.integers(1, 2**31 - 1)))
             self.context.getIntegrator().step(s.steps)
             out[k] = self.context.getState(getPositions=True).getPositions(asNumpy=True)._value
+            if not np.isfinite(out[k]).all():  # the run diverged: keep the generated frame rather than NaN
+                out[k] = frame
+                self.diverged += 1
+                warnings.warn(f"thermalization diverged on a frame ({self.diverged} so far); the generated frame "
+                              "is kept unrefined", RuntimeWarning, stacklevel=2)
         return torch.from_numpy(out).to(positions.device, positions.dtype)
 
