@@ -29,6 +29,10 @@ from gdbm.physics.openmm_restraint import centroid_restraint, set_centroid_targe
 from gdbm.temporal.system import TemporalSystem
 
 
+#: an atom this far (nm) from where it was generated means the short run diverged
+DIVERGED_NM = 1.0
+
+
 @dataclass(frozen=True)
 class ThermalizeSettings:
     """Length and conditions of the per-frame run (defaults: the dipeptide reference MD's)."""
@@ -87,7 +91,8 @@ class Thermalizer:
             self.context.setVelocitiesToTemperature(s.temperature, int(self.rng.integers(1, 2**31 - 1)))
             self.context.getIntegrator().step(s.steps)
             out[k] = self.context.getState(getPositions=True).getPositions(asNumpy=True)._value
-            if not np.isfinite(out[k]).all():  # the run diverged: keep the generated frame rather than NaN
+            moved = np.abs(out[k] - frame).max() if np.isfinite(out[k]).all() else np.inf
+            if moved > DIVERGED_NM:  # the run diverged (beads are restrained): keep the generated frame
                 out[k] = frame
                 self.diverged += 1
                 warnings.warn(f"thermalization diverged on a frame ({self.diverged} so far); the generated frame "
