@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,15 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """The long fuzzing runs (slow twins in test_fuzz_inputs) are deselected, not skipped, unless
+    ``-m slow`` or ``GDBM_FUZZ_SLOW=1`` asks for them."""
+    expr = config.option.markexpr or ""
+    if os.environ.get("GDBM_FUZZ_SLOW") or ("slow" in expr and "not slow" not in expr):
+        return
+    long_fuzz = [i for i in items if i.get_closest_marker("slow") and i.module.__name__.endswith("test_fuzz_inputs")]
+    if long_fuzz:
+        config.hook.pytest_deselected(items=long_fuzz)
+        items[:] = [i for i in items if i not in long_fuzz]

@@ -12,7 +12,6 @@ properties with ``GDBM_FUZZ_SLOW_EXAMPLES`` (default 200) examples each.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import tempfile
@@ -41,17 +40,6 @@ def fast(n: int = FAST):
 
 def slow(n: int = SLOW):
     return settings(max_examples=n, **{**_COMMON, "derandomize": False})
-
-
-def _slow_selected(config) -> bool:
-    expr = config.option.markexpr or ""
-    return bool(os.environ.get("GDBM_FUZZ_SLOW")) or ("slow" in expr and "not slow" not in expr)
-
-
-@pytest.fixture(scope="session")
-def slow_enabled(request) -> None:
-    if not _slow_selected(request.config):
-        pytest.skip("long fuzzing run: select with -m slow or GDBM_FUZZ_SLOW=1")
 
 
 # --- the system, a one-step model and the clean runs ------------------------------------
@@ -519,10 +507,9 @@ FAST_EXAMPLES = {"truncated_xtc_eval": 1, "fit_config_bad": 4, "output_paths": 4
 
 
 def _make_test(name: str, prop, fixtures: tuple[str, ...], strategies: dict, is_slow: bool):
-    names = ["mini", "tmp_path", "capsys", *fixtures] + (["slow_enabled"] if is_slow else [])
+    names = ["mini", "tmp_path", "capsys", *fixtures]
 
     def body(**kwargs):
-        kwargs.pop("slow_enabled", None)
         prop(**kwargs)
 
     # pytest must see the fixture names in the signature; hypothesis fills in the rest
@@ -533,7 +520,7 @@ def _make_test(name: str, prop, fixtures: tuple[str, ...], strategies: dict, is_
     body.__name__ = f"test_{name}" + ("_slow" if is_slow else "")
     test = given(**strategies)(body)
     test = (slow() if is_slow else fast(FAST_EXAMPLES.get(name, FAST)))(test)
-    if is_slow:
+    if is_slow:  # deselected unless asked for (tests/conftest.py)
         test = pytest.mark.slow(test)
     return test
 
