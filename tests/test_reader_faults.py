@@ -264,7 +264,7 @@ def test_missing_cuda_is_named(monkeypatch, tmp_path):
     with pytest.raises(InputError, match="CUDA is not available") as err:
         load_generator("sps-voxel", "cuda")
     assert "not a readable checkpoint" not in str(err.value)
-    with pytest.raises(InputError, match="--device foo: unknown device; expected cpu, cuda or cuda:N"):
+    with pytest.raises(InputError, match="--device 'foo' is not a torch device; expected cpu, cuda or cuda:N"):
         check_device("foo")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from gdbm.cli.common import check_device
+from gdbm.utils.devices import check_device
 from gdbm.utils.errors import InputError
 from gdbm.cli.temporal import add_backmap_arguments as add_temporal_arguments
 from gdbm.cli.temporal import run_backmap as run_temporal

@@ -48,7 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gdbm.cli.common import check_device
+    from gdbm.utils.devices import check_device
     from gdbm.training.run_folder import fit
 
     check_device(args.device)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from gdbm.utils.atomic_files import atomic_path
+from gdbm.utils.devices import check_device  # noqa: F401 - re-exported: the one device check
 from gdbm.utils.errors import InputError
 
 
@@ -44,22 +45,6 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
 
 GENERATOR_KEYS = ("generator", "features", "config")  # what a sampler needs (shipped models have these)
 RESUME_KEYS = (*GENERATOR_KEYS, "critic", "opt_generator", "opt_critic", "step", "seconds", "rng")  # gdbm fit --resume
-
-
-def check_device(device: str | torch.device) -> torch.device:
-    """``device`` as a torch device that this machine has; an unknown or absent one is an :class:`InputError`."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise InputError(f"--device {device}: unknown device; expected cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {device}: CUDA is not available on this machine (torch {torch.__version__}, "
-                         f"{'built without CUDA' if torch.version.cuda is None else 'no GPU visible'}); "
-                         "use --device cpu")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise InputError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s); "
-                         f"expected cuda:0 to cuda:{torch.cuda.device_count() - 1}")
-    return dev
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
