@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from tqdm import tqdm
+from gdbm.utils.progress import tqdm
 
 from gdbm.data.trajectory import Frames
 from gdbm.physics import EnergyModel

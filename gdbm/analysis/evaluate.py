@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from tqdm import tqdm
+from gdbm.utils.progress import tqdm
 
 import gdbm.analysis.standard_metrics  # noqa: F401  (registers the built-in metrics)
 from gdbm.analysis.energies import ENERGY_KEYS, molecule_energies

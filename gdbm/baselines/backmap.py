@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from gdbm.utils.progress import tqdm
 
 from gdbm.baselines.minimize import FrameResult, Minimizer, Protocol
 from gdbm.baselines.placement import Placement, first_guess, placement

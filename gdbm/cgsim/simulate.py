@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from tqdm import tqdm
+from gdbm.utils.progress import tqdm
 
 from gdbm.cgsim.forcefield import CGForceField
 from gdbm.cgsim.openmm_system import build_system

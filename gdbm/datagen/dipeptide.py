@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from gdbm.utils.progress import tqdm
 
 from gdbm.utils.atomic_files import atomic_path, write_text
 from gdbm.data.trajectory import Frames, write_frames

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from gdbm.utils.progress import tqdm
 
 from gdbm.utils.atomic_files import atomic_path
 from gdbm.datagen.box import AMU_NM3_TO_G_CM3

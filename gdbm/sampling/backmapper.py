@@ -20,7 +20,7 @@ from typing import Iterator
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
-from tqdm import tqdm
+from gdbm.utils.progress import tqdm
 
 from gdbm.conditioners.interface import Generator
 from gdbm.data.environment import (Environment, EnvironmentConfig, fixpoints, local_environments, pairs_within,

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from tqdm import tqdm
+from gdbm.utils.progress import tqdm
 
 from gdbm.utils.atomic_files import atomic_path, check_output_path, write_text
 from gdbm.data.trajectory import WRITE_SUFFIXES, Frames, FrameWriter, check_particle_count, frame_range, read_frames

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from torch import Tensor
-from tqdm import tqdm
+from gdbm.utils.progress import tqdm
 
 from gdbm.data.stereo import stereo_template_from_file
 from gdbm.data.trajectory import WRITE_SUFFIXES, Frames, FrameWriter, check_particle_count, frame_range, read_frames

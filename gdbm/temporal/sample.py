@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
+from gdbm.utils.progress import tqdm
 
 from gdbm.utils.errors import InputError
 from gdbm.temporal.config import TemporalConfig

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
+from gdbm.utils.progress import tqdm
 
 from gdbm.data.trajectory import frame_range, read_frames
 from gdbm.utils.errors import InputError

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
+from gdbm.utils.progress import tqdm
 
 from gdbm.conditioners.interface import Critic, Generator, Particles
 from gdbm.data.features import FeatureSpec
