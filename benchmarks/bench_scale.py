@@ -32,7 +32,8 @@ SHAPES = {1: (1, 1, 1), 8: (2, 2, 2), 32: (2, 4, 4)}
 
 def replicated_system(copies: int, frames: int, folder: Path) -> tuple[Path, Path]:
     """A topology with ``copies`` times the chains and the first ``frames`` CG test frames replicated to match."""
-    from gdbm.data.trajectory import read_frames, replicate, write_frames
+    from gdbm.data.frame_writer import write_frames
+    from gdbm.data.trajectory import read_frames, replicate
 
     top = (SPS / "topol.top").read_text().replace('#include "topol_PS1.itp"', f'#include "{SPS / "topol_PS1.itp"}"')
     top = re.sub(r"^PS1\s+36\s*$", f"PS1       {36 * copies}", top, flags=re.M)

@@ -27,7 +27,7 @@ from gdbm.utils.version import __version__
 #: public name -> the module that defines it
 _API = {
     # files and systems
-    "read_frames": "gdbm.data.trajectory", "write_frames": "gdbm.data.trajectory", "Frames": "gdbm.data.trajectory",
+    "read_frames": "gdbm.data.trajectory", "write_frames": "gdbm.data.frame_writer", "Frames": "gdbm.data.trajectory",
     "read_topology": "gdbm.topology.gromacs", "load_mapping": "gdbm.topology.mapfiles",
     "load_mapped_system": "gdbm.topology.system", "MappedSystem": "gdbm.topology.system",
     "Topology": "gdbm.topology.topology", "InputError": "gdbm.utils.errors",

@@ -190,7 +190,8 @@ class SideGroupPivot:
 def main() -> None:
     import argparse
 
-    from gdbm.data.trajectory import Frames, read_frames, write_frames
+    from gdbm.data.frame_writer import write_frames
+    from gdbm.data.trajectory import Frames, read_frames
     from gdbm.physics.constraints import constrain_bonds
     from gdbm.physics.relax import CentreConstraint, project_constraints
     from gdbm.topology.system import load_mapped_system

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gdbm.data import read_frames
-from gdbm.data.trajectory import write_frames
+from gdbm.data.frame_writer import write_frames
 from gdbm.utils.distributed import Distributed
 from gdbm.utils.errors import InputError
 from gdbm.study import StudyRunner, load_study

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gdbm.data.trajectory import Frames, check_particle_count, read_frames, replicate, write_frames
+from gdbm.data.frame_writer import write_frames
+from gdbm.data.trajectory import Frames, check_particle_count, read_frames, replicate
 from gdbm.utils.errors import InputError
 
 
@@ -146,7 +147,7 @@ def test_no_overwrite_without_force(tmp_path):
     frames = synthetic()
     path = write_frames(tmp_path / "x.xtc", frames)
     before = path.read_bytes()
-    with pytest.raises(InputError, match="exists; pass force=True"):
+    with pytest.raises(InputError, match="exists; pass --force"):
         write_frames(path, frames.subset([0]))
     assert path.read_bytes() == before
     write_frames(path, frames.subset([0]), force=True)
@@ -160,8 +161,8 @@ def test_unreadable_inputs(tmp_path, gro_text):
     with pytest.raises(InputError, match="unknown coordinate format '.txt'"):
         (tmp_path / "x.txt").write_text("1\n")
         read_frames(tmp_path / "x.txt")
-    with pytest.raises(InputError, match="cannot write '.dcd'"):
-        write_frames(tmp_path / "x.dcd", synthetic())
+    with pytest.raises(InputError, match="cannot write '.txt'"):
+        write_frames(tmp_path / "x.txt", synthetic())
     folder = tmp_path / "frames"
     folder.mkdir()
     with pytest.raises(InputError, match="expected a folder of .gro files"):

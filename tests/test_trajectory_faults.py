@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gdbm
-from gdbm.data.trajectory import FrameWriter, Frames, read_frames, write_frames
+from gdbm.data.frame_writer import AtomRecords, FrameWriter, write_frames
+from gdbm.data.trajectory import Frames, read_frames
 from gdbm.utils.errors import InputError
 
 CUMENE = Path(gdbm.__file__).parent / "resources" / "examples" / "cumene"
@@ -312,12 +313,12 @@ def test_frame_writer_refuses_before_writing(tmp_path, cumene_frames):
     bad = frames.positions.clone()
     bad[1, 0, 0] = float("nan")
     with pytest.raises(InputError, match="refusing to write coordinate nan for particle 1 in frame 4"):
-        with FrameWriter(path, frames.names, frames.resnames, frames.resids) as writer:
+        with FrameWriter(path, AtomRecords.from_frames(frames)) as writer:
             writer.write(frames.positions, frames.boxes)
             writer.write(bad, frames.boxes)
     assert not path.exists()
     with pytest.raises(InputError, match=r"refusing to write positions of shape \(3, 191, 3\)"):
-        with FrameWriter(path, frames.names, frames.resnames, frames.resids) as writer:
+        with FrameWriter(path, AtomRecords.from_frames(frames)) as writer:
             writer.write(frames.positions[:, 1:], frames.boxes)
     boxes = frames.boxes.clone()
     boxes[0, 0, 0] = float("inf")

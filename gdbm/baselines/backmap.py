@@ -19,7 +19,8 @@ from gdbm.utils.progress import tqdm
 
 from gdbm.baselines.minimize import FrameResult, Minimizer, Protocol
 from gdbm.baselines.placement import Placement, first_guess, placement
-from gdbm.data.trajectory import WRITE_SUFFIXES, Frames, check_particle_count, read_frames, write_frames
+from gdbm.data.frame_writer import WRITE_SUFFIXES, write_frames
+from gdbm.data.trajectory import Frames, check_particle_count, read_frames
 from gdbm.topology.system import load_mapped_system
 from gdbm.topology.topology import Topology
 from gdbm.utils.errors import InputError
@@ -138,8 +139,8 @@ def baseline_backmap_files(top: str | Path, mapping_file: str | Path, cg: str | 
                            workers: int = 1, force: bool = False) -> BaselineResult:
     """``gdbm baseline``: backmap the CG frames in ``cg`` onto the AA topology ``top`` via ``mapping_file``.
 
-    Writes the frames that succeeded to ``output`` (``.xtc``, ``.pdb``, or ``.gro`` for one
-    frame), nothing if none did; failed frames are in the result's ``failures``.
+    Writes the frames that succeeded to ``output`` (``.xtc``, ``.dcd``, ``.trr``, ``.pdb``, or ``.gro``
+    for one frame; residues, elements and bonds of ``top``), nothing if none did; failed frames are in the result's ``failures``.
     """
     output = Path(output)
     _check_request(output, protocol, displacement, workers, force)
@@ -153,5 +154,5 @@ def baseline_backmap_files(top: str | Path, mapping_file: str | Path, cg: str | 
     result = baseline_backmap(aa, placement(system.mapping, aa.connectivity), frames, protocol,
                               displacement=displacement, seed=seed, workers=workers)
     if result.results:
-        write_frames(output, result.frames, force=force)
+        write_frames(output, result.frames, force=force, atoms=aa)
     return result

@@ -18,7 +18,8 @@ import torch
 from gdbm.cgsim.check import compare_cg, plot_cg_check
 from gdbm.cgsim.forcefield import build_forcefield
 from gdbm.cgsim.simulate import RunSettings, run_cg
-from gdbm.data.trajectory import Frames, read_frames, write_frames
+from gdbm.data.frame_writer import write_frames
+from gdbm.data.trajectory import Frames, read_frames
 from gdbm.topology import read_topology
 from gdbm.topology.topology import Topology
 from gdbm.utils.atomic_files import write_text

@@ -4,7 +4,8 @@ from gdbm.data.environment import Environment, EnvironmentConfig, LocalFrames, l
 from gdbm.data.features import FeatureSpec, SystemFeatures
 from gdbm.data.samples import (SequenceBatch, SequenceDataset, SequenceSample, collate, particles_for_step,
                                prior_energies, prior_positions)
-from gdbm.data.trajectory import Frames, read_frames, write_frames
+from gdbm.data.frame_writer import write_frames
+from gdbm.data.trajectory import Frames, read_frames
 
 __all__ = [
     "Environment", "EnvironmentConfig", "FeatureSpec", "Frames", "LocalFrames", "SequenceBatch", "SequenceDataset",

@@ -1,4 +1,5 @@
-"""Reading and writing coordinate frames through MDAnalysis, in nm, with triclinic boxes.
+"""Reading coordinate frames through MDAnalysis, in nm, with triclinic boxes (writing them:
+:mod:`gdbm.data.frame_writer`).
 
 Frames are held as one float32 tensor ``[F, n, 3]`` plus boxes ``[F, 3, 3]`` whose rows are
 the box vectors (GROMACS convention). A folder of ``.gro`` files is read as a trajectory in
@@ -21,12 +22,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gdbm.utils.atomic_files import atomic_path
 from gdbm.utils.errors import InputError
 
 READ_SUFFIXES = {".gro", ".pdb", ".xtc", ".trr", ".dcd"}
 TRAJECTORY_SUFFIXES = {".xtc", ".trr", ".dcd"}
-WRITE_SUFFIXES = {".gro", ".pdb", ".xtc"}
 
 
 @dataclass
@@ -487,127 +486,3 @@ def check_particle_count(frames: Frames, expected: int, what: str, path: str | P
     """Raise an :class:`InputError` when frames and a topology or mapping disagree on size."""
     if frames.n_particles != expected:
         raise InputError(f"holds {frames.n_particles} particles per frame but {what} has {expected}", path)
-
-
-def write_frames(path: str | Path, frames: Frames, force: bool = False) -> Path:
-    """Write frames to ``.gro``/``.pdb`` (all frames, as models) or ``.xtc``, atomically.
-
-    The file appears only when complete (temp file + rename); an existing file is kept
-    unless ``force``.
-    """
-    check_writable(frames.positions, frames.boxes, len(frames.names), path)
-    with FrameWriter(path, frames.names, frames.resnames, frames.resids, force, n_frames=len(frames)) as writer:
-        writer.write(frames.positions, frames.boxes)
-    return Path(path)
-
-
-def check_writable(positions: Tensor, boxes: Tensor, n_particles: int, path: str | Path, first: int = 0) -> None:
-    """Raise an :class:`InputError` naming ``path`` and the frame (counted from ``first``) unless
-    ``positions [F, n_particles, 3]`` and ``boxes [F, 3, 3]`` fit and hold finite numbers of at most 1e5 nm."""
-    if positions.dim() != 3 or tuple(positions.shape[1:]) != (n_particles, 3) or \
-            tuple(boxes.shape) != (positions.shape[0], 3, 3):
-        raise InputError(f"refusing to write positions of shape {tuple(positions.shape)} with boxes of shape "
-                         f"{tuple(boxes.shape)}; expected [F, {n_particles}, 3] and [F, 3, 3]", path)
-    for what, values in (("coordinate", positions), ("box entry", boxes)):
-        bad = ~torch.isfinite(values) | (values.abs() > MAX_COORDINATE_NM)
-        if bool(bad.any()):
-            index = torch.nonzero(bad)[0].tolist()
-            particle = f" for particle {index[1] + 1}" if what == "coordinate" else ""
-            raise InputError(f"refusing to write {what} {float(values[tuple(index)]):.6g}{particle} in frame "
-                             f"{first + index[0]}; expected finite numbers of at most {MAX_COORDINATE_NM:g} nm "
-                             "(nothing written)", path)
-
-
-class FrameWriter:
-    """Writes frames as they come (a long trajectory never held in memory), atomically: the file
-    appears complete when the ``with`` block ends without error, and not at all otherwise.
-
-    ``n_frames``: how many frames a ``.gro`` will get (it holds exactly one).
-    """
-
-    def __init__(self, path: str | Path, names: list[str], resnames: list[str], resids: list[int],
-                 force: bool = False, n_frames: int | None = None):
-        self.path = Path(path)
-        if self.path.suffix not in WRITE_SUFFIXES:
-            raise InputError(f"cannot write {self.path.suffix!r}; expected one of {sorted(WRITE_SUFFIXES)}",
-                             self.path)
-        if self.path.exists() and not force:
-            raise InputError("exists; pass force=True (--force) to overwrite", self.path)
-        if self.path.suffix == ".gro" and n_frames != 1:
-            raise InputError(f"a .gro file holds one frame, got {n_frames}; write .xtc or .pdb, or one .gro per "
-                             f"frame", self.path)
-        self.names, self.resnames, self.resids, self.force = names, resnames, resids, force
-        self.boxes: list[Tensor] = []  # kept for the per-model CRYST1 records of a .pdb
-        self.n_written = 0
-
-    def __enter__(self) -> "FrameWriter":
-        import MDAnalysis as mda
-
-        n = len(self.names)
-        resids = np.asarray(self.resids)
-        # residue boundaries: a new residue wherever resid or resname changes
-        new_res = np.ones(n, dtype=bool)
-        new_res[1:] = (resids[1:] != resids[:-1]) | (np.asarray(self.resnames[1:]) != np.asarray(self.resnames[:-1]))
-        starts = np.flatnonzero(new_res)
-        self._universe = mda.Universe.empty(n, n_residues=len(starts), atom_resindex=np.cumsum(new_res) - 1,
-                                            trajectory=True)
-        self._universe.add_TopologyAttr("name", self.names)
-        self._universe.add_TopologyAttr("resname", [self.resnames[s] for s in starts])
-        self._universe.add_TopologyAttr("resid", [int(resids[s]) for s in starts])
-        self._atomic = atomic_path(self.path, self.force)
-        self._tmp = self._atomic.__enter__()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self._writer = mda.Writer(str(self._tmp), n_atoms=n,
-                                      **({"multiframe": True} if self.path.suffix == ".pdb" else {}))
-        return self
-
-    def write(self, positions: Tensor, boxes: Tensor) -> None:
-        """Append frames: ``positions [F, n, 3]`` and ``boxes [F, 3, 3]`` in nm, all checked first
-        (:func:`check_writable`): a bad frame raises before any of them is written."""
-        from MDAnalysis.lib.mdamath import triclinic_box
-
-        check_writable(positions, boxes, len(self.names), self.path, self.n_written)
-        u = self._universe
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for x, box in zip(positions.detach().cpu(), boxes.detach().cpu()):
-                u.atoms.positions = x.numpy().astype(np.float64) * 10.0
-                b = box.numpy().astype(np.float64) * 10.0
-                u.dimensions = triclinic_box(b[0], b[1], b[2])
-                self._writer.write(u.atoms)
-                self.boxes.append(box)
-                self.n_written += 1
-
-    def __exit__(self, kind, error, traceback) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self._writer.close()
-        if error is None and self.path.suffix == ".pdb":
-            _cryst1_per_model(self._tmp, torch.stack(self.boxes) if self.boxes else torch.zeros(0, 3, 3))
-        self._atomic.__exit__(kind, error, traceback)
-
-
-def _cryst1_per_model(path: Path, boxes: Tensor) -> None:
-    """Put each frame's CRYST1 record right before its MODEL record.
-
-    MDAnalysis writes one CRYST1 for a multi-model PDB, and its reader then assigns it to
-    no model (frames read back with a zero box); one CRYST1 per model round-trips.
-    """
-    from MDAnalysis.coordinates.PDB import PDBWriter
-    from MDAnalysis.lib.mdamath import triclinic_box
-
-    placeholder = np.array([1.0, 1.0, 1.0, 90.0, 90.0, 90.0])  # PDB convention for "no cell"
-    records = []
-    for b in boxes.detach().cpu().numpy().astype(np.float64) * 10.0:
-        dims = triclinic_box(b[0], b[1], b[2]) if np.any(b) else placeholder
-        records.append(PDBWriter.fmt["CRYST1"].format(box=dims[:3], ang=dims[3:], spacegroup="P 1", zvalue=1))
-    out, model = [], 0
-    for line in path.read_text().splitlines(keepends=True):
-        if line.startswith("CRYST1"):
-            continue
-        if line.startswith("MODEL"):
-            out.append(records[model])
-            model += 1
-        out.append(line)
-    path.write_text("".join(out))

@@ -31,7 +31,8 @@ import torch
 from gdbm.utils.progress import tqdm
 
 from gdbm.utils.atomic_files import atomic_path, write_text
-from gdbm.data.trajectory import Frames, write_frames
+from gdbm.data.frame_writer import write_frames
+from gdbm.data.trajectory import Frames
 from gdbm.utils.errors import InputError
 from gdbm.topology.mapfiles import write_yaml
 from gdbm.topology.mapping import MoleculeMapping

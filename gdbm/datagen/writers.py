@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from gdbm.utils.atomic_files import atomic_path, write_text
-from gdbm.data.trajectory import Frames, write_frames
+from gdbm.data.frame_writer import write_frames
+from gdbm.data.trajectory import Frames
 from gdbm.topology.mapping import MoleculeMapping
 from gdbm.topology.topology import Topology
 

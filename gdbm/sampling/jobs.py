@@ -39,7 +39,8 @@ import torch
 from gdbm.utils.progress import tqdm
 
 from gdbm.utils.atomic_files import atomic_path, check_output_path, write_text
-from gdbm.data.trajectory import WRITE_SUFFIXES, Frames, FrameWriter, check_particle_count, frame_range, read_frames
+from gdbm.data.frame_writer import WRITE_SUFFIXES, FrameWriter
+from gdbm.data.trajectory import Frames, check_particle_count, frame_range, read_frames
 from gdbm.utils.distributed import Distributed
 from gdbm.utils.errors import InputError
 from gdbm.ordering import OrderingConfig
@@ -433,7 +434,8 @@ def _run_workers(job: BackmapJob, tasks: list[int], store: PartStore, workers: i
 def backmap_trajectory(job: BackmapJob, output: str | Path, *, workers: int = 1,
                        distributed: Distributed = Distributed(), force: bool = False,
                        progress: bool = True) -> BackmapReport | None:
-    """Backmap ``job`` into ``output`` (.xtc/.pdb/.gro), sharing the frames among ``workers``
+    """Backmap ``job`` into ``output`` (.xtc/.dcd/.trr/.pdb/.gro; residues, elements, bonds and
+    box as in :mod:`gdbm.data.frame_writer`), sharing the frames among ``workers``
     processes or the ranks of ``distributed``; returns the report on the main process (None elsewhere).
 
     Finished frames are kept in ``<output>.parts/`` under the job's settings and the content hashes of
@@ -488,7 +490,7 @@ def _merge(job: BackmapJob, sampler: Backmapper, cg: Frames, index: list[int], t
     finished = [t for t in tasks if store.done(t)]
     failed = {index[t]: store.error(t) or "unknown error" for t in tasks if not store.done(t)}
     if finished:
-        with FrameWriter(output, list(aa.names), list(aa.resnames), aa.resids.tolist(), True,
+        with FrameWriter(output, aa, True,
                          n_frames=len(finished) * job.samples) as writer:
             for t in finished:
                 writer.write(store.load(t), cg.boxes[[t]].float().repeat_interleave(job.samples, 0))

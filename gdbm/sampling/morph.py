@@ -26,7 +26,8 @@ import torch
 
 from gdbm.sampling.jobs import BackmapJob, BackmapReport, PartStore, backmap_trajectory
 from gdbm.data.coarse import coarse_grain
-from gdbm.data.trajectory import Frames, check_particle_count, frame_range, read_frames, write_frames
+from gdbm.data.frame_writer import check_output, write_frames
+from gdbm.data.trajectory import Frames, check_particle_count, frame_range, read_frames
 from gdbm.utils.distributed import Distributed
 from gdbm.utils.errors import InputError
 from gdbm.utils.pbc import minimum_image
@@ -107,15 +108,15 @@ def morph(job: BackmapJob, output: str | Path, *, cg_output: str | Path | None =
     """
     system = job.coarse_system()
     continuing = PartStore(output).matches(job.settings())  # a rerun of an interrupted job rewrites its CG frames
-    if cg_output is not None and Path(cg_output).exists() and not (force or continuing):
-        raise InputError("exists; pass --force to overwrite", cg_output)
+    if cg_output is not None:
+        check_output(cg_output, force=force or continuing)
     report = backmap_trajectory(job, output, workers=workers, distributed=distributed, force=force,
                                 progress=progress)
     if report is None:
         return None
     source = source_frames(job, system)
     if cg_output is not None:
-        write_frames(cg_output, coarse_grain(source, system), force=True)
+        write_frames(cg_output, coarse_grain(source, system), force=True, atoms=system.cg)
     moved = None
     if not report.failed:
         moved = displacement(source, read_frames(output, _structure(job, output)), system.mapping)
@@ -123,8 +124,8 @@ def morph(job: BackmapJob, output: str | Path, *, cg_output: str | Path | None =
 
 
 def _structure(job: BackmapJob, output: str | Path) -> str | Path | None:
-    """A structure file naming the atoms of ``output`` when its format carries none (.xtc): the input's."""
-    if Path(output).suffix != ".xtc":
+    """A structure file naming the atoms of ``output`` when its format carries none (.xtc/.dcd/.trr): the input's."""
+    if Path(output).suffix in {".gro", ".pdb"}:
         return None
     if job.cg_struct:
         return job.cg_struct

@@ -23,13 +23,15 @@ from torch import Tensor
 from gdbm.utils.progress import tqdm
 
 from gdbm.data.stereo import stereo_template_from_file
-from gdbm.data.trajectory import WRITE_SUFFIXES, Frames, FrameWriter, check_particle_count, frame_range, read_frames
+from gdbm.data.frame_writer import WRITE_SUFFIXES, FrameWriter
+from gdbm.data.trajectory import Frames, check_particle_count, frame_range, read_frames
 from gdbm.physics.energy import EnergyModel
 from gdbm.physics.relax import CentreConstraint, RelaxResult, relax
 from gdbm.sampling.jobs import PartStore, input_digests
 from gdbm.utils.atomic_files import check_output_path
 from gdbm.topology.stereo import StereoFix
 from gdbm.topology.system import MappedSystem, load_mapped_system
+from gdbm.topology.topology import Topology
 from gdbm.utils.errors import InputError
 
 if TYPE_CHECKING:
@@ -130,7 +132,7 @@ def relax_trajectory(aa: str | Path, cg: str | Path, topology: str | Path, mappi
     _relax_frames(refine, aa_frames, cg_frames, first, store)
     failed = {first + f: store.error(f) or "unknown error" for f in range(len(aa_frames)) if not store.done(f)}
     if not failed:
-        _write(output, aa_frames, store)
+        _write(output, aa_frames, store, system.aa)
     return RelaxReport(output, len(aa_frames), failed, store.folder)
 
 
@@ -176,9 +178,9 @@ def _relax_frames(refine: FrameRefiner, aa: Frames, cg: Frames, first: int, stor
             bar.update(1)
 
 
-def _write(output: Path, aa: Frames, store: PartStore) -> None:
-    """Write the relaxed frames in order, then remove the parts."""
-    with FrameWriter(output, list(aa.names), list(aa.resnames), list(aa.resids), True, n_frames=len(aa)) as writer:
+def _write(output: Path, aa: Frames, store: PartStore, topology: Topology) -> None:
+    """Write the relaxed frames in order (residues, elements and bonds of ``topology``), then remove the parts."""
+    with FrameWriter(output, topology, True, n_frames=len(aa)) as writer:
         for f in range(len(aa)):
             writer.write(store.load(f).unsqueeze(0), aa.boxes[f:f + 1].float())
     store.remove()

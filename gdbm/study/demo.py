@@ -64,7 +64,8 @@ def run_demo(out: str | Path, example: str = "cumene", steps: int = 300, candida
     """Fit, backmap and evaluate on the example set; returns the path of ``report.md``."""
     from gdbm.analysis.evaluate import Evaluator
     from gdbm.analysis.report import evaluate_sets
-    from gdbm.data.trajectory import read_frames, write_frames
+    from gdbm.data.frame_writer import write_frames
+    from gdbm.data.trajectory import read_frames
     from gdbm.sampling.backmapper import Backmapper, SamplerConfig
     from gdbm.training.config import ExperimentConfig
     from gdbm.training.run_folder import train_in_folder

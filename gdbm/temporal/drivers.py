@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from gdbm.data.trajectory import Frames, check_particle_count, frame_range, read_frames, write_frames
+from gdbm.data.frame_writer import check_output, write_frames
+from gdbm.data.trajectory import Frames, check_particle_count, frame_range, read_frames
 from gdbm.utils.errors import InputError
 
 if TYPE_CHECKING:  # OpenMM is imported only where a frame is thermalised
@@ -28,9 +29,7 @@ def backmap_trajectory(checkpoint: str | Path, cg: str | Path, output: str | Pat
     from gdbm.temporal.sample import TemporalBackmapper
     from gdbm.temporal.sample import frame_based as place_from_library
 
-    output = Path(output)
-    if output.exists() and not force:
-        raise InputError("exists; pass --force to overwrite", output)
+    output = check_output(output, force=force)  # suffix, folder, existing file: before any work
     backmapper = TemporalBackmapper.from_checkpoint(checkpoint, device)
     system = backmapper.system
     cg_frames = read_frames(cg, cg_struct)
