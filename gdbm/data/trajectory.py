@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from gdbm.utils.errors import InputError
+from gdbm.utils.pbc import minimum_image
 
 READ_SUFFIXES = {".gro", ".pdb", ".xtc", ".trr", ".dcd"}
 TRAJECTORY_SUFFIXES = {".xtc", ".trr", ".dcd"}
@@ -264,6 +265,9 @@ def _box_problem(box: np.ndarray) -> str | None:
     volume = abs(float(np.linalg.det(box.astype(np.float64))))
     if lengths.min() == 0 or volume <= 1e-6 * float(np.prod(lengths)):
         return f"is singular (vector lengths {', '.join(f'{v:.4g}' for v in lengths)} nm, volume {volume:.4g} nm^3)"
+    diagonal = np.diag(box)
+    if (diagonal < 0).any():
+        return f"has a negative length on its diagonal ({', '.join(f'{v:.4g}' for v in diagonal)} nm)"
     return None
 
 
@@ -482,7 +486,54 @@ def read_frames(path: str | Path, structure: str | Path | None = None, *,
                   [str(a) for a in atoms.names], [str(r) for r in atoms.resnames], [int(r) for r in atoms.resids])
 
 
-def check_particle_count(frames: Frames, expected: int, what: str, path: str | Path) -> None:
-    """Raise an :class:`InputError` when frames and a topology or mapping disagree on size."""
+def check_particle_count(frames: Frames, expected: int, what: str, path: str | Path, *,
+                         names: list[str] | None = None) -> None:
+    """Raise an :class:`InputError` when frames and a topology or mapping disagree on size, or,
+    given the topology's ``names``, on the particles' names (see :func:`check_particle_names`)."""
     if frames.n_particles != expected:
         raise InputError(f"holds {frames.n_particles} particles per frame but {what} has {expected}", path)
+    if names is not None:
+        check_particle_names(frames, names, what, path)
+
+
+def _same_name(found: str, expected: str) -> bool:
+    """Equal, or ``found`` is ``expected`` cut to a file's column width (PDB: 4, .gro: 5)."""
+    found, expected = found.strip(), expected.strip()
+    return found == expected or (len(found) >= 4 and len(expected) > len(found) and expected.startswith(found))
+
+
+def check_particle_names(frames: Frames, names: list[str], what: str, path: str | Path) -> None:
+    """Raise an :class:`InputError` unless the frames name their particles as ``names`` (the
+    topology's order): atoms in another order, or another molecule's file, would otherwise be
+    computed with the wrong parameters without a word. Names cut to a file's column width pass."""
+    differ = [i for i, (found, expected) in enumerate(zip(frames.names, names)) if not _same_name(found, expected)]
+    if differ:
+        i = differ[0]
+        raise InputError(f"particle {i + 1} is named {frames.names[i]!r} but {what} names it {names[i]!r} "
+                         f"({len(differ)} of {len(names)} names differ); expected the particles in the "
+                         "topology's order, with its names", path)
+
+
+CG_BOND_LIMIT_NM = 1.2  # bonded beads of any CG model sit well closer (sPS 0.42, cumene 0.38 nm at most)
+
+
+def check_bonded_distances(frames: Frames, bonds: Tensor, what: str, path: str | Path,
+                           limit_nm: float = CG_BOND_LIMIT_NM) -> None:
+    """Raise an :class:`InputError` when two beads bonded in ``what`` (``bonds [b, 2]``) are more
+    than ``limit_nm`` apart (nearest periodic image) in any frame: the beads are then not in the
+    topology's order (bead names are not compared: published CG files often name beads
+    differently from their ``.itp``), or the file holds another system."""
+    if len(bonds) == 0:
+        return
+    vectors = frames.positions[:, bonds[:, 1]] - frames.positions[:, bonds[:, 0]]  # [F, b, 3]
+    periodic = frames.boxes.flatten(1).any(dim=1)  # [F]
+    if bool(periodic.any()):
+        vectors[periodic] = minimum_image(vectors[periodic], frames.boxes[periodic])
+    lengths = vectors.norm(dim=-1)  # [F, b]
+    too_long = lengths > limit_nm
+    if bool(too_long.any()):
+        f, k = torch.nonzero(too_long)[0].tolist()
+        i, j = bonds[k].tolist()
+        raise InputError(f"beads {i + 1} and {j + 1}, bonded in {what}, are {float(lengths[f, k]):.3g} nm apart in "
+                         f"frame {frames.labels[f]} ({int(too_long.sum())} bonds over {limit_nm:g} nm); expected "
+                         "the beads in the CG topology's order", path)

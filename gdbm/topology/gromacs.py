@@ -230,7 +230,11 @@ class _Reader:
         self._need(line, f, 2, "name nrexcl")
         if f[0] in self.moltypes:
             raise line.error(f"molecule type {f[0]!r} defined twice")
-        self.current = _MoleculeType(f[0], _int(line, f[1], "nrexcl"), line)
+        nrexcl = _int(line, f[1], "nrexcl")
+        if nrexcl < 0:
+            raise line.error(f"molecule type {f[0]!r}: nrexcl {nrexcl}; expected an integer >= 0 (bonds apart "
+                             "within which non-bonded pairs are excluded)")
+        self.current = _MoleculeType(f[0], nrexcl, line)
         self.moltypes[f[0]] = self.current
 
     def _sec_atoms(self, line: Line, f: list[str]) -> None:

@@ -38,6 +38,8 @@ contribute to the bead position).
 
 from __future__ import annotations
 
+import math
+
 import re
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -399,6 +401,9 @@ def _from_spec(spec: _MappingSpec, path: Path, text: str) -> MoleculeMapping:
               "beads", ("atoms", k, "beads"))
         check(atom.home in atom.beads, f"atom {atom.index}: home bead {atom.home} is not one of its beads "
               f"{sorted(atom.beads)}", ("atoms", k, "home"))
+        bad = [w for w in atom.beads.values() if not 0 <= w < math.inf]
+        check(not bad, f"atom {atom.index}: weight {bad[0] if bad else ''} is not a finite number >= 0",
+              ("atoms", k, "beads"))
         home[a], prior_types[a] = atom.home - 1, atom.prior_type
         rows += [[a, b - 1] for b in atom.beads]
         weights += list(atom.beads.values())

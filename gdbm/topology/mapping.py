@@ -66,8 +66,8 @@ class MoleculeMapping:
         atom, bead = self.membership.T
         if len(atom) and (atom.min() < 0 or atom.max() >= self.n_atoms or bead.min() < 0 or bead.max() >= n_beads):
             raise ValueError("membership indices out of range")
-        if bool((self.weights < 0).any()):
-            raise ValueError("weights must be >= 0")
+        if not bool(((self.weights >= 0) & torch.isfinite(self.weights)).all()):
+            raise ValueError("weights must be finite numbers >= 0")
         total = torch.zeros(n_beads, dtype=torch.float64).index_add_(0, bead, self.weights)  # [n_beads]
         if bool((total <= 0).any()):
             empty = (torch.nonzero(total <= 0).flatten() + 1).tolist()

@@ -73,8 +73,10 @@ def train_in_folder(config: ExperimentConfig, folder: str | Path, mode: RunMode 
     rank, whether the run starts or resumes. ``distributed`` is the caller's to open and close.
     """
     folder = Path(folder)
+    check_folder(folder, mode)
+    data = _trainer.load_training_data(config)  # a bad input ends here, before the folder is created or cleared
     prepare_folder(folder, mode, config_text, distributed)
-    trainer = _trainer.build_trainer(config, folder, distributed)
+    trainer = _trainer.build_trainer(config, folder, distributed, data)
     try:
         resumed = mode in ("resume", "auto") and trainer.resume()
         if distributed.is_main:

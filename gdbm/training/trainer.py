@@ -375,11 +375,27 @@ def build_dataset(config: ExperimentConfig, loaded: Sources | None = None) -> Se
     return TrainingSet(parts, shares)
 
 
-def build_trainer(config: ExperimentConfig, out_dir: str | Path, distributed: Distributed = Distributed()) -> Trainer:
-    """Dataset, networks and optimisers of an experiment, seeded from the config."""
+@dataclass
+class TrainingData:
+    """What a trainer learns from: the samples and the stereocentre template of the training frames."""
+
+    dataset: SequenceDataset | TrainingSet
+    stereo: StereoTemplate
+
+
+def load_training_data(config: ExperimentConfig) -> TrainingData:
+    """Read and check every input the config names (touches no output: a bad input fails before
+    a run folder is created or cleared)."""
     loaded = load_sources(config)
-    dataset = build_dataset(config, loaded)
     stereo = StereoTemplate.from_frames([(system.aa, frames.positions, frames.boxes) for frames, system, _ in loaded])
+    return TrainingData(build_dataset(config, loaded), stereo)
+
+
+def build_trainer(config: ExperimentConfig, out_dir: str | Path, distributed: Distributed = Distributed(),
+                  data: TrainingData | None = None) -> Trainer:
+    """Dataset (``data``, else loaded now), networks and optimisers of an experiment, seeded from the config."""
+    data = data if data is not None else load_training_data(config)
+    dataset, stereo = data.dataset, data.stereo
     torch.manual_seed(config.training.seed)
     generator, critic = config.model.entry.build(dataset.spec.n_features, dataset.spec.n_target_types,
                                              config.model.options)
