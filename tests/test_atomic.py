@@ -27,3 +27,37 @@ def test_no_overwrite_without_force_and_normal_permissions(tmp_path: Path):
     mask = os.umask(0)
     os.umask(mask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_staged_folder_moves_all_files_or_leaves_nothing(tmp_path):
+    import errno
+
+    from gdbm.utils.atomic_files import staged_folder
+
+    target = tmp_path / "new" / "deeper" / "eval"
+    with pytest.raises(OSError):
+        with staged_folder(target) as staged:
+            (staged / "metrics.json").write_text("{}")
+            raise OSError(errno.ENOSPC, "No space left on device")  # the disk fills while plotting
+    assert list(tmp_path.iterdir()) == []  # neither the files nor the folders made for them
+
+    existing = tmp_path / "old"
+    existing.mkdir()
+    (existing / "notes.txt").write_text("mine")
+    (existing / "summary.md").write_text("stale")
+    with staged_folder(existing) as staged:
+        (staged / "summary.md").write_text("fresh")
+        (staged / "metrics.json").write_text("{}")
+    assert sorted(p.name for p in existing.iterdir()) == ["metrics.json", "notes.txt", "summary.md"]
+    assert (existing / "summary.md").read_text() == "fresh" and (existing / "notes.txt").read_text() == "mine"
+
+
+def test_staged_folder_refuses_a_file_before_any_work(tmp_path):
+    from gdbm.utils.atomic_files import check_output_folder
+    from gdbm.utils.errors import InputError
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(InputError, match="is a file; expected a folder"):
+        check_output_folder(tmp_path / "f")
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        check_output_folder(tmp_path / "f" / "eval")

@@ -8,6 +8,7 @@ existing file unless asked and gives the result the usual permissions (umask app
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -41,6 +42,19 @@ def check_output_path(path: str | Path, suffixes: Iterable[str] | None = None) -
     return path
 
 
+def check_output_folder(folder: str | Path) -> Path:
+    """``folder`` as a folder to write files into, checked before any work: an existing writable
+    folder, or one that can be created (no file among its parents); else an :class:`InputError`."""
+    folder = Path(folder)
+    if not folder.exists():
+        return check_output_path(folder)
+    if not folder.is_dir():
+        raise InputError("is a file; expected a folder to write into", folder)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError("cannot write into this folder: permission denied", folder)
+    return folder
+
+
 @contextmanager
 def atomic_path(path: str | Path, force: bool = True) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``path``, on error it is removed.
@@ -67,3 +81,29 @@ def write_text(path: str | Path, text: str, force: bool = True) -> Path:
     with atomic_path(path, force) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+@contextmanager
+def staged_folder(folder: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``folder``; on success its files move into ``folder``
+    (created if needed; files of the same name replaced, others kept), on error it is removed with
+    any parent folders it made: a run that fails half-way (a full disk) leaves nothing behind."""
+    folder = check_output_folder(folder)
+    first_missing = None
+    for ancestor in (folder.parent, *folder.parent.parents):
+        if ancestor.exists():
+            break
+        first_missing = ancestor
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        yield tmp
+        folder.mkdir(exist_ok=True)
+        for item in sorted(tmp.iterdir()):
+            os.replace(item, folder / item.name)
+    except BaseException:
+        if first_missing is not None:
+            shutil.rmtree(first_missing, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -75,7 +75,7 @@ def _describe_os_error(err: OSError, output: str | None) -> str:
     where = f"{path}: " if path is not None else ""
     if isinstance(err, TimeoutError) and err.errno is None:
         return f"error: {one_line(err)}"
-    hint = "; free some space and rerun (finished frames are kept)" if err.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    hint = "; free some space and rerun" if err.errno in (errno.ENOSPC, errno.EDQUOT) else ""
     return f"error: {where}{words}{hint}"
 
 
