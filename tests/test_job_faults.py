@@ -202,7 +202,7 @@ def test_a_frame_with_nan_coordinates_fails_and_is_never_written(job: BackmapJob
 
 # --- 3. the output path checked before any work ---------------------------------------------
 @pytest.mark.parametrize("where, words", [("somefile.txt/out.xtc", "somefile.txt is a file, not a folder"),
-                                           ("out.txt", "cannot write '.txt'; expected one of .gro, .pdb, .xtc"),
+                                           ("out.txt", "cannot write '.txt'; expected one of .dcd, .gro, .pdb, .trr, .xtc"),
                                            ("folder.xtc", "is a folder; expected a file to write")])
 def test_a_bad_output_path_is_refused_before_any_work(job: BackmapJob, tmp_path: Path, monkeypatch, where, words):
     (tmp_path / "somefile.txt").write_text("keep me")
