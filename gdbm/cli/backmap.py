@@ -46,7 +46,8 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str, hold_default
     p.add_argument("--parameters", help="supplementary parameter file in GROMACS syntax")
     p.add_argument("--cg-itp", help="CG topology (default: found beside the mapping)")
     p.add_argument("--frames", help=f"backmap {frames} frames START:STOP only (e.g. 0:10)")
-    p.add_argument("-o", "--output", required=True, help="AA trajectory to write (.xtc, .pdb, .gro for one frame)")
+    p.add_argument("-o", "--output", required=True,
+                   help="AA trajectory to write (.xtc, .dcd, .trr, .pdb, .gro for one frame; checked before any work)")
     p.add_argument("--samples", type=int, default=1, help="AA samples per CG frame (default 1)")
     p.add_argument("--gibbs", type=int, default=2, help="Gibbs sweeps after the forward pass (default 2)")
     p.add_argument("--candidates", type=int, default=8, help="candidates per bead, lowest energy kept (default 8)")

@@ -20,7 +20,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                     "<mapping stem>_cg.itp beside the mapping or the topology)")
     p.add_argument("--cg", required=True, help="CG frames: .gro/.pdb/.xtc/.trr/.dcd or a folder of .gro files")
     p.add_argument("--cg-struct", help="structure file (.gro/.pdb) naming the beads of a CG .xtc/.trr/.dcd")
-    p.add_argument("-o", "--output", required=True, help="AA trajectory to write (.xtc, .pdb, or .gro for one frame)")
+    p.add_argument("-o", "--output", required=True,
+                   help="AA trajectory to write (.xtc, .dcd, .trr, .pdb, or .gro for one frame)")
     p.add_argument("--workers", type=int, default=1,
                    help="frames in parallel, one process and one OpenMM thread each (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random displacement (default 0)")

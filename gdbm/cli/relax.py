@@ -53,7 +53,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                          help="L-BFGS iterations in OpenMM before the run (default 50)")
     thermal.add_argument("--seed", type=int, default=0)
     thermal.add_argument("--platform", default="CPU", help="OpenMM platform (default CPU; CUDA, OpenCL, Reference)")
-    p.add_argument("-o", "--output", required=True, help="relaxed AA trajectory to write")
+    p.add_argument("-o", "--output", required=True,
+                   help="relaxed AA trajectory to write (.xtc, .dcd, .trr, .pdb, .gro for one frame)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.set_defaults(run=run)
 
