@@ -79,6 +79,9 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str, hold_default
                         "(default: the handedness the model recorded from its training frames)")
     p.add_argument("--no-stereo", action="store_true",
                    help="leave stereocentres as generated (no inversion of wrongly handed ones)")
+    p.add_argument("--no-stereo-select", action="store_true",
+                   help="keep the lowest-energy candidate whatever its stereocentres' handedness (default: the "
+                        "lowest-energy rightly handed one; the rule inverts only what every candidate got wrong)")
     p.add_argument("--type-alias", help="YAML {atoms: {type: model type}, beads: {...}}: the model's names for "
                                         "this system's types (a model trained on other molecules)")
     p.add_argument("--workers", type=int, default=1,
@@ -104,7 +107,8 @@ def job_options(args: argparse.Namespace) -> dict:
         raise InputError("--max-batch must be >= 1")
     config = SamplerConfig(n_gibbs=args.gibbs, candidates=args.candidates, seed=args.seed, precision=args.precision,
                            constrain_bonds=args.constrain_bonds, hold_centres=args.hold_centres, relax_steps=args.relax,
-                           max_batch=args.max_batch, compile=args.compile, stereo=not args.no_stereo)
+                           max_batch=args.max_batch, compile=args.compile, stereo=not args.no_stereo,
+                           stereo_select=not args.no_stereo_select)
     if args.no_stereo and args.stereo_from:
         raise InputError("--stereo-from and --no-stereo contradict each other")
     check_device(args.device)

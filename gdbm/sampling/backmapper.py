@@ -13,6 +13,7 @@ The sampler sees the network only through :mod:`gdbm.conditioners.interface`.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Iterator
@@ -36,9 +37,11 @@ from gdbm.physics.energy import EnergyModel
 from gdbm.physics.relax import CentreConstraint, project_constraints, relax
 from gdbm.utils.precision import Precision, resolve_precision
 from gdbm.topology.mapping import SystemMapping
-from gdbm.topology.stereo import StereoFix, StereoTemplate
+from gdbm.topology.stereo import StereoFix, StereoTemplate, candidate_handedness
 from gdbm.topology.system import MappedSystem
 from gdbm.topology.topology import Term
+
+log = logging.getLogger(__name__)
 
 
 class SamplerConfig(BaseModel):
@@ -65,12 +68,29 @@ class SamplerConfig(BaseModel):
                                                   "hold mapping sits on the CG input")
     stereo: bool = Field(True, description="after each pass, invert every stereocentre handed against the "
                                            "model's training data (gdbm.topology.stereo)")
+    stereo_select: bool = Field(True, description="with stereo: among the candidates of a step that completes a "
+                                                  "stereocentre (its carbon and three heavy neighbours placed), keep "
+                                                  "the lowest-energy one of those with the fewest wrongly handed "
+                                                  "centres; the rule after the pass then inverts only the centres "
+                                                  "all candidates got wrong")
     relax_steps: int = Field(0, ge=0, description="steps of constrained steepest descent after the last "
                                                    "sweep, CG beads held on their input (gdbm.physics.relax)")
     reach: float = Field(0.3, ge=0, description="nm an atom may lie from its bead: two items of a step run in "
                                                 "separate batches when their beads are closer than cutoff + reach")
     max_batch: int = Field(4096, ge=1, description="environments (items x candidates) per network call: bounds "
                                                     "the memory of large boxes and many candidates")
+
+
+def select_candidates(energy: Tensor, wrong: Tensor | None = None) -> Tensor:
+    """``[B]``: the candidate kept per item of ``energy [B, K]``: the lowest-energy one, or, given ``wrong [B, K]``
+    (wrongly handed stereocentres per candidate), the lowest-energy one of those with the fewest: a rightly
+    handed candidate wins at any energy, and where all are wrong the energy decides (the rule inverts later)."""
+    if wrong is None:
+        return energy.argmin(1)
+    fewest = wrong == wrong.min(1, keepdim=True).values
+    best = torch.where(fewest, energy, torch.inf).argmin(1)
+    outside = ~fewest.gather(1, best.unsqueeze(1)).squeeze(1)  # every one of the fewest at infinite energy
+    return torch.where(outside, fewest.to(torch.uint8).argmax(1), best)
 
 
 @dataclass
@@ -117,6 +137,13 @@ class Backmapper:
         self.aligned = getattr(generator, "aligned", True)
         self.fixpoint = fixpoints(system.mapping) if self.aligned else torch.full((system.mapping.n_beads,), -1)
         self.stereo = StereoFix(stereo, system.aa) if stereo is not None and self.config.stereo else None
+        # centres the rule inverted, per pass of the last chunk ([frames] each): how often the generator got them wrong
+        self.inverted: list[Tensor] = []
+        self.step_centres = (self._centres_per_step() if self.stereo is not None and self.config.stereo_select
+                             else None)
+        # per pass: items with a wrongly handed candidate, items where that changed the choice, items with no
+        # rightly handed candidate (left to the rule)
+        self.selection = {"contested": 0, "changed": 0, "all_wrong": 0}
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, topology: str | Path, mapping: str | Path,
@@ -148,6 +175,52 @@ class Backmapper:
         stereo = stereo_template_from_file(system.aa, stereo_from) if stereo_from is not None else load_stereo(checkpoint)
         return cls(system, generator, spec, plan_system(system, ordering or experiment.ordering), experiment.environment,
                    config, device=device, hold=held, aliases=aliases, stereo=stereo)
+
+    def _centres_per_step(self) -> Tensor:
+        """``[S, M]`` (-1 padded): per plan step, the stereocentres (rows of the rule's centres) whose carbon
+        or one of its three heavy neighbours the step places, i.e. whose handedness its candidates decide."""
+        assert self.stereo is not None
+        touching: dict[int, list[int]] = {}
+        for row, quad in enumerate(self.stereo.centres[:, :4].tolist()):
+            for atom in quad:
+                touching.setdefault(atom, []).append(row)
+        per_step = [sorted({row for atom in atoms if atom >= 0 for row in touching.get(atom, ())})
+                    for atoms in self.steps.atoms.tolist()]
+        width = max((len(rows) for rows in per_step), default=0)
+        out = torch.full((len(per_step), max(width, 1)), -1, dtype=torch.long)
+        for step, rows in enumerate(per_step):
+            out[step, :len(rows)] = torch.tensor(rows, dtype=torch.long)
+        return out
+
+    def _wrongly_handed(self, items: _Items, env: Environment, local: Tensor, atoms: Tensor, present: Tensor,
+                        beads: Tensor, boxes: Tensor) -> Tensor | None:
+        """``[B, K]``: per candidate, how many stereocentres it makes wrongly handed, of the centres the step
+        touches whose carbon is placed (before or by the step); None when no item touches one. A neighbour
+        not placed yet (forward pass) stands at its home bead's CG position: on the reference frames of sPS
+        that gives every centre's handedness right (docs/generator-diagnosis.md, section 6), and it lets the
+        step that places the carbon choose its side before the later steps fix it."""
+        assert self.stereo is not None and self.step_centres is not None
+        rows = self.step_centres[items.step]  # [B, M]
+        item, column = torch.nonzero(rows >= 0, as_tuple=True)
+        if not len(item):
+            return None
+        b, k, length, _ = local.shape
+        row = rows[item, column]  # [P]
+        quad = self.stereo.centres[row, :4]  # [P, 4] centre, a, b, c
+        match = items.atoms[item].unsqueeze(1) == quad.unsqueeze(2)  # [P, 4, L]
+        in_step = match.any(2)
+        slot = match.to(torch.uint8).argmax(2)  # [P, 4]
+        frame = items.frame[item]
+        placed = in_step | present[frame.unsqueeze(1), quad]  # [P, 4]
+        known = placed[:, 0]
+        candidates = env.frames.to_box(local.reshape(b, k * length, 3)).view(b, k, length, 3).transpose(1, 2)
+        new = candidates[item.unsqueeze(1), slot]  # [P, 4, K, 3]
+        proxy = beads[frame.unsqueeze(1), self.system.mapping.home_bead[quad].clamp(min=0)]  # [P, 4, 3]
+        old = torch.where(placed.unsqueeze(2), atoms[frame.unsqueeze(1), quad], proxy).unsqueeze(2).expand_as(new)
+        quads = torch.where(in_step.view(*in_step.shape, 1, 1), new, old).transpose(1, 2)  # [P, K, 4, 3]
+        signs = candidate_handedness(quads.double(), boxes[frame].double())  # [P, K]
+        wrong = (signs != self.stereo.signs[row].to(signs).unsqueeze(1)) & known.unsqueeze(1)
+        return torch.zeros(b, k, dtype=torch.long).index_add_(0, item, wrong.long())
 
     # --- one group of items ---------------------------------------------------------------
     def _items(self, group: Tensor, n_frames: int) -> _Items:
@@ -240,7 +313,14 @@ class Backmapper:
         for start in range(0, len(items.frame), per_call):
             part, part_env = items.take(slice(start, start + per_call)), env.take(slice(start, start + per_call))
             local, _ = self._generate(part_env, part.atoms, rng)  # [b, K, L, 3]
-            best = self._energies(part, part_env, local).argmin(1)  # [b]
+            energy = self._energies(part, part_env, local)  # [b, K]
+            wrong = (self._wrongly_handed(part, part_env, local, atoms, present, beads, boxes)
+                     if self.step_centres is not None else None)
+            best = select_candidates(energy, wrong)  # [b]
+            if wrong is not None:
+                self.selection["contested"] += int((wrong.max(1).values > 0).sum())
+                self.selection["changed"] += int((best != energy.argmin(1)).sum())
+                self.selection["all_wrong"] += int((wrong.min(1).values > 0).sum())
             chosen = local[torch.arange(len(best)), best]  # [b, L, 3]
             box_positions = part_env.frames.to_box(chosen)  # [b, L, 3]
             valid = part.atoms >= 0
@@ -290,13 +370,19 @@ class Backmapper:
                 atoms, present = init.positions[idx].float().clone(), torch.ones(len(idx), aa.n_atoms, dtype=torch.bool)
             else:
                 atoms, present = torch.zeros(len(idx), aa.n_atoms, 3), torch.zeros(len(idx), aa.n_atoms, dtype=torch.bool)
-            for _ in passes:
+            self.inverted = []
+            for name in passes:
                 for group in self.groups:
                     for batch in self._independent(self._items(group, len(idx)), beads, boxes):
                         self._place(batch, atoms, present, beads, boxes, rng)
                     bar.update(len(idx))
                 if self.stereo is not None:
-                    atoms, _ = self.stereo(atoms, boxes)
+                    atoms, wrong = self.stereo(atoms, boxes)
+                    self.inverted.append(wrong)
+                    log.info("frames %s, %s pass: the stereocentre rule inverted %s of %d centres; candidate "
+                             "selection: %s", (first_frame * samples + start) // samples, name, wrong.tolist(),
+                             len(self.stereo), self.selection)
+                self.selection = dict.fromkeys(self.selection, 0)
                 if self.config.constrain_bonds or self.config.hold_centres:
                     held = CentreConstraint(self.hold, beads.double(), aa.masses) if self.config.hold_centres else None
                     atoms = project_constraints(atoms, boxes, aa, bonds=self.config.constrain_bonds, centres=held)

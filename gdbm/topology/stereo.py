@@ -64,6 +64,15 @@ def handedness(positions: Tensor, boxes: Tensor, centres: Tensor) -> Tensor:
     return torch.sign((d[:, :, 0] * torch.linalg.cross(d[:, :, 1], d[:, :, 2])).sum(-1))
 
 
+def candidate_handedness(quads: Tensor, boxes: Tensor) -> Tensor:
+    """``[P, K]`` +1 / -1 (0 when planar) of ``K`` candidate placements of ``P`` centres: ``quads [P, K, 4, 3]``
+    holds each candidate's centre and its three non-terminal neighbours (the rows' order of
+    :func:`stereocentres`), ``boxes [P, 3, 3]`` each centre's box. The same sign as :func:`handedness`."""
+    p, k = quads.shape[:2]
+    d = minimum_image((quads[:, :, 1:] - quads[:, :, :1]).reshape(p, k * 3, 3), boxes).reshape(p, k, 3, 3)
+    return torch.sign((d[:, :, 0] * torch.linalg.cross(d[:, :, 1], d[:, :, 2])).sum(-1))
+
+
 def invert(positions: Tensor, boxes: Tensor, centres: Tensor, which: Tensor) -> Tensor:
     """Positions with the centres ``which`` ``[F, c]`` (bool) inverted: each centre atom reflected through
     the plane of its three non-terminal neighbours (at least :data:`MIN_HEIGHT` from it: a centre found

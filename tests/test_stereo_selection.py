@@ -1,0 +1,105 @@
+"""Stereo-aware candidate selection: a rightly handed candidate beats a wrongly handed one of lower energy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from gdbm.data import read_frames
+from gdbm.sampling.backmapper import Backmapper, SamplerConfig, select_candidates
+from gdbm.topology.stereo import candidate_handedness, handedness, invert, stereocentres
+from gdbm.utils.pbc import minimum_image
+
+
+def test_the_fewest_wrong_centres_win_then_the_lowest_energy():
+    energy = torch.tensor([[5.0, 1.0, 3.0],     # candidate 1 wrong: the rightly handed 2 wins at higher energy
+                           [5.0, 1.0, 3.0],     # all wrong: the energy decides
+                           [5.0, 1.0, 3.0],     # one wrong centre beats two
+                           [5.0, 1.0, 3.0]])    # all right: the energy decides
+    wrong = torch.tensor([[0, 1, 0], [1, 1, 1], [1, 2, 2], [0, 0, 0]])
+    assert select_candidates(energy, wrong).tolist() == [2, 1, 0, 1]
+    assert select_candidates(energy).tolist() == [1, 1, 1, 1]
+    inf = torch.tensor([[float("inf"), float("inf")]])
+    assert select_candidates(inf, torch.tensor([[1, 0]])).tolist() == [1]  # a clash still keeps its handedness
+
+
+def test_candidate_handedness_is_the_rules_handedness(sps: Path):
+    frame = read_frames(sps / "train_t568" / "aa" / "90.gro")
+    x, boxes = frame.positions.double(), frame.boxes.double()
+    rows = stereocentres(frame_top(sps))
+    which = torch.zeros(1, len(rows), dtype=torch.bool)
+    which[0, ::3] = True
+    flipped = invert(x, boxes, rows, which)
+    quads = torch.stack([x[0, rows[:, :4]], flipped[0, rows[:, :4]]], 1)  # [c, 2, 4, 3]
+    signs = candidate_handedness(quads, boxes.expand(len(rows), 3, 3))
+    assert torch.equal(signs[:, 0], handedness(x, boxes, rows)[0])
+    assert torch.equal(signs[:, 1], handedness(flipped, boxes, rows)[0])
+
+
+def frame_top(sps: Path):
+    from gdbm.topology.system import load_mapped_system
+
+    return load_mapped_system(sps / "topol.top", sps / "PS1.map").aa
+
+
+@pytest.fixture(scope="module")
+def fitted(two_chains: Path) -> Path:
+    from gdbm.cli.main import main
+
+    run = two_chains / "stereo_selection_run"
+    if not (run / "checkpoint.pt").exists():
+        assert main(["fit", "--config", str(two_chains / "tiny.yaml"), "-o", str(run), "--steps", "1"]) == 0
+    return run / "checkpoint.pt"
+
+
+@pytest.mark.parametrize("select", [True, False])
+def test_a_gibbs_step_keeps_the_rightly_handed_candidate_at_higher_energy(two_chains: Path, fitted: Path, select):
+    """A Gibbs step over the training frame itself: per item two candidates, the frame's own atoms (rightly
+    handed, energy 10) and the same with the step's stereocentres inverted (energy 0). With the selection the
+    frame comes back unchanged; without it, the wrongly handed candidate is written."""
+    sampler = Backmapper.from_checkpoint(fitted, two_chains / "topol.top", two_chains / "PS1.map",
+                                         SamplerConfig(candidates=2, stereo_select=select))
+    assert sampler.stereo is not None and (sampler.step_centres is not None) == select
+    aa, cg = read_frames(two_chains / "aa.gro"), read_frames(two_chains / "cg.gro")
+    x, boxes, beads = aa.positions.float(), cg.boxes.float(), cg.positions.float()
+    fix = sampler.stereo
+    assert not bool(fix.wrong(x, boxes).any())
+    centres = fix.centres
+    wrong_frame = invert(x.double(), boxes.double(), centres, torch.ones(1, len(centres), dtype=torch.bool)).float()
+    carbons = set(centres[:, 0].tolist())
+    # the group whose steps place the centre carbons (the backbone heavy atoms)
+    group = next(g for g in sampler.groups if carbons & set(sampler.steps.atoms[g].flatten().tolist()))
+    items = sampler._items(group, 1)
+
+    def generate(env, atoms, rng):  # candidate 0: the frame's atoms; candidate 1: the centres inverted
+        def local(positions):
+            box = positions[0, atoms.clamp(min=0)]  # [b, L, 3]
+            d = minimum_image(box - env.frames.centre.unsqueeze(1), boxes[0].expand(len(box), 3, 3))
+            return d @ env.frames.rotation.transpose(1, 2)
+        return torch.stack([local(x), local(wrong_frame)], 1), None
+
+    if select:  # in a forward pass, neighbours not placed yet stand at their beads' CG positions
+        from gdbm.data.environment import local_environments
+
+        env = local_environments(x, beads, boxes, items.frame, items.bead, sampler.fixpoint,
+                                 sampler.environment.cutoff, absent=items.absent)
+        local = generate(env, items.atoms, None)[0]
+        for placed in (torch.zeros(1, x.shape[1], dtype=torch.bool), torch.ones(1, x.shape[1], dtype=torch.bool)):
+            counts = sampler._wrongly_handed(items, env, local, x, placed, beads, boxes)
+            assert counts[:, 0].sum() == 0 and bool((counts[:, 1] > 0).all())
+    sampler._generate = generate
+    sampler._energies = lambda items, env, local: torch.tensor([[10.0, 0.0]]).expand(len(items.frame), 2)
+    atoms, present = x.clone(), torch.ones(1, x.shape[1], dtype=torch.bool)
+    sampler._place(items, atoms, present, beads, boxes, torch.Generator().manual_seed(0))
+    wrong = fix.wrong(atoms, boxes)[0]
+    moved = set(centres[:, 0][wrong].tolist())
+    placed = set(items.atoms.flatten().tolist())
+    if select:
+        assert not bool(wrong.any())
+        assert torch.allclose(minimum_image(atoms - x, boxes), torch.zeros_like(x), atol=1e-5)
+        assert sampler.selection["changed"] == sampler.selection["contested"] > 0
+        assert sampler.selection["all_wrong"] == 0
+    else:
+        assert moved and moved <= placed  # the lower-energy, wrongly handed carbons were written
