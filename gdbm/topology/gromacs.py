@@ -585,3 +585,31 @@ def read_topology(path: str | Path, *, parameters: str | Path | None = None, req
     reader.current = None
     reader.read(preprocess(path, defines, dirs))
     return _build(reader, path, n_molecules)
+
+
+def read_system(paths: list[str | Path], molecules: list[tuple[str, int]], *, require_parameters: bool = True,
+                parameters: str | Path | None = None, defines: dict[str, str] | None = None,
+                include_dirs: list[str | Path] | None = None) -> Topology:
+    """A system of the molecule types defined in several ``.itp`` files, listed as ``molecules``.
+
+    As a ``.top`` that includes ``paths`` in order and lists ``molecules`` (``(name, count)`` in
+    order) in its ``[ molecules ]`` section would read: e.g. a mixture's CG topology from one CG
+    ``.itp`` per molecule type, in the order of the AA topology's molecules.
+    """
+    paths = [Path(p) for p in paths]
+    if not paths or not molecules:
+        raise ValueError("read_system needs at least one file and one molecule")
+    source = Path(" + ".join(str(p) for p in paths))
+    dirs = [Path(d) for d in include_dirs or []]
+    reader = _Reader(require_parameters)
+    if parameters is not None:
+        reader.read(preprocess(parameters, defines, dirs))
+    for path in paths:
+        reader.current = None
+        reader.read(preprocess(path, defines, dirs))
+    if reader.molecules:
+        raise reader.molecules[0][2].error("a [ molecules ] section in a file of molecule types; expected .itp "
+                                          "files (or read the .top alone)")
+    reader.molecules = [(name, count, Line(f"{name} {count}", str(source), k + 1))
+                        for k, (name, count) in enumerate(molecules)]
+    return _build(reader, source, None)

@@ -468,6 +468,96 @@ def load_mapping(path: str | Path, aa: Topology | None = None, cg: Topology | No
     return mapping
 
 
+def molecule_types(top: Topology) -> dict[str, MoleculeBlock]:
+    """Each molecule type of ``top`` by name, with its first instance, in order of first appearance."""
+    types: dict[str, MoleculeBlock] = {}
+    for block in top.molecules:
+        types.setdefault(block.name, block)
+    return types
+
+
+def load_mappings(paths: list[str | Path], aa: Topology, cg: Topology, *,
+                  partial: bool = False) -> list[MoleculeMapping]:
+    """The mappings of a system with one or several molecule types, one file per type, each given to its type.
+
+    A YAML file names its molecule (``molecule:``). A ``.map`` does not: it goes to the molecule type
+    of ``aa`` whose name is the file's stem (``L49C.map``) or begins it before ``_``, ``-`` or ``.``
+    (``L49C_cg.map``), else to the one type not yet given a mapping whose atom count (AA) and bead count
+    (CG) its highest atom and bead index reach (fit within, for a ``partial`` mapping). Raises
+    :class:`InputError` when a ``.map`` fits several types or none, when two files are for one type, or
+    when a file's type is not in the system.
+    """
+    types, cg_types = molecule_types(aa), molecule_types(cg)
+    given: dict[str, Path] = {}
+    out: list[MoleculeMapping] = []
+
+    def claim(name: str, path: Path) -> None:
+        if name not in types:
+            raise InputError(f"is the mapping of molecule {name!r}, which {aa.source or '<AA topology>'} does not "
+                             f"hold (its molecule types: {', '.join(types)})", path)
+        if name in given:
+            raise InputError(f"a second mapping for molecule {name!r} (the first: {given[name]}); expected one "
+                             "mapping file per molecule type", path)
+        given[name] = path
+
+    maps: list[Path] = []
+    for path in (resolve_mapping(p) for p in paths):
+        if path.suffix == ".map":
+            maps.append(path)
+            continue
+        mapping = load_mapping(path, partial=partial)
+        claim(mapping.molecule, path)
+        out.append(mapping)
+    named = {path: _type_by_name(path, types) for path in maps}
+    for path, name in named.items():
+        if name is not None:
+            claim(name, path)
+    for path in (p for p, name in named.items() if name is None):
+        named[path] = _type_by_size(path, types, cg_types, set(given), partial)
+        claim(named[path], path)
+    return out + [load_mapping(path, aa, cg, molecule=named[path], partial=partial) for path in maps]
+
+
+def _type_by_name(path: Path, types: dict[str, MoleculeBlock]) -> str | None:
+    """The molecule type a ``.map`` file's stem names (``L49C.map``, ``L49C_cg.map``), or None."""
+    if path.stem in types:
+        return path.stem
+    prefixes = [t for t in types if re.match(re.escape(t) + r"[_\-.]", path.stem)]
+    return max(prefixes, key=len) if prefixes else None
+
+
+def _type_by_size(path: Path, types: dict[str, MoleculeBlock], cg_types: dict[str, MoleculeBlock], taken: set[str],
+                  partial: bool) -> str:
+    """The one molecule type not in ``taken`` whose atom and bead counts a ``.map`` file's indices reach."""
+    parsed = _parse_map(path)
+    n_atoms = max(e.atom for e in parsed.entries) + 1
+    n_beads = max(e.bead for e in parsed.entries) + 1
+    free = [t for t in types if t not in taken and t in cg_types]
+
+    def fits(t: str, exact: bool) -> bool:
+        a, b = types[t].n_atoms, cg_types[t].n_atoms
+        return (a, b) == (n_atoms, n_beads) if exact else (n_atoms <= a and n_beads <= b)
+
+    def fitting(among: list[str]) -> list[str]:
+        return [t for t in among if fits(t, True)] or ([t for t in among if fits(t, False)] if partial else [])
+
+    found = fitting(free)
+    taken_fit = fitting([t for t in types if t in taken and t in cg_types])
+    if not found and len(taken_fit) == 1:
+        return taken_fit[0]  # a second file for a type that has one: the caller says so
+    sizes = ", ".join(f"{t} ({types[t].n_atoms} atoms, {cg_types[t].n_atoms} beads)" if t in cg_types else t
+                      for t in types)
+    if not found:
+        raise InputError(f"its name names no molecule type and its {n_atoms} atoms and {n_beads} beads fit none "
+                         f"without a mapping (molecule types: {sizes}); name the file after its molecule type "
+                         "(e.g. NAME.map) or write it as YAML (molecule: NAME)", path)
+    if len(found) > 1:
+        raise InputError(f"its name names no molecule type and its {n_atoms} atoms and {n_beads} beads fit "
+                         f"several: {', '.join(found)}; name the file after its molecule type (e.g. "
+                         f"{found[0]}.map) or write it as YAML (molecule: {found[0]})", path)
+    return found[0]
+
+
 def _ranges(values: list[int]) -> str:
     """``[1, 2, 3, 7]`` -> ``"1-3, 7"``."""
     out, start = [], 0

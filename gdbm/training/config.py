@@ -29,8 +29,10 @@ class DataConfig(_Strict):
 
     topology: Path = Field(description="AA topology with parameters (.top)")
     parameters: Path | None = Field(None, description="supplementary GROMACS parameter file")
-    mapping: Path = Field(description="reconstruction mapping: home beads, [align], [mult] (e.g. DBM's .map)")
-    cg_itp: Path | None = Field(None, description="CG topology (default: found beside the mapping)")
+    mapping: Path | list[Path] = Field(description="reconstruction mapping: home beads, [align], [mult] (e.g. DBM's "
+                                       ".map); a list, one per molecule type, for a mixture")
+    cg_itp: Path | list[Path] | None = Field(None, description="CG topology: a .top, or .itp files (default: found "
+                                             "beside the mapping)")
     aa: Path = Field(description="AA training frames (trajectory or folder of .gro)")
     aa_structure: Path | None = None
     cg: Path | None = Field(None, description="CG frames paired with the AA frames (default: AA frames mapped)")
@@ -110,6 +112,25 @@ class PriorConfig(_Strict):
             raise ValueError("ramp_end must not be before ramp_start")
 
 
+class RefineConfig(_Strict):
+    """How ``gdbm backmap --refine`` relaxes this model's output, every CG bead centre held: the
+    training system's temperature and electrostatics, recorded in the checkpoint (flags override)."""
+
+    steps: int = Field(20, ge=0, description="steepest-descent steps, bead centres held exactly")
+    constrain_bonds: bool = Field(True, description="every bond kept at b0 (descent and thermal run)")
+    temperature: float | None = Field(None, gt=0, description="K, the training system's (a thermal run needs it)")
+    stages: list[str] = Field(["500", "500,,2e6,0.001"], min_length=1,
+                              description="thermal stages STEPS[,T[,RESTRAINT[,DT]]]; empty fields take the "
+                                          "defaults (temperature, restraint, timestep)")
+    restraint: float = Field(5.0e4, gt=0, description="kJ/mol/nm^2 on each bead centre")
+    timestep: float = Field(0.002, gt=0, description="ps")
+    friction: float = Field(10.0, gt=0, description="1/ps")
+    minimize: int = Field(50, ge=0, description="L-BFGS iterations in OpenMM before the thermal run")
+    cutoff: float = Field(1.0, gt=0, description="nm, non-bonded cutoff of the thermal run")
+    coulomb: Literal["reaction-field", "none"] = "reaction-field"
+    epsilon_rf: float = Field(2.5, ge=1, description="reaction-field dielectric beyond the cutoff")
+
+
 class ExperimentConfig(_Strict):
     data: DataConfig | list[DataConfig] = Field(description="one system's training frames, or a list of "
                                                              "systems trained on together")
@@ -118,6 +139,7 @@ class ExperimentConfig(_Strict):
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     prior: PriorConfig = PriorConfig()
+    refine: RefineConfig = RefineConfig()
 
     def model_post_init(self, _context) -> None:
         weights = [d.weight is not None for d in self.sources]
@@ -136,6 +158,8 @@ def _is_path(annotation: Any) -> bool:
 
 
 PATH_FIELDS = frozenset(k for k, f in DataConfig.model_fields.items() if _is_path(f.annotation))
+#: Path fields that may hold several files (a mixture: one mapping per molecule type).
+LIST_FIELDS = frozenset(k for k, f in DataConfig.model_fields.items() if list[Path] in get_args(f.annotation))
 
 
 def _resolve(data: dict, config: Path) -> dict:
@@ -143,10 +167,19 @@ def _resolve(data: dict, config: Path) -> dict:
     if not isinstance(data, dict):
         raise InputError(f"each data source must be a mapping of paths, got {type(data).__name__}", config)
     base, out = config.parent, dict(data)
+    def resolved(value: str) -> str:
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else (base / path))
+
     for key, value in data.items():
+        if key in LIST_FIELDS and isinstance(value, str) and "," in value and not (base / value).exists():
+            value = [v.strip() for v in value.split(",") if v.strip()]  # "A.yaml, B.map": one file per molecule type
         if isinstance(value, str) and key in PATH_FIELDS:
-            path = Path(value).expanduser()
-            out[key] = str(path if path.is_absolute() else (base / path))
+            out[key] = resolved(value)
+        elif isinstance(value, list) and key in LIST_FIELDS:
+            out[key] = [resolved(v) if isinstance(v, str) else v for v in value]
+            if len(value) == 1:
+                out[key] = out[key][0]  # a list of one file is that file
     return out
 
 
@@ -173,7 +206,8 @@ def config_changes(saved: dict, current: ExperimentConfig) -> list[str]:
             return {k: v for key, sub in value.items() for k, v in flat(sub, f"{prefix}{key}.").items()}
         if isinstance(value, list):
             return {k: v for i, sub in enumerate(value) for k, v in flat(sub, f"{prefix}{i}.").items()}
-        if isinstance(value, str) and prefix.startswith("data.") and value and prefix[:-1].split(".")[-1] in PATH_FIELDS:
+        keys = [k for k in prefix[:-1].split(".") if not k.isdigit()]
+        if isinstance(value, str) and prefix.startswith("data.") and value and keys and keys[-1] in PATH_FIELDS:
             value = str(Path(value).resolve())
         return {prefix[:-1]: value}
 
