@@ -153,10 +153,14 @@ _PROGRESS = re.compile(r"^.*\d+%\|.*\|.*\]\s*$")  # a tqdm progress bar (long co
 
 
 def stderr_lines(stderr: str) -> list[str]:
-    """The lines of ``stderr`` without progress bars (tqdm's cursor movements split lines too)."""
+    """The lines of ``stderr`` without progress bars (tqdm's cursor movements split lines too) and
+    without the plain progress lines written instead of bars where stderr is no terminal."""
+    from gdbm.utils.progress import PLAIN_LINE
+
     text = stderr.replace("\x1b[A", "\n").replace("\r", "\n")
     text = re.sub(r"(?<=\])\s+(?=gdbm\b)", "\n", text)  # a message written after an unfinished bar
-    return [line.strip() for line in text.splitlines() if line.strip() and not _PROGRESS.match(line)]
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not _PROGRESS.match(line) and not PLAIN_LINE.match(line.strip())]
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -10,7 +10,7 @@ by whether stderr is a terminal:
   ``frames: 30/100 frame (30%) [00:12<00:28, 2.50frame/s]`` at most every
   :data:`LOG_INTERVAL` seconds (every :data:`VERBOSE_LOG_INTERVAL` s with ``--verbose``), one
   sooner when a further tenth is done, and a last one when the bar closes (none for a nested bar,
-  ``leave=False``).
+  ``leave=False``, or for a bar that ended within :data:`QUICK` seconds without a line).
 
 The verbosity travels to worker processes in the environment variable :data:`VERBOSITY_VARIABLE`.
 """
@@ -18,6 +18,7 @@ The verbosity travels to worker processes in the environment variable :data:`VER
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Any
 
@@ -27,6 +28,10 @@ VERBOSITY_VARIABLE = "GDBM_VERBOSITY"
 QUIET, NORMAL, VERBOSE = -1, 0, 1
 LOG_INTERVAL = 10.0
 VERBOSE_LOG_INTERVAL = 2.0
+QUICK = 2.0  # s: a bar that ends sooner, having printed nothing, prints nothing
+MIN_GAP = 1.0  # s between two lines at least (a further tenth done sooner waits)
+#: A plain progress line (what tests leave out when they count the lines of stderr).
+PLAIN_LINE = re.compile(r"^\S[^:]*: [\d.]+[kMGT]?(/[\d.]+[kMGT]?)? \S+ (\(\d+%\) )?\[[\d:]+[<,\]]")
 _PLAIN_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit} ({percentage:.0f}%) [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 _PLAIN_FORMAT_OPEN = "{desc}: {n_fmt} {unit} [{elapsed}, {rate_fmt}{postfix}]"
 
@@ -79,12 +84,12 @@ class PlainProgress(_tqdm):
         self._last_time, self._last_n = self._time(), self.n
 
     def display(self, msg: str | None = None, pos: int | None = None) -> bool:
-        if self._plain_closed or not self.n or self.n == self._last_n:
-            return True
+        if self._plain_closed or not self.n or self.n == self._last_n or not hasattr(self, "start_t"):
+            return True  # (tqdm's __init__ displays a resumed bar before it sets start_t)
         now = self._time()
         since = now - (self._last_time if self._last_time is not None else self.start_t)
         tenth = int(10 * self.n / self.total) if self.total else 0
-        if since >= self._interval or (tenth > self._last_tenth and since >= 1.0 and now - self.start_t >= 2.0):
+        if since >= self._interval or (tenth > self._last_tenth and since >= MIN_GAP and now - self.start_t >= QUICK):
             self._last_tenth = tenth
             self._emit()
         return True
@@ -99,7 +104,8 @@ class PlainProgress(_tqdm):
         if self.disable or self._plain_closed:
             return
         self._plain_closed = True
-        if self.n and self.n != self._last_n and self.leave is not False:
+        quick = self._last_time is None and self._time() - getattr(self, "start_t", 0.0) < QUICK
+        if self.n and self.n != self._last_n and self.leave is not False and not quick:
             self._emit()
         self.disable = True
 
