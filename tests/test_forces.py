@@ -79,4 +79,4 @@ def test_force_divergence_of_a_set_with_itself_is_zero(fritz, two_chains: Path):
 def test_eval_forces_needs_a_mapping(two_chains: Path, tmp_path: Path, capsys):
     code = main(["eval", "--top", str(two_chains / "topol.top"), "--ref", str(two_chains / "aa.gro"),
                  "--gen", f"x={two_chains / 'aa.gro'}", "--forces", "-o", str(tmp_path / "e")])
-    assert code == 2 and "--map" in capsys.readouterr().err
+    assert code == 2 and "--cg-map" in capsys.readouterr().err

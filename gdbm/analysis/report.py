@@ -147,16 +147,16 @@ def evaluate_files(top: str | Path, ref: str | Path, generated: dict[str, str | 
     :func:`evaluate_sets`) and returns the metrics.
     """
     if forces and mapping_file is None:
-        raise InputError("--forces needs --map (the mapping whose beads the forces are projected onto)")
+        raise InputError("--forces needs --cg-map (the mapping whose beads the forces are projected onto)")
     if cg is not None and mapping_file is None:
-        raise InputError("--cg needs --map (the mapping that turns generated frames into CG frames)")
+        raise InputError("--cg needs --cg-map (the mapping that turns generated frames into CG frames)")
     topology, mapping = _load_system(top, mapping_file, cg_itp, parameters)
-    reference = read_frames(ref, ref_struct)
+    reference = read_frames(ref, ref_struct, allow_no_box=False)  # RDFs and energies need a periodic box
     check_particle_count(reference, topology.n_atoms, f"the topology {top}", ref)
     sets = _read_generated(generated, ref_struct, topology.n_atoms, f"the topology {top}")
     cg_frames = None
     if cg is not None:
-        cg_frames = read_frames(cg, cg_struct)
+        cg_frames = read_frames(cg, cg_struct, allow_no_box=False)
         check_particle_count(cg_frames, mapping.n_beads, f"the mapping {mapping_file}", cg)
     if frames:
         window, full = frame_range(frames, len(reference)), len(reference)

@@ -146,7 +146,7 @@ def baseline_backmap_files(top: str | Path, mapping_file: str | Path, cg: str | 
     _check_request(output, protocol, displacement, workers, force)
     system = load_mapped_system(top, mapping_file, cg_itp, partial=True)
     aa = system.aa
-    frames = read_frames(cg, cg_struct)
+    frames = read_frames(cg, cg_struct, allow_no_box=False)  # the minimisation needs a periodic box
     check_particle_count(frames, system.cg.n_atoms,
                          f"the CG topology {system.cg_source} ({aa.n_molecules} molecules)", cg)
     if output.suffix == ".gro" and len(frames) != 1:

@@ -82,7 +82,7 @@ class BackmapJob:
 
     def read_inputs(self, sampler: Backmapper) -> tuple[Frames, Frames | None, list[int]]:
         """The CG frames to backmap, the AA frames to start from (``--init``) and each frame's index in the CG file."""
-        cg = read_frames(self.cg, self.cg_struct)
+        cg = read_frames(self.cg, self.cg_struct, allow_no_box=False)  # environments need a periodic box
         if self.cg_map:
             cg = self._coarse_grained(cg, sampler)
         check_particle_count(cg, sampler.system.mapping.n_beads, f"the mapping {self.mapping}",
@@ -91,7 +91,7 @@ class BackmapJob:
         index = list(range(len(cg)))[window]
         init = None
         if self.init:
-            init = read_frames(self.init, self.init_struct)
+            init = read_frames(self.init, self.init_struct, allow_no_box=False)
             check_particle_count(init, sampler.system.aa.n_atoms, f"the topology {self.topology}", self.init)
             if len(init) != len(cg):
                 raise InputError(f"holds {len(init)} frames, the CG input {len(cg)}", self.init)

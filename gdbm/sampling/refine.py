@@ -140,7 +140,8 @@ def _read_pairs(system: MappedSystem, aa: str | Path, aa_struct: str | Path | No
                 cg_struct: str | Path | None, frames: str | None, topology: str | Path,
                 mapping: str | Path) -> tuple[Frames, Frames, int]:
     """The AA and CG frames to relax, checked against the system and each other, and the first one's index."""
-    aa_frames, cg_frames = read_frames(aa, aa_struct), read_frames(cg, cg_struct)
+    aa_frames = read_frames(aa, aa_struct, allow_no_box=False)  # the relaxation needs a periodic box
+    cg_frames = read_frames(cg, cg_struct, allow_no_box=False)
     check_particle_count(aa_frames, system.aa.n_atoms, f"the topology {topology}", aa)
     check_particle_count(cg_frames, system.mapping.n_beads, f"the mapping {mapping}", cg)
     first = 0
