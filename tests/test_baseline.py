@@ -157,7 +157,7 @@ def test_same_seed_same_output_whatever_the_workers(system, cg_frames, backmappe
 
 
 def cli_args(sps: Path, cg: Path, out: Path, *extra: str) -> list[str]:
-    return ["baseline", "--top", str(sps / "topol.top"), "--map", str(sps / "PS1_cg_fritz.map"), "--cg", str(cg),
+    return ["baseline", "--top", str(sps / "topol.top"), "--cg-map", str(sps / "PS1_cg_fritz.map"), "--cg", str(cg),
             "-o", str(out), "--bonded-steps", "20", "--steps", "50", *extra]
 
 

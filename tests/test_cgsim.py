@@ -87,7 +87,7 @@ def test_terms_select_the_bonded_potentials(sps_cg):
 
 def test_cli_writes_frames_that_read_back_and_keeps_them(tmp_path: Path, sps: Path, capsys):
     test = sps / "test_t568"
-    args = ["cgsim", "--cg-top", str(sps / "PS1_cg.itp"), "--ref", str(sps / "train_t568" / "cg"),
+    args = ["cgsim", "--cg-itp", str(sps / "PS1_cg.itp"), "--ref", str(sps / "train_t568" / "cg"),
             "--start", str(test / "cg.xtc"), "--start-struct", str(test / "cg.gro"), "--temperature", "568",
             "--equilibration", "0.02", "--spacing", "0.02", "--n-frames", "2", "-o", str(tmp_path / "run")]
     assert main(args) == 0
@@ -102,7 +102,7 @@ def test_cli_writes_frames_that_read_back_and_keeps_them(tmp_path: Path, sps: Pa
                                           (["--terms", "bonds,torsions"], "torsions")])
 def test_cli_rejects_bad_settings_with_one_line(tmp_path: Path, sps: Path, capsys, bad, message):
     test = sps / "test_t568"
-    code = main(["cgsim", "--cg-top", str(sps / "PS1_cg.itp"), "--ref", str(sps / "train_t568" / "cg"),
+    code = main(["cgsim", "--cg-itp", str(sps / "PS1_cg.itp"), "--ref", str(sps / "train_t568" / "cg"),
                  "--start", str(test / "cg.xtc"), "--start-struct", str(test / "cg.gro"), "--temperature", "568",
                  *bad, "-o", str(tmp_path / "run")])
     assert code == 2 and message in capsys.readouterr().err

@@ -16,7 +16,7 @@ TERMS = ["bond", "angle", "proper", "improper", "lj", "coulomb", "total"]
 
 @pytest.fixture(scope="module")
 def inputs(sps: Path) -> list[str]:
-    return ["--top", str(sps / "topol.top"), "--traj", str(sps / "train_t568" / "aa" / "90.gro")]
+    return ["--top", str(sps / "topol.top"), "--aa", str(sps / "train_t568" / "aa" / "90.gro")]
 
 
 def test_json_output_and_force(inputs: list[str], tmp_path: Path, capsys):
@@ -52,20 +52,20 @@ def test_table_on_stdout(inputs: list[str], capsys):
 
 
 def test_missing_file_is_a_one_line_error(sps: Path, tmp_path: Path, capsys):
-    assert main(["energy", "--top", str(sps / "topol.top"), "--traj", str(tmp_path / "nope.gro")]) == 2
+    assert main(["energy", "--top", str(sps / "topol.top"), "--aa", str(tmp_path / "nope.gro")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nope.gro" in err and "no such file" in err
 
 
 def test_atom_count_mismatch_is_a_one_line_error(sps: Path, shared_data: Path, capsys):
     octane = shared_data / "octane" / "aa"
-    assert main(["energy", "--top", str(sps / "topol.top"), "--traj", str(octane)]) == 2
+    assert main(["energy", "--top", str(sps / "topol.top"), "--aa", str(octane)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "5590" in err and "5832" in err
 
 
 def test_python_dash_m_exits_with_code_2_without_traceback(sps: Path, tmp_path: Path):
     proc = subprocess.run([sys.executable, "-m", "gdbm", "energy", "--top", str(tmp_path / "missing.top"),
-                           "--traj", str(sps / "train_t568" / "aa" / "90.gro")], capture_output=True, text=True)
+                           "--aa", str(sps / "train_t568" / "aa" / "90.gro")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "missing.top" in proc.stderr and "Traceback" not in proc.stderr

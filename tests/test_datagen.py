@@ -206,7 +206,7 @@ def test_bad_molecule_input_is_an_input_error(smiles, count, message):
 
 
 def test_cli_reports_bad_input_in_one_line(tmp_path: Path, capsys):
-    common = ["--temperature", "300", "--frames", "2", "-o", str(tmp_path / "out")]
+    common = ["--temperature", "300", "--n-frames", "2", "-o", str(tmp_path / "out")]
     cases = [
         (["liquid", "--smiles", "c1ccc", "--count", "10"], "invalid SMILES 'c1ccc'"),
         (["liquid", "--smiles", "Cc1ccccc1", "--count", "0"], "--count must be >= 1, got 0"),
@@ -244,7 +244,7 @@ def _tools_missing() -> list[str]:
 needs_tools = pytest.mark.skipif(bool(_tools_missing()), reason="AmberTools / packmol not installed "
                                  "(pip install gdbm[datagen])")
 N_MOL, N_FRAMES = 30, 2
-TINY = ["--temperature", "300", "--frames", "2", "--cutoff", "0.7", "--sample-interval", "0.05",
+TINY = ["--temperature", "300", "--n-frames", "2", "--cutoff", "0.7", "--sample-interval", "0.05",
         "--min-uncorrelated", "5", "--initial-density", "0.85", "--compression-pressure", "0",
         "--max-equilibration", "100", "--platform", "CPU", "--seed", "3"]
 
@@ -464,7 +464,7 @@ def test_syndiotactic_polystyrene_melt_end_to_end(tmp_path: Path):
 
     out = tmp_path / "sps"
     argv = ["--threads", "1", "datagen", "polymer", "--monomer", STYRENE, "--length", "10", "--chains", "4",
-            "--tacticity", "syndiotactic", "--name", "PS", "--temperature", "568", "--frames", "3", "--cutoff", "0.9",
+            "--tacticity", "syndiotactic", "--name", "PS", "--temperature", "568", "--n-frames", "3", "--cutoff", "0.9",
             "--sample-interval", "0.1", "--min-uncorrelated", "10", "--max-equilibration", "300", "--platform", "CPU",
             "-o", str(out), "--cache", str(tmp_path / "cache")]
     assert main(argv) == 0

@@ -72,7 +72,7 @@ def test_cli_writes_metrics_summary_and_plots(tmp_path: Path, sps: Path, system,
     gen = write_frames(tmp_path / "gen.xtc", frames.subset([1, 0]))
     cg = write_frames(tmp_path / "cg.pdb", _cg_frames(system, frames))
     out = tmp_path / "eval"
-    args = ["eval", "--top", str(sps / "topol.top"), "--map", str(sps / "PS1_cg_fritz.map"), "--ref", str(ref),
+    args = ["eval", "--top", str(sps / "topol.top"), "--cg-map", str(sps / "PS1_cg_fritz.map"), "--ref", str(ref),
             "--ref-struct", str(sps / "test_t568" / "aa.gro"), "--gen", f"swapped={gen}", "--cg", str(cg),
             "--no-per-type-rdf", "-o", str(out)]
     assert main(args) == 0
@@ -94,7 +94,7 @@ def test_cli_frame_range_slices_reference_cg_and_full_generated_sets(tmp_path: P
     part = write_frames(tmp_path / "part.xtc", frames.subset([1]))  # already the selected frame: kept
     cg = write_frames(tmp_path / "cg.pdb", _cg_frames(system, frames))
     out = tmp_path / "eval"
-    args = ["eval", "--top", str(sps / "topol.top"), "--map", str(sps / "PS1_cg_fritz.map"), "--ref", str(ref),
+    args = ["eval", "--top", str(sps / "topol.top"), "--cg-map", str(sps / "PS1_cg_fritz.map"), "--ref", str(ref),
             "--ref-struct", str(sps / "test_t568" / "aa.gro"), "--gen", f"full={full}", "--gen", f"part={part}",
             "--cg", str(cg), "--no-per-type-rdf", "--frames", "1:2", "-o", str(out)]
     assert main(args) == 0

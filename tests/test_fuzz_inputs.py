@@ -71,8 +71,8 @@ def _workdir(base: Path) -> tuple[Path, Path]:
 
 
 def energy_argv(top: Path, traj: Path, out: Path, struct: Path | None = None, extra=()) -> list[str]:
-    argv = ["energy", "--top", str(top), "--traj", str(traj), "-o", str(out / "energies.json"), *extra]
-    return argv + (["--struct", str(struct)] if struct else [])
+    argv = ["energy", "--top", str(top), "--aa", str(traj), "-o", str(out / "energies.json"), *extra]
+    return argv + (["--aa-struct", str(struct)] if struct else [])
 
 
 @pytest.fixture(scope="session")
@@ -348,7 +348,7 @@ def prop_output_paths(mini, tmp_path, capsys, checkpoint, command, kind):
               "exists": out / "file", "folder_force": out}[kind]
     force = ["--force"] if kind == "folder_force" else []
     if command == "energy":
-        argv = ["energy", "--top", str(mini / "topol.top"), "--traj", str(src / "bad.gro" if kind == "exists"
+        argv = ["energy", "--top", str(mini / "topol.top"), "--aa", str(src / "bad.gro" if kind == "exists"
                 else mini / "aa.gro"), "-o", str(target), *force]
     elif command == "backmap":
         argv = backmap_argv(mini, checkpoint, out, extra=force)

@@ -227,7 +227,7 @@ def test_backmap_into_an_existing_folder_with_force_is_one_line(job: BackmapJob,
 @pytest.mark.parametrize("cutoff", ["50", "10"])
 def test_a_cutoff_beyond_half_the_box_is_refused(sps: Path, cutoff: str, capsys):
     start = time.perf_counter()
-    assert main(["energy", "--top", str(sps / "topol.top"), "--traj", str(sps / "train_t568" / "aa" / "90.gro"),
+    assert main(["energy", "--top", str(sps / "topol.top"), "--aa", str(sps / "train_t568" / "aa" / "90.gro"),
                  "--cutoff", cutoff]) == 2
     assert time.perf_counter() - start < 30
     err = capsys.readouterr().err
@@ -323,7 +323,7 @@ def test_every_error_type_is_one_line_without_traceback(tmp_path: Path, monkeypa
     monkeypatch.delenv("GDBM_TRACEBACK", raising=False)
     for run, code, words in _cases(tmp_path):
         monkeypatch.setattr(energy, "run", run)
-        assert main(["energy", "--top", "t", "--traj", "x", "-o", str(tmp_path / "out.json")]) == code, words
+        assert main(["energy", "--top", "t", "--aa", "x", "-o", str(tmp_path / "out.json")]) == code, words
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "Traceback" not in err, err
         assert err.startswith(f"gdbm energy: {words}"), err
@@ -335,7 +335,7 @@ def test_gdbm_traceback_re_raises(monkeypatch):
     monkeypatch.setattr(energy, "run", _raise(RuntimeError("boom")))
     monkeypatch.setenv("GDBM_TRACEBACK", "1")
     with pytest.raises(RuntimeError, match="boom"):
-        main(["energy", "--top", "t", "--traj", "x"])
+        main(["energy", "--top", "t", "--aa", "x"])
 
 
 @pytest.mark.parametrize("device, words", [("foo", "--device 'foo' is not a torch device"),
@@ -359,24 +359,31 @@ def run(args):
 
 energy.run = run
 from gdbm.cli.main import main
-sys.exit(main(["energy", "--top", "t", "--traj", "x", "-o", sys.argv[1]]))
+sys.exit(main(["energy", "--top", "t", "--aa", "x", "-o", sys.argv[1]]))
 """
 
 
-def test_ctrl_c_ends_the_command_within_a_second_with_one_line(tmp_path: Path):
+def _default_signals() -> None:
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("number, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_ends_the_command_within_a_second_with_one_line(tmp_path: Path, number: int, code: int):
+    """Ctrl-C (SIGINT) and a kill (SIGTERM, a batch system's time limit) end a command alike: one line,
+    finished frames kept; exit 130 and 143 (128 + the signal), as a shell reports them."""
     out = tmp_path / "out.xtc"
     env = {k: v for k, v in os.environ.items() if k != "GDBM_TRACEBACK"}
     # a shell without job control starts background jobs with SIGINT ignored, and children inherit that
-    # (a nohup'd CI run did): the child gets the default disposition back, as in a terminal
+    # (a nohup'd CI run did): the child gets the default dispositions back, as in a terminal
     proc = subprocess.Popen([sys.executable, "-c", _SLEEPER, str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_default_signals)
     assert proc.stdout.readline() == "ready\n"
     sent = time.monotonic()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(number)
     _, err = proc.communicate(timeout=30)
     assert time.monotonic() - sent < 10.0  # the 1 s goal is measured by scripts/probe_bad_inputs.py; CI cores are loaded
-    assert proc.returncode == 130
+    assert proc.returncode == code
     assert err == f"gdbm energy: interrupted; finished frames are kept in {out}.parts\n"
 
 

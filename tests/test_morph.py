@@ -61,7 +61,7 @@ def test_scheme_b_without_sweeps_returns_x_and_the_command_refuses_it(setup: dic
     x = read_frames(setup["x"]).positions
     assert float((read_frames(tmp_path / "b0.pdb").positions - x).abs().max()) < PDB
     code = main(["morph", "--checkpoint", setup["checkpoint"], "--top", setup["topology"], "--map", setup["mapping"],
-                 "--coarse-map", setup["coarse"], "--aa", setup["x"], "--scheme", "B", "--gibbs", "0",
+                 "--cg-map", setup["coarse"], "--aa", setup["x"], "--scheme", "B", "--gibbs", "0",
                  "-o", str(tmp_path / "no.pdb")])
     assert code == 2 and "--gibbs >= 1" in capsys.readouterr().err and not (tmp_path / "no.pdb").exists()
 
@@ -100,7 +100,7 @@ def test_scheme_a_sees_only_the_cg_mapping_of_x(setup: dict, two_chains: Path, t
 def test_cli_morph_writes_the_output_and_says_how_far_it_moved(setup: dict, tmp_path: Path, capsys):
     out = tmp_path / "a.xtc"
     args = ["morph", "--checkpoint", setup["checkpoint"], "--top", setup["topology"], "--map", setup["mapping"],
-            "--coarse-map", setup["coarse"], "--aa", setup["x"], "--scheme", "A", "--gibbs", "0", "--candidates", "1",
+            "--cg-map", setup["coarse"], "--aa", setup["x"], "--scheme", "A", "--gibbs", "0", "--candidates", "1",
             "--cg-out", str(tmp_path / "cg.gro"), "-o", str(out)]
     assert main(args) == 0
     assert "moved from the input: all-atom RMSD mean" in capsys.readouterr().out
@@ -113,11 +113,11 @@ def test_bad_input_names_the_file(setup: dict, two_chains: Path, tmp_path: Path,
     base = ["morph", "--checkpoint", setup["checkpoint"], "--top", setup["topology"], "--map", setup["mapping"],
             "--scheme", "A", "-o", str(tmp_path / "out.pdb")]
     cg = str(two_chains / "cg.gro")
-    assert main(base + ["--coarse-map", setup["coarse"], "--aa", cg]) == 2  # CG frames given as X
+    assert main(base + ["--cg-map", setup["coarse"], "--aa", cg]) == 2  # CG frames given as X
     err = capsys.readouterr().err
     assert cg in err and "40 particles per frame but the topology" in err and "324" in err
-    assert main(base + ["--coarse-map", setup["mapping"].replace("PS1.map", "missing.map"), "--aa", setup["x"]]) == 2
+    assert main(base + ["--cg-map", setup["mapping"].replace("PS1.map", "missing.map"), "--aa", setup["x"]]) == 2
     assert "missing.map" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: an unknown scheme
-        main(base[:-4] + ["--scheme", "C", "--coarse-map", setup["coarse"], "--aa", setup["x"], "-o", "x.pdb"])
+        main(base[:-4] + ["--scheme", "C", "--cg-map", setup["coarse"], "--aa", setup["x"], "-o", "x.pdb"])
     assert not (tmp_path / "out.pdb").exists()

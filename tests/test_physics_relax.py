@@ -64,7 +64,7 @@ def test_cli_relaxes_a_trajectory_against_its_cg_frames(sps: Path, tmp_path: Pat
     write_frames(tmp_path / "noisy.gro", Frames(noisy, frame.boxes, frame.labels, frame.names, frame.resnames,
                                                 frame.resids))
     args = ["relax", "--top", str(sps / "topol.top"), "--aa", str(tmp_path / "noisy.gro"),
-            "--map", str(sps / "PS1_cg_fritz.map"), "--cg", str(train / "cg" / "90.gro"), "--steps", "3",
+            "--cg-map", str(sps / "PS1_cg_fritz.map"), "--cg", str(train / "cg" / "90.gro"), "--steps", "3",
             "-o", str(tmp_path / "relaxed.gro")]
     assert main(args) == 0
     assert "frame 0:" in capsys.readouterr().out

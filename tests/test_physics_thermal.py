@@ -87,7 +87,7 @@ def test_cli_thermal_relaxation(sps: Path, frame, tmp_path: Path, capsys):
     noisy = aa.positions + 0.02 * torch.randn(aa.positions.shape, generator=torch.Generator().manual_seed(5))
     write_frames(tmp_path / "noisy.gro", Frames(noisy, aa.boxes, aa.labels, aa.names, aa.resnames, aa.resids))
     args = ["relax", "--top", str(sps / "topol.top"), "--aa", str(tmp_path / "noisy.gro"),
-            "--map", str(sps / "PS1_cg_fritz.map"), "--cg", str(sps / "train_t568" / "cg" / "90.gro"),
+            "--cg-map", str(sps / "PS1_cg_fritz.map"), "--cg", str(sps / "train_t568" / "cg" / "90.gro"),
             "--steps", "2", "--constrain-bonds", "--minimize", "10", "-o", str(tmp_path / "hot.gro")]
     assert main([*args, "--thermal", "20"]) == 2  # no temperature
     assert main([*args, "--stage", "20,x", "--temperature", "568"]) == 2
@@ -111,7 +111,7 @@ def test_cli_retries_a_diverged_frame_after_more_steepest_descent(sps: Path, fra
     noisy = aa.positions + 0.02 * torch.randn(aa.positions.shape, generator=torch.Generator().manual_seed(4))
     write_frames(tmp_path / "noisy.gro", Frames(noisy, aa.boxes, aa.labels, aa.names, aa.resnames, aa.resids))
     args = ["relax", "--top", str(sps / "topol.top"), "--aa", str(tmp_path / "noisy.gro"),
-            "--map", str(sps / "PS1_cg_fritz.map"), "--cg", str(sps / "train_t568" / "cg" / "90.gro"),
+            "--cg-map", str(sps / "PS1_cg_fritz.map"), "--cg", str(sps / "train_t568" / "cg" / "90.gro"),
             "--steps", "0", "--constrain-bonds", "--minimize", "10", "--thermal", "10", "--temperature", "568",
             "-o", str(tmp_path / "hot.gro")]
     assert main(args) == 0  # without steepest descent OpenMM's minimiser meets NaNs (see above) ...

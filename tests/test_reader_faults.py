@@ -120,7 +120,7 @@ def test_latin1_byte_in_yaml_mapping_and_config(tmp_path):
 
 def test_cli_latin1_and_binary(tmp_path, capsys):
     top = _latin1(CUMENE / "topol.top", tmp_path / "topol.top", b"By user")
-    _cli(["energy", "--top", str(top), "--traj", str(CUMENE / "aa.gro")], capsys, f"{top}:3:", "not UTF-8")
+    _cli(["energy", "--top", str(top), "--aa", str(CUMENE / "aa.gro")], capsys, f"{top}:3:", "not UTF-8")
     config = tmp_path / "fit.yaml"
     config.write_bytes(GARBAGE)
     _cli(["fit", "--config", str(config), "-o", str(tmp_path / "run")], capsys, f"{config}:1:")
@@ -169,7 +169,7 @@ def test_undefined_atom_type_is_named_not_missing_bonds(tmp_path):
 
 def test_cli_negative_epsilon(tmp_path, capsys):
     top = _copy(CUMENE / "topol.top", tmp_path / "topol.top", "0.33977095      0.4510352", "0.33977095      -0.45")
-    _cli(["energy", "--top", str(top), "--traj", str(CUMENE / "aa.gro")], capsys, f"{top}:", "negative epsilon -0.45")
+    _cli(["energy", "--top", str(top), "--aa", str(CUMENE / "aa.gro")], capsys, f"{top}:", "negative epsilon -0.45")
 
 
 # ---------------------------------------------------------------------------- .map content

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from gdbm.cli.common import SEVERAL_MAPS, MappingFiles, deprecate
 from gdbm.utils.devices import check_device
 from gdbm.utils.errors import InputError
 from gdbm.cli.temporal import add_backmap_arguments as add_temporal_arguments
@@ -24,22 +25,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                           "interrupted job. Frames are shared by --workers N processes, or "
                                           "by the processes of torchrun --nproc-per-node N -m gdbm backmap.")
     p.add_argument("--top", help="AA topology with force-field parameters (required unless --temporal)")
-    p.add_argument("--map", help="reconstruction mapping (home beads, [align]), as in training (required unless "
-                                 "--temporal)")
+    p.add_argument("--map", action=MappingFiles,
+                   help="reconstruction mapping (home beads, [align]), as in training (required unless --temporal)"
+                        + SEVERAL_MAPS)
+    p.add_argument("--cg-map", action=MappingFiles,
+                   help="the mapping (may be partial) that made the CG frames, whose bead centres --relax and "
+                        "--hold-centres hold on the CG positions (default: --map, the reconstruction mapping)"
+                        + SEVERAL_MAPS)
     p.add_argument("--cg", required=True, help="CG frames (.xtc/.gro/... or a folder of .gro)")
     p.add_argument("--cg-struct", help="structure file naming the beads of a CG .xtc")
     p.add_argument("--init", help="AA frames to refine instead of a forward pass (one per CG frame; morphing "
                                   "scheme B, see also 'gdbm morph')")
     p.add_argument("--init-struct", help="structure file of --init")
-    add_sampling_arguments(p, frames="CG", hold_default="--map")
+    add_sampling_arguments(p, frames="CG")
     add_temporal_arguments(p)
+    deprecate(p, "--hold-map", "--cg-map")
     p.set_defaults(run=run)
 
 
-def add_sampling_arguments(p: argparse.ArgumentParser, frames: str, hold_default: str) -> None:
+def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
     """The arguments ``gdbm backmap`` and ``gdbm morph`` share: model, sampler, output, processes.
 
-    ``frames``: what ``--frames`` selects (e.g. "CG"); ``hold_default``: the mapping ``--relax`` holds by default.
+    ``frames``: what ``--frames`` selects (e.g. "CG"). Each command adds its own ``--cg-map``.
     """
     p.add_argument("--checkpoint", required=True,
                    help="a gdbm fit checkpoint (checkpoint.pt) or a shipped model's name, e.g. sps-voxel")
@@ -54,7 +61,7 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str, hold_default
     p.add_argument("--ordering", metavar="dfs|bfs|random|POLICY",
                    help="reconstruction order instead of the checkpoint's: a traversal or an order policy "
                         "file from 'gdbm order'")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler's noise and candidates (default 0)")
     p.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda or cuda:N")
     p.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                    help="network arithmetic (default auto: bfloat16 where the CPU (AVX512-BF16, AMX) or GPU computes "
@@ -67,13 +74,11 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str, hold_default
                         "--temporal: bonds to hydrogen)")
     p.add_argument("--hold-centres", action="store_true",
                    help="after each pass, shift each CG bead's atoms (mass-weighted; rigidly for a centre of mass) "
-                        "so that its centre by --hold-map sits on its CG input position (with --constrain-bonds: "
+                        "so that its centre by --cg-map sits on its CG input position (with --constrain-bonds: "
                         "both, alternated)")
     p.add_argument("--relax", type=int, default=0, metavar="STEPS",
                    help="steps of steepest descent on the force field after the last sweep, every CG bead's "
                         "centre held on its input (removes close contacts; default 0 = off)")
-    p.add_argument("--hold-map", help=f"mapping (may be partial) that made the CG input, whose bead centres "
-                                      f"--relax and --hold-centres hold (default {hold_default})")
     p.add_argument("--stereo-from", metavar="AA_STRUCTURE",
                    help="an AA structure of this system whose stereocentres (tacticity, L/D) the output copies "
                         "(default: the handedness the model recorded from its training frames)")
@@ -119,7 +124,7 @@ def job_options(args: argparse.Namespace) -> dict:
         ordering = (OrderingConfig(traversal=args.ordering) if args.ordering in ("dfs", "bfs", "random")
                     else OrderingConfig(traversal="learned", policy=args.ordering))
     return dict(checkpoint=args.checkpoint, topology=args.top, mapping=args.map, sampler=config, frames=args.frames,
-                samples=args.samples, cg_itp=args.cg_itp, parameters=args.parameters, hold=args.hold_map,
+                samples=args.samples, cg_itp=args.cg_itp, parameters=args.parameters, hold=args.cg_map,
                 type_alias=args.type_alias, device=args.device, ordering=ordering, stereo_from=args.stereo_from)
 
 

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from gdbm.cli.common import SEVERAL_MAPS, MappingFiles, deprecate
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``baseline`` on the ``gdbm`` subparsers."""
@@ -15,7 +17,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "of its beads plus a random displacement, then OpenMM minimisation with bonded terms only, "
                     "then with all terms; no MD.")
     p.add_argument("--top", required=True, help="AA GROMACS topology with force-field parameters (.top)")
-    p.add_argument("--map", required=True, help="AA->CG mapping (.map or .yaml; partial mappings are fine)")
+    p.add_argument("--cg-map", action=MappingFiles, required=True,
+                   help="the mapping that made the CG frames (.map or .yaml; partial mappings are fine): each atom "
+                        "starts at its beads' average" + SEVERAL_MAPS)
     p.add_argument("--cg-itp", help="CG topology of the mapped molecule (default: <molecule>_cg.itp or "
                                     "<mapping stem>_cg.itp beside the mapping or the topology)")
     p.add_argument("--cg", required=True, help="CG frames: .gro/.pdb/.xtc/.trr/.dcd or a folder of .gro files")
@@ -34,6 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cutoff", type=float, default=1.0, help="non-bonded cutoff in nm (default 1.0)")
     p.add_argument("--epsilon-rf", type=float, default=2.5, help="reaction-field dielectric (default 2.5, as sPS)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    deprecate(p, "--map", "--cg-map")
     p.set_defaults(run=run)
 
 
@@ -43,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from gdbm.baselines.minimize import Protocol
 
     protocol = Protocol(args.bonded_steps, args.steps, args.tolerance, args.cutoff, args.epsilon_rf)
-    result = baseline_backmap_files(args.top, args.map, args.cg, args.output, cg_itp=args.cg_itp,
+    result = baseline_backmap_files(args.top, args.cg_map, args.cg, args.output, cg_itp=args.cg_itp,
                                     cg_struct=args.cg_struct, protocol=protocol, displacement=args.displacement,
                                     seed=args.seed, workers=args.workers, force=args.force)
     output, n_frames = Path(args.output), len(result.results) + len(result.failures)

@@ -6,6 +6,7 @@ import argparse
 import shlex
 import sys
 
+from gdbm.cli.common import GLOBAL_DESTS, deprecate, interrupt_exit_code
 from gdbm.cli.datagen_dipeptide import add_parser as add_dipeptide
 from gdbm.utils.errors import InputError
 
@@ -45,7 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, required=True, help="temperature in K")
     p.add_argument("--pressure", type=float, default=1.0, help="pressure in bar (default 1)")
-    p.add_argument("--frames", type=int, required=True, help="decorrelated production frames to write")
+    p.add_argument("--n-frames", type=int, required=True, help="decorrelated production frames to write")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0, help="seed of conformers, packing, velocities and dynamics "
                                                        "(default 0)")
@@ -70,8 +71,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mapping", action="append", default=[],
                    help="your own mapping (gdbm YAML) for the molecule it names, instead of the rules")
     p.add_argument("--cache", help="parameter cache folder (default ~/.cache/gdbm/datagen)")
-    p.add_argument("--platform", help="OpenMM platform, e.g. CPU or CUDA (default: OpenMM's fastest)")
+    p.add_argument("--device", metavar="cpu|cuda",
+                   help="where the MD runs: cpu (OpenMM platform CPU) or cuda (CUDA); default: OpenMM's fastest")
+    p.add_argument("--platform", help="OpenMM platform by name, instead of --device (CPU, CUDA, OpenCL, Reference)")
     p.add_argument("--force", action="store_true", help="start over in an output folder holding another run")
+    deprecate(p, "--frames", "--n-frames")
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -79,7 +83,7 @@ def command_line(args: argparse.Namespace) -> str:
     words = ["gdbm"] + (["--threads", str(args.threads)] if args.threads is not None else [])
     words += ["datagen", args.kind]
     for action in args.subparser._actions:
-        if not action.option_strings or action.dest == "help":
+        if not action.option_strings or action.dest in ("help", *GLOBAL_DESTS):
             continue
         value, flag = getattr(args, action.dest), action.option_strings[-1]
         if isinstance(action, argparse._StoreTrueAction):
@@ -94,12 +98,13 @@ def command_line(args: argparse.Namespace) -> str:
 
 def _settings(args: argparse.Namespace):
     from gdbm.datagen.simulate import MDSettings
+    from gdbm.utils.devices import openmm_platform
 
     return MDSettings(temperature=args.temperature, pressure=args.pressure, cutoff=args.cutoff,
                       timestep=args.timestep / 1000.0, sample_interval=args.sample_interval,
                       max_equilibration=args.max_equilibration, compression_pressure=args.compression_pressure,
                       min_uncorrelated=args.min_uncorrelated, min_spacing=args.min_spacing, seed=args.seed,
-                      platform=args.platform, threads=args.threads)
+                      platform=openmm_platform(args.device, args.platform, default=None), threads=args.threads)
 
 
 def _generate(args: argparse.Namespace, species: list, description: dict) -> int:
@@ -108,14 +113,14 @@ def _generate(args: argparse.Namespace, species: list, description: dict) -> int
 
     if args.seed < 0:
         raise InputError(f"--seed must be >= 0, got {args.seed}")
-    job = Job(species, _settings(args), args.frames, charges=args.charges, initial_density=args.initial_density,
+    job = Job(species, _settings(args), args.n_frames, charges=args.charges, initial_density=args.initial_density,
               rules=load_rules(args.rules) if args.rules else DEFAULT_RULES, mappings=own_mappings(args.mapping),
               description=description)
     try:
         record = generate(job, args.output, command=command_line(args), cache=args.cache, force=args.force)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM
         print(f"gdbm datagen: interrupted; run the same command again to continue {args.output}", file=sys.stderr)
-        return 130
+        return interrupt_exit_code(err)
     r = record["results"]
     print(f"wrote {r['frames']} frames to {args.output}: density {r['density_g_cm3']:.4f} g/cm^3, stationary from "
           f"{r['stationary_from_ps']:.1f} ps, frames {r['frame_spacing_ps']:.3g} ps apart")

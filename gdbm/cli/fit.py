@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Iterator
+
+from gdbm.cli.common import deprecate
 
 
 class _ConditionerNames:
@@ -36,7 +37,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", required=True, help="experiment config (YAML), e.g. configs/sps.yaml")
     p.add_argument("--conditioner", choices=names, metavar="NAME",
                    help="conditioner, one of %(choices)s (overrides the config's model.conditioner)")
-    p.add_argument("--encoder", choices=names, metavar="NAME", help="deprecated name of --conditioner")
     p.add_argument("-o", "--output", help="run folder (default runs/<config name>)")
     p.add_argument("--steps", type=int, help="generator updates in total (overrides training.steps)")
     p.add_argument("--device", help="torch device, e.g. cpu or cuda (overrides training.device)")
@@ -44,6 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     start.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     start.add_argument("--force", action="store_true",
                        help="start over, deleting the run folder's checkpoint, log and kept checkpoints")
+    deprecate(p, "--encoder", "--conditioner")
     p.set_defaults(run=run)
 
 
@@ -52,9 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from gdbm.training.run_folder import fit
 
     check_device(args.device)
-    if args.encoder:
-        print("gdbm fit: --encoder is deprecated; use --conditioner", file=sys.stderr)
     mode = "resume" if args.resume else "force" if args.force else "new"
-    fit(args.config, args.output, mode, conditioner=args.conditioner or args.encoder, steps=args.steps,
+    fit(args.config, args.output, mode, conditioner=args.conditioner, steps=args.steps,
         device=args.device)
     return 0

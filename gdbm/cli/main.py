@@ -4,20 +4,30 @@ Each subcommand is registered by one ``_add_<name>`` function on the shared subp
 object and runs through one ``_run_<name>`` function. Every error ends the program with a one-line
 message on stderr and a non-zero exit code, without a traceback: bad input (an
 :class:`~gdbm.utils.errors.InputError`, an unusable file or folder, undecodable text, a config that
-does not validate) exit 2, out of memory 1, Ctrl-C 130 (finished frames kept), anything else 1 as an
-internal error (:func:`gdbm.utils.errors.describe_error`). ``GDBM_TRACEBACK=1`` re-raises instead.
+does not validate) exit 2, out of memory 1, Ctrl-C 130 and SIGTERM 143 (finished frames kept, the same
+one line), anything else 1 as an internal error (:func:`gdbm.utils.errors.describe_error`).
+``GDBM_TRACEBACK=1`` re-raises instead.
+
+The global options (``--threads``, ``--quiet``, ``--verbose``) may come before or after the
+subcommand; renamed options keep their old spellings as hidden aliases with a one-line note
+(:class:`gdbm.cli.common.GdbmParser`; the vocabulary is in ``docs/commands.md``).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Sequence
 
 from gdbm.utils.version import __version__
+from gdbm.cli.common import (GdbmParser, Terminated, add_global_options, all_parsers, interrupt_exit_code,
+                             with_hints)
 from gdbm.cli.eval import add_parser as _add_eval
 from gdbm.cli.backmap import add_parser as _add_backmap
 from gdbm.cli.baseline import add_parser as _add_baseline
@@ -64,15 +74,46 @@ _SUBCOMMANDS = (_add_energy, _add_fit, _add_order, _add_backmap, _add_morph, _ad
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``gdbm`` parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(prog="gdbm", description="Machine-learned backmapping of coarse-grained "
-                                     "molecular structures.")
+    parser = GdbmParser(prog="gdbm", description="Machine-learned backmapping of coarse-grained molecular "
+                        "structures. The options and file flags every command shares: docs/commands.md.")
     parser.add_argument("--version", action="version", version=f"gdbm {__version__}")
-    parser.add_argument("--threads", type=int, metavar="N",
-                        help="torch CPU threads (default: torch's choice; use 1 when other jobs share the cores)")
+    add_global_options(parser, top=True)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in _SUBCOMMANDS:
         add(subparsers)
+    for sub in all_parsers(parser):
+        if sub is not parser:
+            add_global_options(sub, top=False)
     return parser
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, a batch system's time limit) ends the command the way Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _set_verbosity(args: argparse.Namespace) -> None:
+    from gdbm.utils.progress import NORMAL, QUIET, VERBOSE, set_verbosity
+
+    level = QUIET if args.quiet else VERBOSE if args.verbose else NORMAL
+    set_verbosity(level)
+    if level == VERBOSE:
+        logging.basicConfig(format="%(name)s: %(message)s")
+        logging.getLogger("gdbm").setLevel(logging.INFO)
+    elif level == QUIET:
+        logging.getLogger("gdbm").setLevel(logging.ERROR)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,19 +123,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     (:func:`describe_error`); ``GDBM_TRACEBACK=1`` re-raises instead, for developers.
     """
     args = build_parser().parse_args(argv)
+    if args.quiet and args.verbose:
+        print(f"gdbm {args.command}: error: --quiet and --verbose exclude each other", file=sys.stderr)
+        return 2
     if args.threads is not None:
         import torch
 
         if args.threads < 1:
-            print("gdbm: error: --threads must be >= 1", file=sys.stderr)
+            print(f"gdbm {args.command}: error: --threads must be >= 1", file=sys.stderr)
             return 2
         torch.set_num_threads(args.threads)
-    with _quiet_unraisable():
+    _set_verbosity(args)
+    with _quiet_unraisable(), _sigterm_as_interrupt():
         try:
             return args.run(args)
         except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - every error becomes one line
             if os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0"):
                 raise
             message, code = describe_error(err, getattr(args, "output", None))
-            _print_line(f"gdbm {args.command}: {message}")
+            if isinstance(err, KeyboardInterrupt):
+                code = interrupt_exit_code(err)
+            _print_line(f"gdbm {args.command}: {with_hints(message, args)}")
             return code

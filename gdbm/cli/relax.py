@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from gdbm.cli.common import SEVERAL_MAPS, MappingFiles, deprecate
 from gdbm.utils.errors import InputError
 
 if TYPE_CHECKING:
@@ -26,7 +27,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--parameters", help="supplementary parameter file in GROMACS syntax")
     p.add_argument("--aa", required=True, help="AA frames to relax")
     p.add_argument("--aa-struct", help="structure file naming the atoms of an .xtc")
-    p.add_argument("--map", required=True, help="the mapping that made the CG frames (may be partial)")
+    p.add_argument("--cg-map", action=MappingFiles, required=True,
+                   help="the mapping that made the CG frames (may be partial), whose bead centres are held"
+                        + SEVERAL_MAPS)
     p.add_argument("--cg-itp", help="CG topology (default: found beside the mapping)")
     p.add_argument("--cg", required=True, help="CG frames, one per AA frame")
     p.add_argument("--cg-struct", help="structure file naming the beads of a CG .xtc")
@@ -51,11 +54,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                               "temperature, restraint and time step (the ones left out as above); repeatable")
     thermal.add_argument("--minimize", type=int, default=50, metavar="ITERATIONS",
                          help="L-BFGS iterations in OpenMM before the run (default 50)")
-    thermal.add_argument("--seed", type=int, default=0)
-    thermal.add_argument("--platform", default="CPU", help="OpenMM platform (default CPU; CUDA, OpenCL, Reference)")
+    thermal.add_argument("--seed", type=int, default=0, help="seed of the Langevin integrator (default 0)")
+    thermal.add_argument("--device", metavar="cpu|cuda",
+                         help="where the thermal run goes: cpu (OpenMM platform CPU, the default) or cuda (CUDA); "
+                              "the steepest descent runs on the CPU")
+    thermal.add_argument("--platform", help="OpenMM platform by name, instead of --device (CPU, CUDA, OpenCL, "
+                                            "Reference)")
     p.add_argument("-o", "--output", required=True,
                    help="relaxed AA trajectory to write (.xtc, .dcd, .trr, .pdb, .gro for one frame)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    deprecate(p, "--map", "--cg-map")
     p.set_defaults(run=run)
 
 
@@ -66,6 +74,7 @@ def _thermal_settings(args: argparse.Namespace) -> ThermalSettings | None:
     import torch
 
     from gdbm.physics.thermal import ThermalSettings, ThermalStage
+    from gdbm.utils.devices import openmm_platform
 
     if args.thermal and args.stage:
         raise InputError("give either --thermal STEPS or --stage ..., not both")
@@ -74,14 +83,15 @@ def _thermal_settings(args: argparse.Namespace) -> ThermalSettings | None:
     default = ThermalStage(max(args.thermal, 1), args.temperature, args.restraint, args.timestep)
     stages = tuple(ThermalStage.parse(s, default) for s in args.stage) if args.stage else (default,)
     return ThermalSettings(stages, friction=args.friction, minimize_iterations=args.minimize,
-                           all_bonds=args.constrain_bonds, seed=args.seed, platform=args.platform,
+                           all_bonds=args.constrain_bonds, seed=args.seed,
+                           platform=openmm_platform(args.device, args.platform, default="CPU"),
                            threads=torch.get_num_threads())
 
 
 def run(args: argparse.Namespace) -> int:
     from gdbm.sampling.refine import relax_trajectory
 
-    report = relax_trajectory(args.aa, args.cg, args.top, args.map, args.output, aa_struct=args.aa_struct,
+    report = relax_trajectory(args.aa, args.cg, args.top, args.cg_map, args.output, aa_struct=args.aa_struct,
                               cg_struct=args.cg_struct, cg_itp=args.cg_itp, parameters=args.parameters,
                               frames=args.frames, steps=args.steps, constrain_bonds=args.constrain_bonds,
                               stereo_from=args.stereo_from, thermal=_thermal_settings(args), force=args.force)

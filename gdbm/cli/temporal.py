@@ -19,7 +19,7 @@ def add_fit_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", required=True, help="YAML config (see configs/adp_temporal.yaml)")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--steps", type=int, help="override training.steps (e.g. to stop a run early with --resume)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda or cuda:N")
     p.add_argument("--resume", action="store_true", help="continue from the folder's checkpoint")
     p.add_argument("--force", action="store_true", help="start over in a folder holding a checkpoint")
     p.set_defaults(run=run_fit)
@@ -30,8 +30,11 @@ def run_fit(args: argparse.Namespace) -> int:
     from gdbm.temporal.config import load_temporal_config
     from gdbm.temporal.train import fit_temporal
 
+    from gdbm.utils.devices import check_device
+
     if args.resume and args.force:
         raise InputError("--resume and --force exclude each other")
+    check_device(args.device)
     overrides = {"training": {"steps": args.steps}} if args.steps is not None else None
     config = load_temporal_config(args.config, overrides)
     path = fit_temporal(config, args.output, resume=args.resume, force=args.force, device=args.device)
