@@ -13,12 +13,12 @@ from pathlib import Path
 
 from gdbm.analysis.evaluate import Evaluator, Observation, compare, observe_reference
 from gdbm.analysis.metrics import detail_keys, floor_from_whole, plot_metrics, summary_columns
-from gdbm.data.trajectory import Frames, check_particle_count, frame_range, read_frames
+from gdbm.data.trajectory import Frames, check_bonded_distances, check_particle_count, frame_range, read_frames
 from gdbm.topology import read_topology
 from gdbm.topology.mapping import SystemMapping
 from gdbm.topology.system import load_mapped_system
 from gdbm.topology.topology import Topology
-from gdbm.utils.atomic_files import write_text
+from gdbm.utils.atomic_files import check_output_folder, staged_folder, write_text
 from gdbm.utils.errors import InputError
 
 NOISE_FLOOR = "reference half vs half"
@@ -70,10 +70,9 @@ def evaluate_sets(evaluator: Evaluator, reference: Frames, generated: dict[str, 
     Adds the noise floor (the reference's first half against its second half). Returns the
     metrics dictionary that was written to ``metrics.json``.
     """
-    out = Path(out_dir)
+    out = check_output_folder(out_dir)
     if (out / "metrics.json").exists() and not force:
         raise InputError("already holds an evaluation (metrics.json); pass --force to overwrite", out)
-    out.mkdir(parents=True, exist_ok=True)
     for name, frames in generated.items():
         if frames.n_particles != reference.n_particles:
             raise InputError(f"set {name!r} has {frames.n_particles} atoms per frame, the reference "
@@ -96,9 +95,10 @@ def evaluate_sets(evaluator: Evaluator, reference: Frames, generated: dict[str, 
         metrics[name] = compare(observations["reference"], observations[name])
     metrics["reference"] = dict(observations["reference"].scalars)
 
-    write_text(out / "metrics.json", json.dumps({"sets": metrics, "settings": settings or {}}, indent=1))
-    write_text(out / "summary.md", markdown_summary(metrics))
-    plot_metrics(observations, out)
+    with staged_folder(out) as staged:  # all files or none (a full disk half-way leaves nothing)
+        write_text(staged / "metrics.json", json.dumps({"sets": metrics, "settings": settings or {}}, indent=1))
+        write_text(staged / "summary.md", markdown_summary(metrics))
+        plot_metrics(observations, staged)
     return metrics
 
 
@@ -111,13 +111,13 @@ def _load_system(top: str | Path, mapping_file: str | Path | None, cg_itp: str |
     return system.aa, system.mapping
 
 
-def _read_generated(sets: dict[str, str | Path], structure: str | Path | None, n_atoms: int,
+def _read_generated(sets: dict[str, str | Path], structure: str | Path | None, names: list[str],
                     what: str) -> dict[str, Frames]:
     """Every generated set, named; ``structure`` names the atoms of trajectories without names."""
     generated = {}
     for name, path in sets.items():
         generated[name] = read_frames(path, structure if Path(path).suffix in _TRAJECTORY_SUFFIXES else None)
-        check_particle_count(generated[name], n_atoms, what, path)
+        check_particle_count(generated[name], len(names), what, path, names=names)
     return generated
 
 
@@ -152,12 +152,13 @@ def evaluate_files(top: str | Path, ref: str | Path, generated: dict[str, str | 
         raise InputError("--cg needs --cg-map (the mapping that turns generated frames into CG frames)")
     topology, mapping = _load_system(top, mapping_file, cg_itp, parameters)
     reference = read_frames(ref, ref_struct, allow_no_box=False)  # RDFs and energies need a periodic box
-    check_particle_count(reference, topology.n_atoms, f"the topology {top}", ref)
-    sets = _read_generated(generated, ref_struct, topology.n_atoms, f"the topology {top}")
+    check_particle_count(reference, topology.n_atoms, f"the topology {top}", ref, names=topology.names)
+    sets = _read_generated(generated, ref_struct, topology.names, f"the topology {top}")
     cg_frames = None
     if cg is not None:
         cg_frames = read_frames(cg, cg_struct, allow_no_box=False)
         check_particle_count(cg_frames, mapping.n_beads, f"the mapping {mapping_file}", cg)
+        check_bonded_distances(cg_frames, mapping.cg_bonds, f"the mapping {mapping_file}", cg)
     if frames:
         window, full = frame_range(frames, len(reference)), len(reference)
         reference = reference.subset(window)

@@ -20,7 +20,7 @@ from gdbm.utils.progress import tqdm
 from gdbm.baselines.minimize import FrameResult, Minimizer, Protocol
 from gdbm.baselines.placement import Placement, first_guess, placement
 from gdbm.data.frame_writer import WRITE_SUFFIXES, write_frames
-from gdbm.data.trajectory import Frames, check_particle_count, read_frames
+from gdbm.data.trajectory import Frames, check_bonded_distances, check_particle_count, read_frames
 from gdbm.topology.system import load_mapped_system
 from gdbm.topology.topology import Topology
 from gdbm.utils.errors import InputError
@@ -149,6 +149,7 @@ def baseline_backmap_files(top: str | Path, mapping_file: str | Path, cg: str | 
     frames = read_frames(cg, cg_struct, allow_no_box=False)  # the minimisation needs a periodic box
     check_particle_count(frames, system.cg.n_atoms,
                          f"the CG topology {system.cg_source} ({aa.n_molecules} molecules)", cg)
+    check_bonded_distances(frames, system.mapping.cg_bonds, f"the CG topology {system.cg_source}", cg)
     if output.suffix == ".gro" and len(frames) != 1:
         raise InputError(f"a .gro file holds one frame, the input has {len(frames)}; write .xtc or .pdb", output)
     result = baseline_backmap(aa, placement(system.mapping, aa.connectivity), frames, protocol,

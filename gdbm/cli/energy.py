@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("exists; pass --force to overwrite", output)
     topology = read_topology(args.top, parameters=args.parameters)
     frames = read_frames(args.aa, args.aa_struct, allow_no_box=args.no_pbc)
-    check_particle_count(frames, topology.n_atoms, f"the topology {args.top}", args.aa)
+    check_particle_count(frames, topology.n_atoms, f"the topology {args.top}", args.aa,
+                         names=topology.names)
     rows = frame_energies(topology, frames, args.cutoff, args.coulomb, args.epsilon_rf)
     if output is None:
         _print_table(frames.labels, rows)

@@ -40,7 +40,7 @@ from gdbm.utils.progress import tqdm
 
 from gdbm.utils.atomic_files import atomic_path, check_output_path, write_text
 from gdbm.data.frame_writer import WRITE_SUFFIXES, FrameWriter
-from gdbm.data.trajectory import Frames, check_particle_count, frame_range, read_frames
+from gdbm.data.trajectory import Frames, check_bonded_distances, check_particle_count, frame_range, read_frames
 from gdbm.utils.distributed import Distributed
 from gdbm.utils.errors import InputError
 from gdbm.ordering import OrderingConfig
@@ -87,12 +87,15 @@ class BackmapJob:
             cg = self._coarse_grained(cg, sampler)
         check_particle_count(cg, sampler.system.mapping.n_beads, f"the mapping {self.mapping}",
                              self.cg_map or self.cg)
+        check_bonded_distances(cg, sampler.system.mapping.cg_bonds, f"the mapping {self.mapping}",
+                               self.cg_map or self.cg)
         window = frame_range(self.frames, len(cg)) if self.frames else slice(None)
         index = list(range(len(cg)))[window]
         init = None
         if self.init:
             init = read_frames(self.init, self.init_struct, allow_no_box=False)
-            check_particle_count(init, sampler.system.aa.n_atoms, f"the topology {self.topology}", self.init)
+            check_particle_count(init, sampler.system.aa.n_atoms, f"the topology {self.topology}", self.init,
+                                 names=sampler.system.aa.names)
             if len(init) != len(cg):
                 raise InputError(f"holds {len(init)} frames, the CG input {len(cg)}", self.init)
             init = init.subset(window)
@@ -110,7 +113,8 @@ class BackmapJob:
         """``aa`` (frames of the topology) mapped to CG by ``cg_map``."""
         from gdbm.data.coarse import coarse_grain
 
-        check_particle_count(aa, sampler.system.aa.n_atoms, f"the topology {self.topology}", self.cg)
+        check_particle_count(aa, sampler.system.aa.n_atoms, f"the topology {self.topology}", self.cg,
+                             names=sampler.system.aa.names)
         return coarse_grain(aa, self.coarse_system())
 
     def input_files(self) -> dict[str, str]:

@@ -58,7 +58,8 @@ def morph_job(source: str, coarse_map: str, scheme: str, *, source_struct: str |
 def source_frames(job: BackmapJob, system: MappedSystem) -> Frames:
     """The job's AA input frames X (its ``cg`` file read as AA frames), cut to ``job.frames``."""
     source = read_frames(job.cg, job.cg_struct, allow_no_box=False)
-    check_particle_count(source, system.aa.n_atoms, f"the topology {job.topology}", job.cg)
+    check_particle_count(source, system.aa.n_atoms, f"the topology {job.topology}", job.cg,
+                         names=system.aa.names)
     return source.subset(frame_range(job.frames, len(source))) if job.frames else source
 
 
