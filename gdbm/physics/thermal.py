@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from gdbm.utils.errors import InputError
-from gdbm.utils.pbc import bond_levels, make_whole, minimum_image
+from gdbm.utils.pbc import bond_levels, box_widths, make_whole, minimum_image
 from gdbm.physics.constraints import bond_constraints
 from gdbm.physics.openmm_restraint import STIFFNESS, centroid_restraint, set_centroid_targets
 from gdbm.physics.openmm_system import build_system
@@ -60,10 +60,11 @@ class ThermalStage:
             raise InputError(f"a stage is STEPS[,TEMPERATURE[,RESTRAINT[,TIMESTEP]]], got {text!r}")
         try:
             steps = int(fields[0])
-            rest = [float(v) for v in fields[1:]]
+            rest = [float(v) if v.strip() else None for v in fields[1:]]  # an empty field: the default
         except ValueError as error:
             raise InputError(f"a stage is STEPS[,TEMPERATURE[,RESTRAINT[,TIMESTEP]]], got {text!r}") from error
-        given = rest + [default.temperature, default.restraint, default.timestep_ps][len(rest):]
+        defaults = [default.temperature, default.restraint, default.timestep_ps]
+        given = [defaults[k] if value is None else value for k, value in enumerate(rest)] + defaults[len(rest):]
         return cls(steps, *given)
 
 
@@ -78,12 +79,18 @@ class ThermalSettings:
     seed: int = 0
     platform: str = "CPU"
     threads: int = 1
+    cutoff: float = 1.0  # nm, non-bonded
+    coulomb: bool = True  # reaction field beyond the cutoff; False: no charges
+    epsilon_rf: float = 2.5  # the sPS value
 
     def __post_init__(self) -> None:
         if not self.stages:
             raise InputError("a thermal relaxation needs at least one stage")
         if self.friction <= 0 or self.minimize_iterations < 0:
             raise InputError(f"friction must be positive and minimisation iterations >= 0, got {self}")
+        if not 0 < self.cutoff < float("inf") or not self.epsilon_rf >= 1:
+            raise InputError(f"the thermal run needs a positive cutoff (nm) and a dielectric >= 1, got cutoff "
+                             f"{self.cutoff}, epsilon_rf {self.epsilon_rf}")
 
 
 class ThermalRelaxer:
@@ -119,7 +126,11 @@ class ThermalRelaxer:
         centres = self.mapping.map_positions(x)
         targets = centres + minimum_image((beads.detach().cpu().double() - centres).unsqueeze(0),
                                           box64.unsqueeze(0))[0]
-        system = build_system(self.top, box64.numpy())
+        heights = box_widths(box64)
+        if s.cutoff > 0.5 * float(heights.min()):
+            raise InputError(f"the thermal run's cutoff {s.cutoff:g} nm is more than half the box's shortest height "
+                             f"({float(heights.min()):.3f} nm); expected a smaller --cutoff or a larger box")
+        system = build_system(self.top, box64.numpy(), cutoff=s.cutoff, coulomb=s.coulomb, epsilon_rf=s.epsilon_rf)
         for (i, j), length in self.constraints:
             system.addConstraint(i, j, length)
         first = s.stages[0]

@@ -24,7 +24,7 @@ from gdbm.utils.progress import tqdm
 
 from gdbm.data.stereo import stereo_template_from_file
 from gdbm.data.frame_writer import WRITE_SUFFIXES, FrameWriter
-from gdbm.data.trajectory import Frames, check_particle_count, frame_range, read_frames
+from gdbm.data.trajectory import Frames, check_bonded_distances, check_particle_count, frame_range, read_frames
 from gdbm.physics.energy import EnergyModel
 from gdbm.physics.relax import CentreConstraint, RelaxResult, relax
 from gdbm.sampling.jobs import PartStore, input_digests
@@ -101,13 +101,16 @@ def relax_trajectory(aa: str | Path, cg: str | Path, topology: str | Path, mappi
                      cg_struct: str | Path | None = None, cg_itp: str | Path | None = None,
                      parameters: str | Path | None = None, frames: str | None = None, steps: int = 50,
                      constrain_bonds: bool = False, stereo_from: str | Path | None = None,
-                     thermal: ThermalSettings | None = None, force: bool = False) -> RelaxReport:
+                     thermal: ThermalSettings | None = None, force: bool = False,
+                     cg_window: str | None = None) -> RelaxReport:
     """Relax the AA frames ``aa`` (of ``topology``) with every bead centre of ``mapping`` (may be
     partial) held on its position in ``cg`` (one CG frame per AA frame), and write them to ``output``.
 
     Per frame: stereocentres handed unlike in ``stereo_from`` inverted (if given), ``steps`` steps
     of steepest descent (0 only with ``thermal``; ``constrain_bonds``: every bond kept at b0),
-    then the ``thermal`` run. ``frames``: ``"START:STOP"`` of both files. A frame that fails is
+    then the ``thermal`` run. ``frames``: ``"START:STOP"`` of both files; ``cg_window`` instead:
+    of the CG file only, paired with every AA frame (the AA file holds that window's frames, as
+    ``gdbm backmap --frames`` writes them; frames are then numbered as in the CG file). A frame that fails is
     reported and the others go on; finished frames are kept in ``<output>.parts/`` so a rerun
     with the same settings continues (``force``: start over, overwrite ``output``).
     """
@@ -117,14 +120,18 @@ def relax_trajectory(aa: str | Path, cg: str | Path, topology: str | Path, mappi
     store = PartStore(output)
     files = dict(aa=aa, aa_struct=aa_struct, cg=cg, cg_struct=cg_struct, topology=topology, mapping=mapping,
                  cg_itp=cg_itp, parameters=parameters, stereo_from=stereo_from)
-    settings = _settings(**files, frames=frames, steps=steps, constrain_bonds=constrain_bonds, thermal=thermal)
+    if frames and cg_window:
+        raise InputError("give either frames (of both files) or cg_window (of the CG file), not both")
+    settings = _settings(**files, frames=frames, cg_window=cg_window, steps=steps, constrain_bonds=constrain_bonds,
+                         thermal=thermal)
     inputs = input_digests(files)
     if not force:
         store.check_same_job(settings, inputs)  # a stale store is refused before any work
     if output.exists() and not force and not store.matches(settings, inputs):
         raise InputError("exists; pass --force to overwrite", output)
     system = load_mapped_system(topology, mapping, cg_itp, parameters=parameters, partial=True)
-    aa_frames, cg_frames, first = _read_pairs(system, aa, aa_struct, cg, cg_struct, frames, topology, mapping)
+    aa_frames, cg_frames, first = _read_pairs(system, aa, aa_struct, cg, cg_struct, frames, topology, mapping,
+                                              cg_window=cg_window)
     store.shape = (system.aa.n_atoms, 3)
     for line in store.prepare(settings, force, None, inputs):
         print(f"gdbm: {line}", file=sys.stderr)
@@ -138,17 +145,22 @@ def relax_trajectory(aa: str | Path, cg: str | Path, topology: str | Path, mappi
 
 def _read_pairs(system: MappedSystem, aa: str | Path, aa_struct: str | Path | None, cg: str | Path,
                 cg_struct: str | Path | None, frames: str | None, topology: str | Path,
-                mapping: str | Path) -> tuple[Frames, Frames, int]:
+                mapping: str | Path, cg_window: str | None = None) -> tuple[Frames, Frames, int]:
     """The AA and CG frames to relax, checked against the system and each other, and the first one's index."""
     aa_frames = read_frames(aa, aa_struct, allow_no_box=False)  # the relaxation needs a periodic box
     cg_frames = read_frames(cg, cg_struct, allow_no_box=False)
-    check_particle_count(aa_frames, system.aa.n_atoms, f"the topology {topology}", aa)
+    check_particle_count(aa_frames, system.aa.n_atoms, f"the topology {topology}", aa, names=system.aa.names)
     check_particle_count(cg_frames, system.mapping.n_beads, f"the mapping {mapping}", cg)
+    check_bonded_distances(cg_frames, system.mapping.cg_bonds, f"the mapping {mapping}", cg)
     first = 0
     if frames:
         window = frame_range(frames, len(aa_frames))
         first = range(len(aa_frames))[window][0]
         aa_frames, cg_frames = aa_frames.subset(window), cg_frames.subset(frame_range(frames, len(cg_frames)))
+    elif cg_window:
+        window = frame_range(cg_window, len(cg_frames))
+        first = range(len(cg_frames))[window][0]
+        cg_frames = cg_frames.subset(window)
     if len(aa_frames) != len(cg_frames):
         raise InputError(f"{len(aa_frames)} AA frames but {len(cg_frames)} CG frames; one CG frame per AA frame", cg)
     return aa_frames, cg_frames, first

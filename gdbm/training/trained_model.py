@@ -15,6 +15,16 @@ from gdbm.training.config import ExperimentConfig
 from gdbm.training.pretrained import resolve_checkpoint
 
 
+def load_experiment(path: str | Path) -> ExperimentConfig:
+    """The experiment config a checkpoint or shipped model was trained with (no network built)."""
+    path = resolve_checkpoint(path)
+    try:
+        return ExperimentConfig.model_validate(load_checkpoint(path, required=GENERATOR_KEYS)["config"])
+    except ValidationError as err:
+        raise InputError(f"not a gdbm checkpoint: its config is unreadable ({' '.join(str(err).split()[:12])})",
+                         path) from None
+
+
 def load_generator(path: str | Path, device: str = "cpu") -> tuple[nn.Module, FeatureSpec, ExperimentConfig]:
     """The trained generator of a checkpoint or a shipped model's name (:mod:`gdbm.training.pretrained`),
     its feature layout and its experiment config; a file that is not one is an :class:`InputError` naming it."""
