@@ -54,13 +54,16 @@ def fitted(two_chains: Path) -> Path:
     return run / "checkpoint.pt"
 
 
-@pytest.mark.parametrize("select", [True, False])
-def test_a_gibbs_step_keeps_the_rightly_handed_candidate_at_higher_energy(two_chains: Path, fitted: Path, select):
+@pytest.mark.parametrize("select, retries, first_all_wrong", [(True, 0, False), (False, 0, False),
+                                                              (True, 1, True), (True, 0, True)])
+def test_a_gibbs_step_keeps_the_rightly_handed_candidate_at_higher_energy(two_chains: Path, fitted: Path, select,
+                                                                          retries, first_all_wrong):
     """A Gibbs step over the training frame itself: per item two candidates, the frame's own atoms (rightly
     handed, energy 10) and the same with the step's stereocentres inverted (energy 0). With the selection the
-    frame comes back unchanged; without it, the wrongly handed candidate is written."""
+    frame comes back unchanged; without it, the wrongly handed candidate is written. When the first round
+    offers only wrongly handed candidates, a retry round finds the right one; without retries the wrong one stays."""
     sampler = Backmapper.from_checkpoint(fitted, two_chains / "topol.top", two_chains / "PS1.map",
-                                         SamplerConfig(candidates=2, stereo_select=select))
+                                         SamplerConfig(candidates=2, stereo_select=select, stereo_retries=retries))
     assert sampler.stereo is not None and (sampler.step_centres is not None) == select
     aa, cg = read_frames(two_chains / "aa.gro"), read_frames(two_chains / "cg.gro")
     x, boxes, beads = aa.positions.float(), cg.boxes.float(), cg.positions.float()
@@ -78,14 +81,19 @@ def test_a_gibbs_step_keeps_the_rightly_handed_candidate_at_higher_energy(two_ch
             box = positions[0, atoms.clamp(min=0)]  # [b, L, 3]
             d = minimum_image(box - env.frames.centre.unsqueeze(1), boxes[0].expand(len(box), 3, 3))
             return d @ env.frames.rotation.transpose(1, 2)
-        return torch.stack([local(x), local(wrong_frame)], 1), None
+        calls.append(len(atoms))
+        first = local(wrong_frame if first_all_wrong and len(calls) == 1 else x)
+        return torch.stack([first, local(wrong_frame)], 1), None
 
-    if select:  # in a forward pass, neighbours not placed yet stand at their beads' CG positions
+    calls: list[int] = []
+
+    if select and not first_all_wrong:  # in a forward pass, unplaced neighbours stand at their beads' CG positions
         from gdbm.data.environment import local_environments
 
         env = local_environments(x, beads, boxes, items.frame, items.bead, sampler.fixpoint,
                                  sampler.environment.cutoff, absent=items.absent)
         local = generate(env, items.atoms, None)[0]
+        calls.clear()
         for placed in (torch.zeros(1, x.shape[1], dtype=torch.bool), torch.ones(1, x.shape[1], dtype=torch.bool)):
             counts = sampler._wrongly_handed(items, env, local, x, placed, beads, boxes)
             assert counts[:, 0].sum() == 0 and bool((counts[:, 1] > 0).all())
@@ -96,10 +104,18 @@ def test_a_gibbs_step_keeps_the_rightly_handed_candidate_at_higher_energy(two_ch
     wrong = fix.wrong(atoms, boxes)[0]
     moved = set(centres[:, 0][wrong].tolist())
     placed = set(items.atoms.flatten().tolist())
+    if select and first_all_wrong:
+        assert sampler.selection["all_wrong"] == len(items.frame) == calls[0]
+        assert calls[1:] == [len(items.frame)] * retries  # one retry round, for every item
+        if not retries:
+            assert moved and moved <= placed and sampler.selection["wrong_after_retries"] == len(items.frame)
+            return
     if select:
         assert not bool(wrong.any())
         assert torch.allclose(minimum_image(atoms - x, boxes), torch.zeros_like(x), atol=1e-5)
-        assert sampler.selection["changed"] == sampler.selection["contested"] > 0
-        assert sampler.selection["all_wrong"] == 0
+        assert sampler.selection["wrong_after_retries"] == 0
+        if not first_all_wrong:
+            assert sampler.selection["changed"] == sampler.selection["contested"] > 0
+            assert sampler.selection["all_wrong"] == 0
     else:
         assert moved and moved <= placed  # the lower-energy, wrongly handed carbons were written

@@ -73,6 +73,10 @@ class SamplerConfig(BaseModel):
                                                   "the lowest-energy one of those with the fewest wrongly handed "
                                                   "centres; the rule after the pass then inverts only the centres "
                                                   "all candidates got wrong")
+    stereo_retries: int = Field(3, ge=0, description="with stereo_select: rounds of ``candidates`` more for the items "
+                                                     "whose kept candidate is still wrongly handed (a few per "
+                                                     "sweep); a new one is kept when it has fewer wrong centres, "
+                                                     "or as few at lower energy")
     relax_steps: int = Field(0, ge=0, description="steps of constrained steepest descent after the last "
                                                    "sweep, CG beads held on their input (gdbm.physics.relax)")
     reach: float = Field(0.3, ge=0, description="nm an atom may lie from its bead: two items of a step run in "
@@ -143,7 +147,7 @@ class Backmapper:
                              else None)
         # per pass: items with a wrongly handed candidate, items where that changed the choice, items with no
         # rightly handed candidate (left to the rule)
-        self.selection = {"contested": 0, "changed": 0, "all_wrong": 0}
+        self.selection = {"contested": 0, "changed": 0, "all_wrong": 0, "wrong_after_retries": 0}
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, topology: str | Path, mapping: str | Path,
@@ -317,16 +321,42 @@ class Backmapper:
             wrong = (self._wrongly_handed(part, part_env, local, atoms, present, beads, boxes)
                      if self.step_centres is not None else None)
             best = select_candidates(energy, wrong)  # [b]
+            chosen = local[torch.arange(len(best)), best]  # [b, L, 3]
             if wrong is not None:
                 self.selection["contested"] += int((wrong.max(1).values > 0).sum())
                 self.selection["changed"] += int((best != energy.argmin(1)).sum())
                 self.selection["all_wrong"] += int((wrong.min(1).values > 0).sum())
-            chosen = local[torch.arange(len(best)), best]  # [b, L, 3]
+                chosen = self._retry(part, part_env, chosen, wrong[torch.arange(len(best)), best],
+                                     energy[torch.arange(len(best)), best], atoms, present, beads, boxes, rng)
             box_positions = part_env.frames.to_box(chosen)  # [b, L, 3]
             valid = part.atoms >= 0
             frame = part.frame.unsqueeze(1).expand_as(part.atoms)
             atoms[frame[valid], part.atoms[valid]] = box_positions[valid].to(atoms.dtype)
             present[frame[valid], part.atoms[valid]] = True
+
+    def _retry(self, part: _Items, env: Environment, chosen: Tensor, wrong: Tensor, energy: Tensor, atoms: Tensor,
+               present: Tensor, beads: Tensor, boxes: Tensor, rng: torch.Generator) -> Tensor:
+        """``chosen [b, L, 3]`` after up to ``stereo_retries`` rounds of new candidates for the items whose kept
+        one is wrongly handed (``wrong [b]`` centres, at ``energy [b]``)."""
+        chosen, wrong, energy = chosen.clone(), wrong.clone(), energy.clone()
+        for _ in range(self.config.stereo_retries):
+            stuck = torch.nonzero(wrong > 0).squeeze(1)
+            if not len(stuck):
+                break
+            sub, sub_env = part.take(stuck), env.take(stuck)
+            local, _ = self._generate(sub_env, sub.atoms, rng)
+            more_energy = self._energies(sub, sub_env, local)
+            more_wrong = self._wrongly_handed(sub, sub_env, local, atoms, present, beads, boxes)
+            if more_wrong is None:
+                break
+            pick = select_candidates(more_energy, more_wrong)
+            rows = torch.arange(len(stuck))
+            new_wrong, new_energy = more_wrong[rows, pick], more_energy[rows, pick]
+            better = (new_wrong < wrong[stuck]) | ((new_wrong == wrong[stuck]) & (new_energy < energy[stuck]))
+            take = stuck[better]
+            chosen[take], wrong[take], energy[take] = local[rows, pick][better], new_wrong[better], new_energy[better]
+        self.selection["wrong_after_retries"] += int((wrong > 0).sum())
+        return chosen
 
     # --- whole frames -----------------------------------------------------------------------
     @torch.no_grad()
