@@ -101,3 +101,14 @@ def test_refine_refuses_several_samples_per_frame(job: BackmapJob, tmp_path: Pat
 def test_the_raw_file_of_a_gro_output_is_an_xtc():
     assert raw_output_path("x/frame.gro") == Path("x/frame.raw.xtc")
     assert raw_output_path("x/frames.pdb") == Path("x/frames.raw.pdb")
+
+
+def test_the_command_line_runs_it_in_one_command(job: BackmapJob, tmp_path: Path, capsys):
+    out = tmp_path / "cli.xtc"
+    argv = ["backmap", "--top", job.topology, "--map", job.mapping, "--cg", job.cg, "--cg-struct", job.cg_struct,
+            "--checkpoint", job.checkpoint, "--frames", "1:3", "--gibbs", "0", "--candidates", "2", "-o", str(out)]
+    assert main([*argv, "--temperature", "300"]) == 2
+    assert "--temperature belong to --refine" in capsys.readouterr().err
+    assert main([*argv, "--refine", "minimize"]) == 0
+    assert "wrote 2 frames to" in capsys.readouterr().out
+    assert out.is_file() and (tmp_path / "cli.raw.xtc").is_file() and (tmp_path / "cli.raw.gro").is_file()

@@ -38,6 +38,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                   "scheme B, see also 'gdbm morph')")
     p.add_argument("--init-struct", help="structure file of --init")
     add_sampling_arguments(p, frames="CG")
+    refine = p.add_argument_group("refinement after the generator (one command from CG to relaxed AA frames)")
+    refine.add_argument("--refine", choices=("none", "minimize", "thermal"), default="none",
+                        help="none (default: the generator's own frames), minimize (steepest descent, every bead "
+                             "centre by --cg-map held) or thermal (then a restrained Langevin run in OpenMM); the "
+                             "recipe (steps, temperature, stages, electrostatics) is the checkpoint's; the "
+                             "generator's frames are kept as OUTPUT.raw.xtc")
+    refine.add_argument("--refine-config", metavar="YAML",
+                        help="refine settings overriding the checkpoint's (keys: steps, constrain_bonds, "
+                             "temperature, stages, restraint, timestep, friction, minimize, cutoff, coulomb, "
+                             "epsilon_rf; docs/relaxation.md)")
+    refine.add_argument("--temperature", type=float, metavar="K",
+                        help="temperature of the thermal run (default: the checkpoint's training system's)")
+    refine.add_argument("--refine-device", metavar="cpu|cuda",
+                        help="where the thermal run goes: cpu (OpenMM CPU, the default) or cuda")
     add_temporal_arguments(p)
     deprecate(p, "--hold-map", "--cg-map")
     p.set_defaults(run=run)
@@ -154,6 +168,19 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--top and --map are required (unless --temporal)")
     job = BackmapJob(cg=args.cg, cg_struct=args.cg_struct, init=args.init, init_struct=args.init_struct,
                      **job_options(args))
-    report = backmap_trajectory(job, args.output, workers=args.workers, distributed=from_environment(join=False),
-                                force=args.force)
+    if args.refine == "none":
+        if args.refine_config or args.temperature is not None:
+            raise InputError("--refine-config and --temperature belong to --refine minimize|thermal")
+        report = backmap_trajectory(job, args.output, workers=args.workers,
+                                    distributed=from_environment(join=False), force=args.force)
+    else:
+        import torch
+
+        from gdbm.sampling.pipeline import backmap_refined, refinement_for
+
+        refinement = refinement_for(args.checkpoint, args.refine, recipe_file=args.refine_config,
+                                    overrides={"temperature": args.temperature}, device=args.refine_device)
+        report = backmap_refined(job, args.output, refinement, workers=args.workers,
+                                 distributed=from_environment(join=False), force=args.force,
+                                 threads=torch.get_num_threads())
     return 0 if report is None else report_outcome(report, "backmap")  # None: not the main process of torchrun

@@ -36,6 +36,7 @@ from gdbm.cli.datagen import add_parser as _add_datagen
 from gdbm.cli.energy import add_parser as _add_energy
 from gdbm.cli.demo import add_parser as _add_demo
 from gdbm.utils.errors import TRACEBACK_VARIABLE, describe_error
+from gdbm.cli.models import add_parser as _add_models
 from gdbm.cli.morph import add_parser as _add_morph
 from gdbm.cli.order import add_parser as _add_order
 from gdbm.cli.relax import add_parser as _add_relax
@@ -69,7 +70,7 @@ def _quiet_unraisable() -> Iterator[None]:
 # --- entry point -----------------------------------------------------------------------
 
 _SUBCOMMANDS = (_add_energy, _add_fit, _add_order, _add_backmap, _add_morph, _add_relax, _add_eval, _add_baseline,
-                _add_datagen, _add_demo, _add_fit_temporal, _add_study, _add_cgsim)
+                _add_datagen, _add_demo, _add_fit_temporal, _add_study, _add_cgsim, _add_models)
 
 
 def build_parser() -> argparse.ArgumentParser:
