@@ -196,7 +196,8 @@ _GRO_HEADER = st.sampled_from(["-42", "0", "41", "43", "-1", "abc", "4200000000"
 _GRO_BOX = st.sampled_from(["nan nan nan", "inf 2.5 2.5",
                             "2.48858 2.48858", "2.5 2.5 0", "1e10 1e10 1e10", "abc",
                             "2.5 2.5 2.5 0 0 0 0 0 0 0", "2.5 0 2.5 0 0 0 0 0 0",
-                            "2.5 2.5 0 0 0 2.5 0 2.5 2.5"])
+                            "2.5 2.5 0 0 0 2.5 0 2.5 2.5", "-2.48858 2.48858 2.48858",
+                            "2.48858 2.48858 -2.48858", "0 0 0", "0.0 0.0 0.0"])
 
 
 def prop_gro_bad_header_or_box(mini, tmp_path, capsys, clean_energy, header, box):
@@ -223,6 +224,8 @@ _TOP_EDITS = st.sampled_from([
     ("      1      2     1   0.15354", "      1      2     1   nan"),
     ("[ molecules ]", "[ molecules"),
     ("[ atoms ]", "[ atomz ]"),
+    ("CUM          3", "CUM          -3"),
+    ("CUM          3", "CUM          x"),
 ])
 
 
@@ -292,7 +295,9 @@ _YAML_EDITS = [("n_atoms: 21", "n_atoms: 20"), ("n_atoms: 21", "n_atoms: -21"), 
                 "{index: 5, prior_type: ca, home: 9, beads: {3: 1.0}}"),
                ("{index: 5, prior_type: ca,", "{index: 4, prior_type: ca,"),
                ("{name: R1, type: R,", "{name: R1, type: Q,"),
-               ("- [1, 3]", "- [1, 9]"), ("center: com", "center: nowhere"), ("molecule: CUM", "molecule: XYZ")]
+               ("- [1, 3]", "- [1, 9]"), ("center: com", "center: nowhere"), ("molecule: CUM", "molecule: XYZ"),
+               ("beads: {1: 0.5, 2: 0.5}}", "beads: {1: .nan, 2: 0.5}}"),
+               ("beads: {1: 0.5, 2: 0.5}}", "beads: {1: .inf, 2: 0.5}}")]
 # the .map the fixture writes: "index type bead..." lines in [map] ... [/map]
 _MAP_EDITS = [("[/map]", ""), ("    5 ca        3 SC   1.0", "    5 hc        3 SC   1.0"),
               ("    5 ca        3 SC   1.0", "    5 ca        7 SC   1.0"),
@@ -308,15 +313,18 @@ def prop_fit_config_bad(mini, tmp_path, capsys, edit):
     text = tiny_fit_config(mini)
     if key == "frames":  # a valid config (issue 20: resolved as a path)
         text = text.replace("  cg: cg.gro\n", "  cg: cg.gro\n  frames: \"0:1\"\n")
-    elif key.startswith("--"):
+    elif key.startswith("--") or key == "missing":
         pass
     else:
         name = key.split(".")[1]
         text = re.sub(rf"(\b{name}: )([^,}}\n]+)", lambda m: m.group(1) + value, text, count=1)
     config = src / "tiny.yaml"
-    config.write_text(text.replace("topol.top", str(mini / "topol.top")).replace(
+    text = text.replace("topol.top", str(mini / "topol.top")).replace(
         "CUM.yaml", str(mini / "CUM.yaml")).replace("aa.gro", str(mini / "aa.gro")).replace(
-        "cg.gro", str(mini / "cg.gro")))
+        "cg.gro", str(mini / "cg.gro"))
+    if key == "missing":  # a data file that is not there: refused before the run folder is made
+        text = re.sub(rf"(\b{value}: )(\S+)", lambda m: m.group(1) + str(src / "gone.file"), text, count=1)
+    config.write_text(text)
     argv = ["fit", "--config", str(config), "-o", str(out / "run")]
     if key.startswith("--"):
         argv += [key, value] if value else [key]
@@ -334,6 +342,7 @@ _FIT_EDITS = st.sampled_from([
     ("--device", "foo"), ("--resume", ""),
     ("--device", "cuda:7"),
     ("frames", ""),
+    ("missing", "aa"), ("missing", "topology"),
 ])
 
 
@@ -456,7 +465,46 @@ def prop_cg_bad_value(mini, tmp_path, capsys, checkpoint, bead, edit):
 
 
 _CG_EDITS = st.sampled_from([("x", "nan"), ("y", "1e10"), ("z", "inf"), ("x", "abc"),
-                             ("box", "2.5 2.5 0")])
+                             ("box", "2.5 2.5 0"), ("box", "0 0 0"), ("box", "2.48858 -2.48858 2.48858")])
+
+
+def prop_gro_renamed_atom(mini, tmp_path, capsys, clean_energy, atom, name):
+    """An atom named otherwise than the topology (names compared as a .gro holds them: 5 columns)."""
+    text = (mini / "aa.gro").read_text()
+    original = text.splitlines()[2 + atom][10:15].strip()
+    if name.strip() == original:
+        return
+    _energy_case(mini, tmp_path, capsys, clean_energy, "aa.gro", gro_set_field(text, atom, "name", name).encode(),
+                 strong=True, what=f"aa.gro atom {atom + 1} named {name!r} (was {original!r})")
+
+
+def _bonded_too_far(cg_text: str, order: list[int], bonds: list[tuple[int, int]], limit: float = 1.2) -> bool:
+    """Whether the beads of ``cg_text`` put in ``order`` have a bonded pair further apart than ``limit`` (cubic box)."""
+    import numpy as np
+
+    lines = cg_text.splitlines()
+    xyz = np.array([[float(line[20 + 8 * k:28 + 8 * k]) for k in range(3)] for line in lines[2:-1]])[order]
+    box = np.array([float(v) for v in lines[-1].split()[:3]])
+    d = np.array([xyz[j] - xyz[i] for i, j in bonds])
+    d -= box * np.round(d / box)
+    return bool((np.linalg.norm(d, axis=1) > limit).any())
+
+
+def prop_cg_bead_order(mini, tmp_path, capsys, checkpoint, order):
+    """CG bead coordinates in another order (names kept): where bonded beads end up further apart than
+    any CG bond (1.2 nm), exit 2 with one line; else (a swap within a molecule) it may run."""
+    src, out = _workdir(tmp_path)
+    text = (mini / "cg.gro").read_text()
+    lines = text.splitlines()
+    atoms = lines[2:-1]
+    moved = [a[:20] + atoms[k][20:44] + a[44:] for a, k in zip(atoms, order)]
+    (src / "cg.gro").write_text("\n".join(lines[:2] + moved + lines[-1:]) + "\n")
+    bonds = [(b + 3 * m, c + 3 * m) for m in range(len(atoms) // 3) for b, c in ((0, 1), (0, 2))]
+    outcome = run_main(backmap_argv(mini, checkpoint, out, cg=src / "cg.gro"), capsys, out)
+    if _bonded_too_far(text, order, bonds):
+        check(outcome, {}, what=f"cg.gro beads in order {order}")
+    else:
+        assert outcome.exception is None and outcome.code in (0, 2), outcome.err
 
 
 # --- the tests: each property twice, a few examples by default and many under -m slow -----
@@ -501,6 +549,10 @@ PROPERTIES = {
                          dict(name=st.sampled_from(["aa.xtc", "checkpoint.pt"]), fraction=_FRACTION,
                               value=st.integers(0, 255))),
     "cg_bad_value": (prop_cg_bad_value, ("checkpoint",), dict(bead=st.integers(0, 5), edit=_CG_EDITS)),
+    "gro_renamed_atom": (prop_gro_renamed_atom, ("clean_energy",),
+                         dict(atom=st.integers(0, N_AA - 1),
+                              name=st.text("ABCHNOXZcdhx0123456789'*", min_size=1, max_size=5))),
+    "cg_bead_order": (prop_cg_bead_order, ("checkpoint",), dict(order=st.permutations(list(range(6))))),
 }
 # fewer default examples where one example costs seconds when the corruption goes unnoticed
 FAST_EXAMPLES = {"truncated_xtc_eval": 1, "fit_config_bad": 4, "output_paths": 4}
