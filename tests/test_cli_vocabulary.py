@@ -238,3 +238,17 @@ def test_periodic_commands_refuse_frames_without_a_box(mini: Path, tmp_path: Pat
     lines = stderr_lines(outcome.err)
     assert outcome.code == 2 and len(lines) == 1 and "has no box" in lines[0], outcome.err
     assert not [p for p in tmp_path.iterdir()]
+
+
+def test_a_library_warning_is_one_line_naming_the_command(monkeypatch, capsys):
+    import warnings
+
+    import gdbm.cli.energy as energy
+
+    def run(args):
+        warnings.warn("a/b.gro: something odd\n  on two lines", UserWarning)
+        return 0
+
+    monkeypatch.setattr(energy, "run", run)
+    assert main(["energy", "--top", "t", "--aa", "x"]) == 0
+    assert capsys.readouterr().err == "gdbm energy: warning: a/b.gro: something odd on two lines\n"

@@ -105,6 +105,22 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def _warnings_as_lines(command: str) -> Iterator[None]:
+    """Python warnings as one line each, ``gdbm COMMAND: warning: ...`` (not file, line and source)."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split())
+        print(f"gdbm {command}: warning: {text}", file=file or sys.stderr, flush=True)
+
+    previous, warnings.showwarning = warnings.showwarning, show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
+
+
 def _set_verbosity(args: argparse.Namespace) -> None:
     from gdbm.utils.progress import NORMAL, QUIET, VERBOSE, set_verbosity
 
@@ -135,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         torch.set_num_threads(args.threads)
     _set_verbosity(args)
-    with _quiet_unraisable(), _sigterm_as_interrupt():
+    with _quiet_unraisable(), _sigterm_as_interrupt(), _warnings_as_lines(args.command):
         try:
             return args.run(args)
         except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - every error becomes one line
