@@ -167,6 +167,7 @@ def _resolve(data: dict, config: Path) -> dict:
     if not isinstance(data, dict):
         raise InputError(f"each data source must be a mapping of paths, got {type(data).__name__}", config)
     base, out = config.parent, dict(data)
+
     def resolved(value: str) -> str:
         path = Path(value).expanduser()
         return str(path if path.is_absolute() else (base / path))
