@@ -23,6 +23,9 @@ def test_the_fewest_wrong_centres_win_then_the_lowest_energy():
     assert select_candidates(energy).tolist() == [1, 1, 1, 1]
     inf = torch.tensor([[float("inf"), float("inf")]])
     assert select_candidates(inf, torch.tensor([[1, 0]])).tolist() == [1]  # a clash still keeps its handedness
+    # with a finite penalty per wrong centre: a rightly handed candidate wins unless it costs more than the penalty
+    assert select_candidates(torch.tensor([[0.0, 900.0], [0.0, 1100.0]]), torch.tensor([[1, 0], [1, 0]]),
+                             1000.0).tolist() == [1, 0]
 
 
 def test_candidate_handedness_is_the_rules_handedness(sps: Path):

@@ -73,6 +73,10 @@ class SamplerConfig(BaseModel):
                                                   "the lowest-energy one of those with the fewest wrongly handed "
                                                   "centres; the rule after the pass then inverts only the centres "
                                                   "all candidates got wrong")
+    stereo_penalty: float = Field(1000.0, gt=0, description="with stereo_select: kJ/mol added to a candidate's "
+                                                            "energy per wrongly handed centre (inf: a rightly "
+                                                            "handed candidate wins at any energy); the rule's "
+                                                            "inversion of a centre costs about as much in LJ")
     stereo_retries: int = Field(3, ge=0, description="with stereo_select: rounds of ``candidates`` more for the items "
                                                      "whose kept candidate is still wrongly handed (a few per "
                                                      "sweep); a new one is kept when it has fewer wrong centres, "
@@ -85,12 +89,15 @@ class SamplerConfig(BaseModel):
                                                     "the memory of large boxes and many candidates")
 
 
-def select_candidates(energy: Tensor, wrong: Tensor | None = None) -> Tensor:
+def select_candidates(energy: Tensor, wrong: Tensor | None = None, penalty: float = float("inf")) -> Tensor:
     """``[B]``: the candidate kept per item of ``energy [B, K]``: the lowest-energy one, or, given ``wrong [B, K]``
-    (wrongly handed stereocentres per candidate), the lowest-energy one of those with the fewest: a rightly
-    handed candidate wins at any energy, and where all are wrong the energy decides (the rule inverts later)."""
+    (wrongly handed stereocentres per candidate), the lowest of ``energy + penalty * wrong``; with an infinite
+    ``penalty`` the lowest-energy one of those with the fewest wrong centres: a rightly handed candidate wins at
+    any energy. Where all are wrong the energy decides (the rule inverts later)."""
     if wrong is None:
         return energy.argmin(1)
+    if penalty != float("inf"):
+        return (energy + penalty * wrong.to(energy.dtype)).argmin(1)
     fewest = wrong == wrong.min(1, keepdim=True).values
     best = torch.where(fewest, energy, torch.inf).argmin(1)
     outside = ~fewest.gather(1, best.unsqueeze(1)).squeeze(1)  # every one of the fewest at infinite energy
@@ -320,7 +327,7 @@ class Backmapper:
             energy = self._energies(part, part_env, local)  # [b, K]
             wrong = (self._wrongly_handed(part, part_env, local, atoms, present, beads, boxes)
                      if self.step_centres is not None else None)
-            best = select_candidates(energy, wrong)  # [b]
+            best = select_candidates(energy, wrong, self.config.stereo_penalty)  # [b]
             chosen = local[torch.arange(len(best)), best]  # [b, L, 3]
             if wrong is not None:
                 self.selection["contested"] += int((wrong.max(1).values > 0).sum())
@@ -337,7 +344,8 @@ class Backmapper:
     def _retry(self, part: _Items, env: Environment, chosen: Tensor, wrong: Tensor, energy: Tensor, atoms: Tensor,
                present: Tensor, beads: Tensor, boxes: Tensor, rng: torch.Generator) -> Tensor:
         """``chosen [b, L, 3]`` after up to ``stereo_retries`` rounds of new candidates for the items whose kept
-        one is wrongly handed (``wrong [b]`` centres, at ``energy [b]``)."""
+        one is wrongly handed (``wrong [b]`` centres, at ``energy [b]``); a new one replaces it when it scores
+        lower (energy + stereo_penalty per wrong centre)."""
         chosen, wrong, energy = chosen.clone(), wrong.clone(), energy.clone()
         for _ in range(self.config.stereo_retries):
             stuck = torch.nonzero(wrong > 0).squeeze(1)
@@ -349,10 +357,14 @@ class Backmapper:
             more_wrong = self._wrongly_handed(sub, sub_env, local, atoms, present, beads, boxes)
             if more_wrong is None:
                 break
-            pick = select_candidates(more_energy, more_wrong)
+            penalty = self.config.stereo_penalty
+            pick = select_candidates(more_energy, more_wrong, penalty)
             rows = torch.arange(len(stuck))
             new_wrong, new_energy = more_wrong[rows, pick], more_energy[rows, pick]
-            better = (new_wrong < wrong[stuck]) | ((new_wrong == wrong[stuck]) & (new_energy < energy[stuck]))
+            if penalty == float("inf"):
+                better = (new_wrong < wrong[stuck]) | ((new_wrong == wrong[stuck]) & (new_energy < energy[stuck]))
+            else:
+                better = new_energy + penalty * new_wrong < energy[stuck] + penalty * wrong[stuck]
             take = stuck[better]
             chosen[take], wrong[take], energy[take] = local[rows, pick][better], new_wrong[better], new_energy[better]
         self.selection["wrong_after_retries"] += int((wrong > 0).sum())
