@@ -393,3 +393,15 @@ def test_backmap_unknown_device_is_one_line(tmp_path: Path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--device 'foo' is not a torch device" in err[0]
     assert not (tmp_path / "x.xtc").exists()
+
+
+def test_a_mapping_per_molecule_type_is_keyed_by_each_file_s_contents(tmp_path: Path):
+    from gdbm.sampling.jobs import file_digest
+
+    a, b = tmp_path / "A.yaml", tmp_path / "B.yaml"
+    a.write_text("a\n")
+    b.write_text("b\n")
+    before = file_digest(f"{a},{b}")
+    assert before == f"{file_digest(a)}+{file_digest(b)}" and not before.startswith("name:")
+    b.write_text("b changed\n")
+    assert file_digest(f"{a}, {b}") != before

@@ -162,8 +162,11 @@ def _included(path: Path) -> list[Path]:
 
 
 def file_digest(path: str | Path) -> str:
-    """A content hash of ``path``: a file (with the files a topology includes), a folder's files, or,
-    for a name that is no path (a shipped model), the name itself."""
+    """A content hash of ``path``: a file (with the files a topology includes), a folder's files,
+    several files joined by commas (a mapping per molecule type), or, for a name that is no path
+    (a shipped model), the name itself."""
+    if isinstance(path, str) and "," in path and not Path(path).exists():
+        return "+".join(file_digest(part.strip()) for part in path.split(","))
     path = Path(path)
     digest = hashlib.blake2b(digest_size=16)
     if path.is_dir():
