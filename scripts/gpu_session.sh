@@ -24,7 +24,7 @@
 # GDBM_GPU_PRECISIONS ("auto float32 bfloat16"), GDBM_GPU_CONFIG (configs/sps.yaml), PY (python3).
 set -uo pipefail
 T0=$(date +%s)
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
 PY=${PY:-python3}
 DRY=${GDBM_GPU_DRY:-}
