@@ -54,8 +54,10 @@ class Probe:
     setup: Callable[["Env"], None] | None = None
     valid: bool = False  # a valid input: exit 0 expected
     note: str = ""
-    interrupt_after: float | None = None  # send SIGINT after this many seconds (Ctrl-C)
+    interrupt_after: float | None = None  # send the signal after this many seconds (Ctrl-C, a kill)
     check: Callable[["Env"], str | None] | None = None  # after an exit 0: a class ("silent") or None
+    teardown: Callable[["Env"], None] | None = None  # after the run (e.g. unmount a small filesystem)
+    interrupt_signal: int = signal.SIGINT
 
 
 @dataclass
@@ -83,9 +85,9 @@ class Env:
 def energy(top: str | None = None, traj: str | None = None, struct: str | None = None, extra=(), out="e.json"):
     def argv(e: Env) -> list[str]:
         a = ["energy", "--top", str(e.work / top if top else e.mini / "topol.top"),
-             "--traj", str(e.work / traj if traj else e.mini / "aa.gro")]
+             "--aa", str(e.work / traj if traj else e.mini / "aa.gro")]
         if struct:
-            a += ["--struct", str(e.mini / struct)]
+            a += ["--aa-struct", str(e.mini / struct)]
         return a + (["-o", str(e.out / out)] if out else []) + list(extra)
     return argv
 
@@ -115,7 +117,7 @@ def evaluate(gen="aa.gro", ref=None, extra=(), out="ev"):
 def relax(aa=None, cg=None, mapping=None, extra=(), out="relaxed.gro"):
     def argv(e: Env) -> list[str]:
         return ["relax", "--top", str(e.mini / "topol.top"), "--aa", str(e.work / aa if aa else e.mini / "aa.gro"),
-                "--map", str(e.work / mapping if mapping else e.mini / "CUM.yaml"),
+                "--cg-map", str(e.work / mapping if mapping else e.mini / "CUM.yaml"),
                 "--cg", str(e.work / cg if cg else e.mini / "cg.gro"), "--steps", "2", "-o", str(e.out / out),
                 *extra]
     return argv
@@ -196,6 +198,37 @@ def existing(name: str, content: str = "keep me\n"):
     return setup
 
 
+def shifted_beads(e: Env) -> None:
+    """The whole example with its CG bead coordinates shifted by one bead (names kept): bead i at bead
+    i+1's place, so each molecule's last bead sits on the next molecule's first: beads out of order."""
+    full_example(e)
+    lines = (e.work / "cg.gro").read_text().splitlines()
+    atoms = lines[2:-1]
+    coords = [line[20:44] for line in atoms]
+    coords = coords[1:] + coords[:1]
+    e.put("shifted.gro", "\n".join(lines[:2] + [a[:20] + c + a[44:] for a, c in zip(atoms, coords)]
+                                    + lines[-1:]) + "\n")
+
+
+def full_disk(e: Env) -> None:
+    """A 64 KiB filesystem mounted at out/full and filled to the last byte (needs root; else the probe fails)."""
+    target = e.out / "full"
+    target.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(target)], check=True)
+    fd = os.open(target / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"x" * 512):
+            pass
+    except OSError:  # ENOSPC: full
+        pass
+    finally:
+        os.close(fd)
+
+
+def unmount(e: Env) -> None:
+    subprocess.run(["umount", str(e.out / "full")], check=False)
+
+
 def full_example(e: Env) -> None:
     """The whole shipped example (64 molecules, 40 frames) in the probe's input folder."""
     from fuzz_helpers import EXAMPLE
@@ -211,17 +244,25 @@ FULL_JOB = dict(top="topol.top", mapping="CUM.yaml", cg="cg.xtc", cg_struct="cg.
 FULL_JOB_OWN_MODEL = {**FULL_JOB, "ckpt": "model.pt"}
 
 
+def _signals_default() -> None:
+    """In a child before exec: SIGINT and SIGTERM as a terminal would deliver them (a script started
+    with nohup or in the background has SIGINT ignored, and its children inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def interrupted_job(e: Env, job: dict = FULL_JOB) -> Path:
     """The full example's first two CG frames backmapped, interrupted (SIGINT) once frame 0 is kept;
     returns the part of frame 0."""
     full_example(e)
     shutil.copyfile(e.ckpt, e.work / "model.pt")
     argv = backmap(**job)(e)
-    proc = subprocess.Popen([sys.executable, "-m", "gdbm", "--threads", "1", *argv], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    with open(e.work / "interrupted.err", "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "gdbm", "--threads", "1", *argv], stdout=subprocess.DEVNULL,
+                                stderr=err, env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=_signals_default)
     parts = e.out / "full.xtc.parts"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and not list(parts.glob("frame_*")):
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not list(parts.glob("frame_*.pt")):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     try:
@@ -231,7 +272,7 @@ def interrupted_job(e: Env, job: dict = FULL_JOB) -> Path:
         proc.wait()
     kept = sorted(parts.glob("frame_*.pt"))
     if not kept:
-        raise RuntimeError("the interrupted job kept no part")
+        raise RuntimeError("the interrupted job kept no part: " + (e.work / "interrupted.err").read_text()[-500:])
     return kept[0]
 
 
@@ -329,6 +370,9 @@ PROBES = [
     Probe("gro all-zero box", "energy", energy(traj="bad.gro"), gro_line(-1, "   0.00000   0.00000   0.00000")),
     Probe("gro singular triclinic box", "energy", energy(traj="bad.gro"),
           gro_line(-1, "   2.50000   2.50000   0.00000   0.00000   0.00000   0.00000   0.00000   0.00000   0.00000")),
+    Probe("gro all-zero box --no-pbc", "energy", energy(traj="bad.gro", extra=("--no-pbc",)),
+          gro_line(-1, "   0.00000   0.00000   0.00000"), valid=True, note="a vacuum system, said so"),
+    Probe("gro negative box", "energy", energy(traj="bad.gro"), gro_line(-1, "  -2.48900   2.48900   2.48900")),
     Probe("gro atom name not in topology", "energy", energy(traj="bad.gro"), gro_field(0, "name", "XX")),
     Probe("gro truncated mid-atom", "energy", energy(traj="cut.gro"), truncated("aa.gro", 0.5, name="cut.gro")),
     # energy: topology
@@ -344,6 +388,9 @@ PROBES = [
                    "bad.top")),
     Probe("top truncated", "energy", energy(top="cut.top"), truncated("topol.top", 0.6, name="cut.top")),
     # energy: arguments and outputs
+    Probe("top nrexcl -3", "energy", energy(top="bad.top"), put("bad.top", lambda e: e.text("topol.top").replace(
+        "CUM          3", "CUM          -3", 1))),
+    Probe("-o on a full disk", "energy", energy(out="full/e.json"), full_disk, teardown=unmount),
     Probe("--cutoff 50 (Angstrom typed)", "energy", energy(extra=("--cutoff", "50"))),
     Probe("--cutoff 10", "energy", energy(extra=("--cutoff", "10"))),
     Probe("--cutoff -1", "energy", energy(extra=("--cutoff", "-1"))),
@@ -366,7 +413,19 @@ PROBES = [
           truncated("cg.xtc", 0.75)),
     Probe("cg NaN coordinate", "backmap", backmap(cg="bad.gro"), gro_field(1, "x", "nan", src="cg.gro")),
     Probe("cg bead name not in topology", "backmap", backmap(cg="bad.gro"),
-          gro_field(1, "name", "ZZ", src="cg.gro")),
+          gro_field(1, "name", "ZZ", src="cg.gro"), valid=True,
+          note="CG bead names are not compared: the published sPS and cumene CG files name beads otherwise than "
+               "their .itp; bead order is checked by the bonded distances"),
+    Probe("cg beads shifted by one (64 molecules)", "backmap",
+          backmap(top="topol.top", mapping="CUM.yaml", cg="shifted.gro"), shifted_beads),
+    Probe("cg all-zero box", "backmap", backmap(cg="bad.gro"),
+          gro_line(-1, "   0.00000   0.00000   0.00000", src="cg.gro")),
+    Probe("cg negative box", "backmap", backmap(cg="bad.gro"),
+          gro_line(-1, "   2.48900  -2.48900   2.48900", src="cg.gro")),
+    Probe("yaml weight .nan", "backmap", backmap(mapping="bad.yaml"),
+          put("bad.yaml", lambda e: e.text("CUM.yaml").replace("beads: {1: 0.5, 2: 0.5}}", "beads: {1: .nan, 2: 0.5}}",
+                                                                  1))),
+    Probe("-o on a full disk", "backmap", backmap(out="full/o.gro"), full_disk, teardown=unmount),
     Probe("yaml Latin-1 byte", "backmap", backmap(mapping="bad.yaml"),
           put("bad.yaml", lambda e: e.raw("CUM.yaml").replace(b"molecule: CUM", b"molecule: CUM # \xe9", 1))),
     Probe("yaml binary garbage", "backmap", backmap(mapping="g.yaml"), garbage("g.yaml")),
@@ -387,6 +446,9 @@ PROBES = [
           put("bad.map", lambda e: e.raw("CUM.map").replace(b";bead fixpoint", b";bead fixpoint \xe9", 1))),
     Probe("Ctrl-C during a 64-molecule job", "backmap",
           backmap(**FULL_JOB), full_example, interrupt_after=6.0),
+    Probe("SIGTERM during a 64-molecule job", "backmap",
+          backmap(**FULL_JOB), full_example, interrupt_after=6.0,
+          interrupt_signal=signal.SIGTERM),
     Probe("rerun after the input changed (stale parts)", "backmap", backmap(**FULL_JOB), stale_parts,
           check=stale_frame_reused, note="exit 0 allowed if the frame is redone"),
     Probe("rerun after the checkpoint was retrained (same path)", "backmap", backmap(**FULL_JOB_OWN_MODEL),
@@ -403,6 +465,7 @@ PROBES = [
     Probe("--frames 5:9 of 2", "eval", evaluate(extra=("--frames", "5:9"))),
     Probe("-o under a regular file", "eval", evaluate(out="file/ev"), existing("file")),
     Probe("--gen NaN coordinate", "eval", evaluate(gen="bad.gro"), gro_field(3, "x", "nan")),
+    Probe("-o on a full disk", "eval", evaluate(out="full/ev"), full_disk, teardown=unmount),
     # relax
     Probe("--aa NaN coordinate", "relax", relax(aa="bad.gro"), gro_field(3, "x", "nan")),
     Probe("--cg .xtc cut mid-frame", "relax", relax(cg="cut_cg.xtc", extra=("--cg-struct", "CGSTRUCT")),
@@ -422,6 +485,9 @@ PROBES = [
     Probe("--resume without checkpoint", "fit", fit(extra=("--resume",)), config()),
     Probe("-o under a regular file", "fit", fit(out="file/run"), both(config(), existing("file"))),
     Probe("Ctrl-C during training", "fit", fit(extra=("--steps", "100000")), config(), interrupt_after=5.0),
+    Probe("SIGTERM during training", "fit", fit(extra=("--steps", "100000")), config(), interrupt_after=5.0,
+          interrupt_signal=signal.SIGTERM),
+    Probe("data.aa a missing file", "fit", fit(), config(lambda t: t.replace("aa: ", "aa: gone_", 1))),
 ]
 
 
@@ -479,7 +545,10 @@ def run_probe(probe: Probe, mini: Path, ckpt: Path, root: Path, timeout: float, 
     env.work.mkdir()
     env.out.mkdir()
     if probe.setup:
-        probe.setup(env)
+        try:
+            probe.setup(env)
+        except Exception as err:  # noqa: BLE001 - a probe that could not be set up is reported, the others go on
+            return Result(probe, None, f"setup failed: {err}", 0.0, False, folder, result="setup failed")
     argv = [a.replace("CGSTRUCT", str(mini / "cg.gro")) for a in probe.argv(env)]
     before = snapshot(env.out)
     err_path, out_path = folder / "stderr", folder / "stdout"
@@ -487,7 +556,8 @@ def run_probe(probe: Probe, mini: Path, ckpt: Path, root: Path, timeout: float, 
     if use_exec:
         with open(err_path, "w") as err, open(out_path, "w") as out:
             proc = subprocess.Popen([sys.executable, "-m", "gdbm", "--threads", "1", *argv], stdout=out, stderr=err,
-                                    env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+                                    env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True,
+                                    preexec_fn=_signals_default)
             status, signalled = None, None
             while time.perf_counter() - start < timeout:
                 if proc.poll() is not None:
@@ -495,7 +565,7 @@ def run_probe(probe: Probe, mini: Path, ckpt: Path, root: Path, timeout: float, 
                     break
                 if probe.interrupt_after is not None and signalled is None \
                         and time.perf_counter() - start > probe.interrupt_after:
-                    proc.send_signal(signal.SIGINT)
+                    proc.send_signal(probe.interrupt_signal)
                     signalled = time.perf_counter()
                 time.sleep(0.05)
             else:
@@ -516,7 +586,7 @@ def run_probe(probe: Probe, mini: Path, ckpt: Path, root: Path, timeout: float, 
                 break
             if probe.interrupt_after is not None and signalled is None \
                     and time.perf_counter() - start > probe.interrupt_after:
-                os.kill(pid, signal.SIGINT)
+                os.kill(pid, probe.interrupt_signal)
                 signalled = time.perf_counter()
             time.sleep(0.05)
         else:
@@ -534,6 +604,8 @@ def run_probe(probe: Probe, mini: Path, ckpt: Path, root: Path, timeout: float, 
                     None if signalled is None or status is None else end - signalled)
     if status == 0 and probe.check is not None:
         result.checked = probe.check(env)
+    if probe.teardown is not None:
+        probe.teardown(env)
     result.result = classify(result)
     return result
 
@@ -542,7 +614,7 @@ def classify(r: Result) -> str:
     lines = stderr_lines(r.stderr)
     if r.status is None:
         return "hang"
-    expected = (0, 2, 130, -2) if r.probe.interrupt_after is not None else (0, 2)
+    expected = (0, 2, 130, -2, 143, -15) if r.probe.interrupt_after is not None else (0, 2)
     if "Traceback" in r.stderr or "Exception ignored" in r.stderr or r.status not in expected:
         return "traceback"
     if r.probe.interrupt_after is not None:
@@ -562,7 +634,9 @@ def classify(r: Result) -> str:
 
 def message(r: Result) -> str:
     lines = stderr_lines(r.stderr)
-    if r.status is None:
+    if r.result == "setup failed":
+        text = r.stderr
+    elif r.status is None:
         text = f"(killed after {r.seconds:.0f} s)"
     elif r.result == "traceback":
         errors = [line for line in lines if not line.startswith(("File ", "^", "~"))]
@@ -574,7 +648,7 @@ def message(r: Result) -> str:
         if r.result == "unclear":
             text = f"[{len(lines)} lines{', output changed' if r.changed else ''}] " + text
     if r.after_signal is not None:
-        text = f"[exit {r.status} {r.after_signal:.1f} s after SIGINT] " + text
+        text = f"[exit {r.status} {r.after_signal:.1f} s after {signal.Signals(r.probe.interrupt_signal).name}] " + text
     if r.status == 0 and r.checked:
         text = "(exit 0; the stale frame was reused)"
     if r.folder is not None:
@@ -623,7 +697,7 @@ def main() -> int:
         import io
 
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            gdbm_main(["energy", "--top", str(mini / "topol.top"), "--traj", str(mini / "aa.gro")])
+            gdbm_main(["energy", "--top", str(mini / "topol.top"), "--aa", str(mini / "aa.gro")])
         results = []
         for probe in probes:
             r = run_probe(probe, mini, ckpt, root, args.timeout, args.use_exec)
