@@ -77,7 +77,7 @@ class SamplerConfig(BaseModel):
                                                             "energy per wrongly handed centre (inf: a rightly "
                                                             "handed candidate wins at any energy); the rule's "
                                                             "inversion of a centre costs about as much in LJ")
-    stereo_retries: int = Field(3, ge=0, description="with stereo_select: rounds of ``candidates`` more for the items "
+    stereo_retries: int = Field(8, ge=0, description="with stereo_select: rounds of ``candidates`` more for the items "
                                                      "whose kept candidate is still wrongly handed (a few per "
                                                      "sweep); a new one is kept when it has fewer wrong centres, "
                                                      "or as few at lower energy")
