@@ -6,7 +6,10 @@ every frame of a chunk, split into batches whose items do not interact (no item'
 can enter another's environment, so none waits for another). For each item, ``candidates`` versions are generated, each in its
 environment turned by a random angle about z and with its own noise; the one whose atoms
 have the lowest energy with their environment (bonded terms + Lennard-Jones, the terms of
-the energy prior) is kept. In the forward pass an environment holds the atoms placed so
+the energy prior) is kept; where the step decides a stereocentre's handedness, each wrongly handed
+centre adds ``stereo_penalty`` to a candidate's score, and items left wrongly handed get more rounds of
+candidates (``stereo_select``, ``stereo_retries``; the stereocentre rule inverts what is still wrong
+after each pass). In the forward pass an environment holds the atoms placed so
 far; in a Gibbs sweep it holds every other atom. Hidden hydrogens stay out in both.
 The sampler sees the network only through :mod:`gdbm.conditioners.interface`.
 """
