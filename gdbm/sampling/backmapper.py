@@ -71,11 +71,11 @@ class SamplerConfig(BaseModel):
                                                   "hold mapping sits on the CG input")
     stereo: bool = Field(True, description="after each pass, invert every stereocentre handed against the "
                                            "model's training data (gdbm.topology.stereo)")
-    stereo_select: bool = Field(True, description="with stereo: among the candidates of a step that completes a "
-                                                  "stereocentre (its carbon and three heavy neighbours placed), keep "
-                                                  "the lowest-energy one of those with the fewest wrongly handed "
-                                                  "centres; the rule after the pass then inverts only the centres "
-                                                  "all candidates got wrong")
+    stereo_select: bool = Field(True, description="with stereo: score the candidates of a step that places a "
+                                                  "stereocentre's carbon or a heavy neighbour by energy + "
+                                                  "stereo_penalty per wrongly handed centre (unplaced neighbours at "
+                                                  "their beads' CG positions); the rule after the pass then inverts "
+                                                  "only what is still wrong")
     stereo_penalty: float = Field(1000.0, gt=0, description="with stereo_select: kJ/mol added to a candidate's "
                                                             "energy per wrongly handed centre (inf: a rightly "
                                                             "handed candidate wins at any energy); the rule's "
