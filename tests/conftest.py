@@ -38,6 +38,7 @@ def two_chains(tmp_path_factory, sps: Path):
     (folder / "topol.top").write_text(top)
     (folder / "PS1_cg.itp").write_text((sps / "PS1_cg.itp").read_text())
     (folder / "PS1.map").write_text((sps / "PS1.map").read_text())
+    (folder / "PS1_cg_fritz.map").write_text((sps / "PS1_cg_fritz.map").read_text())
     full = read_frames(sps / "train_t568" / "cg" / "90.gro")
     n = 20 * N_CHAINS
     cg = Frames(full.positions[:, :n], full.boxes, full.labels, full.names[:n], full.resnames[:n], full.resids[:n])
@@ -48,6 +49,7 @@ def two_chains(tmp_path_factory, sps: Path):
     write_frames(folder / "cg.gro", cg)
     write_frames(folder / "aa.gro", aa)
     (folder / "tiny.yaml").write_text("data:\n  topology: topol.top\n  mapping: PS1.map\n  aa: aa.gro\n  cg: cg.gro\n"
+                                      "  cg_map: PS1_cg_fritz.map\n"
                                       "model:\n  voxel: {resolution: 4, channels: 4, noise_dim: 4, n_blocks: 1}\n"
                                       "training: {batch_size: 2, n_critic: 1, steps: 1, threads: 1}\n")
     return folder

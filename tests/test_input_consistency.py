@@ -106,7 +106,7 @@ def test_a_yaml_weight_that_is_not_a_finite_non_negative_number_is_refused(tmp_p
 def _fit_config(two_chains: Path, path: Path, aa: Path) -> Path:
     """The tiny fit config of ``two_chains`` with absolute paths, its AA frames from ``aa``."""
     text = (two_chains / "tiny.yaml").read_text()
-    for name in ("topol.top", "PS1.map", "cg.gro"):
+    for name in ("topol.top", "PS1.map", "PS1_cg_fritz.map", "cg.gro"):
         text = text.replace(f": {name}", f": {two_chains / name}")
     path.write_text(text.replace(": aa.gro", f": {aa}"))
     return path

@@ -31,6 +31,7 @@ data:
   mapping: {sps / 'PS1.map'}
   aa: {sps / 'train_t568' / 'aa' / '90.gro'}
   cg: {sps / 'train_t568' / 'cg' / '90.gro'}
+  cg_map: {sps / 'PS1_cg_fritz.map'}
 """
     path = tmp_path / "tiny.yaml"
     path.write_text(text)
@@ -147,7 +148,8 @@ def test_resuming_with_another_config_warns_and_names_what_changed(config, tmp_p
 def config_file(tmp_path: Path, sps: Path) -> Path:
     """The tiny experiment as a YAML file, its conditioner key spelled the old way (``encoder: e3nn``)."""
     data = {"topology": str(sps / "topol.top"), "mapping": str(sps / "PS1.map"),
-            "aa": str(sps / "train_t568" / "aa" / "90.gro"), "cg": str(sps / "train_t568" / "cg" / "90.gro")}
+            "aa": str(sps / "train_t568" / "aa" / "90.gro"), "cg": str(sps / "train_t568" / "cg" / "90.gro"),
+            "cg_map": str(sps / "PS1_cg_fritz.map")}
     model = {"encoder": "e3nn", "voxel": TINY["model"]["voxel"]}
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump({**TINY, "data": data, "model": model}))
@@ -197,3 +199,20 @@ def test_conditioner_override_and_its_choices_come_from_the_registry(config_file
         build_parser().parse_args(["fit", "--config", "x", "--conditioner", "no-such-conditioner"])
     err = capsys.readouterr().err
     assert all(repr(name) in err for name in CONDITIONERS)
+
+
+def test_fit_warns_when_the_cg_frames_were_made_by_another_mapping(two_chains):
+    import warnings
+
+    from gdbm.data.trajectory import read_frames
+    from gdbm.topology.system import load_mapped_system
+    from gdbm.training.trainer import check_cg_frames
+
+    aa, cg = read_frames(two_chains / "aa.gro"), read_frames(two_chains / "cg.gro")
+    fritz = load_mapped_system(two_chains / "topol.top", two_chains / "PS1_cg_fritz.map", partial=True).mapping
+    dbm = load_mapped_system(two_chains / "topol.top", two_chains / "PS1.map").mapping
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_cg_frames(aa, cg, fritz, "PS1_cg_fritz.map", "cg.gro") < 0.001  # the mapping that made them
+    with pytest.warns(UserWarning, match=r"cg.gro: the CG frames sit 0.0\d\d nm rms .* mapped by PS1.map"):
+        assert check_cg_frames(aa, cg, dbm, "PS1.map", "cg.gro") > 0.03

@@ -36,6 +36,9 @@ class DataConfig(_Strict):
     aa: Path = Field(description="AA training frames (trajectory or folder of .gro)")
     aa_structure: Path | None = None
     cg: Path | None = Field(None, description="CG frames paired with the AA frames (default: AA frames mapped)")
+    cg_map: Path | list[Path] | None = Field(None, description="the mapping (may be partial) that made the CG "
+                                             "frames: fit checks it against them and the checkpoint records it "
+                                             "(default: the reconstruction mapping)")
     cg_structure: Path | None = None
     frames: str | None = Field(None, description="START:STOP of the frames to train on (default all)")
     weight: float | None = Field(None, gt=0, description="share of every batch drawn from this system, relative "

@@ -29,6 +29,7 @@ from gdbm.data.samples import SequenceBatch, SequenceDataset, TrainingSet, colla
 from gdbm.data.trajectory import Frames
 from gdbm.topology.stereo import StereoTemplate
 from gdbm.topology.system import MappedSystem
+from gdbm.topology.mapping import SystemMapping
 from gdbm.training.checkpoint import RESUME_KEYS, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gdbm.training.config import ExperimentConfig, config_changes
 from gdbm.training.log import CSVLog
@@ -353,8 +354,34 @@ def load_sources(config: ExperimentConfig) -> Sources:
         if d.frames:
             window = frame_range(d.frames, len(frames))
             frames, beads = frames.subset(window), beads.subset(window) if beads is not None else None
+        if beads is not None:
+            made_by = system if d.cg_map is None else load_mapped_system(d.topology, d.cg_map, d.cg_itp,
+                                                                         parameters=d.parameters, partial=True)
+            check_cg_frames(frames, beads, made_by.mapping, d.cg_map or d.mapping, d.cg)
         loaded.append((frames, system, beads))
     return loaded
+
+
+CG_TOLERANCE_NM = 0.005  # ten times the rms rounding of .xtc/.gro coordinates (0.001 nm)
+
+
+def check_cg_frames(aa: Frames, cg: Frames, mapping: SystemMapping, mapping_file: object, cg_file: object) -> float:
+    """The rms distance (nm) between the CG frames and the AA frames mapped by ``mapping``; a warning
+    when it exceeds :data:`CG_TOLERANCE_NM`: the CG frames were made by another mapping, which
+    ``data.cg_map`` should name (the bead centres that refinement and CG consistency hold)."""
+    from gdbm.utils.pbc import minimum_image
+
+    if cg.n_particles != mapping.n_beads or len(cg) != len(aa):
+        raise InputError(f"holds {len(cg)} frames of {cg.n_particles} beads; expected {len(aa)} frames of the "
+                         f"{mapping.n_beads} beads of {mapping_file}", cg_file)
+    mapped = mapping.map_positions(aa.positions.double(), aa.boxes.double())  # [F, N, 3]
+    offsets = minimum_image(cg.positions.double() - mapped, cg.boxes.double()).norm(dim=-1)  # [F, N]
+    rms = float(offsets.pow(2).mean().sqrt())
+    if rms > CG_TOLERANCE_NM:
+        warnings.warn(f"{cg_file}: the CG frames sit {rms:.3f} nm rms (at most {float(offsets.max()):.3f} nm) from "
+                      f"the AA frames mapped by {mapping_file}; expected within {CG_TOLERANCE_NM} nm: name the "
+                      "mapping that made them as data.cg_map (training goes on)", UserWarning, stacklevel=2)
+    return rms
 
 
 def build_dataset(config: ExperimentConfig, loaded: Sources | None = None) -> SequenceDataset | TrainingSet:
