@@ -152,6 +152,18 @@ class Outcome:
 _PROGRESS = re.compile(r"^.*\d+%\|.*\|.*\]\s*$")  # a tqdm progress bar (long commands draw them on stderr)
 
 
+def one_line_error(argv: list[str], capsys, *words: str) -> str:
+    """``gdbm argv`` (in this process) exits 2 with one line on stderr, no traceback, saying ``words``."""
+    from gdbm.cli.main import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in err, err
+    return err
+
+
 def stderr_lines(stderr: str) -> list[str]:
     """The lines of ``stderr`` without progress bars (tqdm's cursor movements split lines too) and
     without the plain progress lines written instead of bars where stderr is no terminal."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from fuzz_helpers import one_line_error
 from gdbm.cli.main import main
 from gdbm.data.trajectory import check_bonded_distances, check_particle_count, read_frames
 from gdbm.topology.gromacs import read_topology
@@ -17,15 +18,6 @@ from gdbm.topology.system import load_mapped_system
 from gdbm.utils.errors import InputError
 
 CUMENE = Path(__file__).resolve().parents[1] / "gdbm" / "resources" / "examples" / "cumene"
-
-
-def _one_line_exit_2(argv: list[str], capsys, *words: str) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    for word in words:
-        assert word in err, err
-    return err
 
 
 def _gro_with_name(tmp_path: Path, atom: int, name: str) -> Path:
@@ -41,7 +33,7 @@ def _gro_with_name(tmp_path: Path, atom: int, name: str) -> Path:
 def test_an_atom_named_otherwise_than_the_topology_is_refused(tmp_path, capsys):
     gro = _gro_with_name(tmp_path, 5, "XX")
     out = tmp_path / "e.json"
-    _one_line_exit_2(["energy", "--top", str(CUMENE / "topol.top"), "--aa", str(gro), "-o", str(out)], capsys,
+    one_line_error(["energy", "--top", str(CUMENE / "topol.top"), "--aa", str(gro), "-o", str(out)], capsys,
                      "renamed.gro", "particle 5 is named 'XX'", "1 of 1344 names differ")
     assert not out.exists()
 
@@ -115,7 +107,7 @@ def _fit_config(two_chains: Path, path: Path, aa: Path) -> Path:
 def test_fit_with_a_missing_data_file_leaves_no_run_folder(two_chains, tmp_path, capsys):
     config = _fit_config(two_chains, tmp_path / "missing.yaml", tmp_path / "gone.gro")
     run = tmp_path / "run"
-    _one_line_exit_2(["fit", "--config", str(config), "-o", str(run)], capsys, "gone.gro")
+    one_line_error(["fit", "--config", str(config), "-o", str(run)], capsys, "gone.gro")
     assert not run.exists()
 
 
@@ -126,5 +118,5 @@ def test_fit_force_with_a_bad_config_keeps_the_old_run(two_chains, tmp_path, cap
     before = {p.name: p.read_bytes() for p in run.iterdir()}
     bad = _fit_config(two_chains, tmp_path / "bad.yaml", tmp_path / "gone.gro")
     capsys.readouterr()
-    _one_line_exit_2(["fit", "--config", str(bad), "-o", str(run), "--force"], capsys, "gone.gro")
+    one_line_error(["fit", "--config", str(bad), "-o", str(run), "--force"], capsys, "gone.gro")
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gdbm.cli.main import main
+from fuzz_helpers import one_line_error as _cli
 from gdbm.topology.gromacs import read_topology
 from gdbm.topology.mapfiles import load_mapping
 from gdbm.training.checkpoint import GENERATOR_KEYS, check_device, load_checkpoint
@@ -53,16 +53,6 @@ def _raises(call, path: Path, line: int | None, *words: str) -> InputError:
     for word in words:
         assert word in str(err.value), str(err.value)
     return err.value
-
-
-def _cli(argv: list[str], capsys, *words: str) -> str:
-    """``gdbm argv`` exits 2 with one line on stderr that says ``words``."""
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    for word in words:
-        assert word in err, err
-    return err
 
 
 # ---------------------------------------------------------------------------- encodings and binary files

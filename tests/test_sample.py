@@ -12,7 +12,7 @@ from gdbm.data import read_frames
 from gdbm.data.trajectory import Frames
 from gdbm.utils.pbc import minimum_image
 from gdbm.sampling.backmapper import Backmapper, SamplerConfig
-from gdbm.topology.system import load_mapped_system
+from gdbm.topology.system import MappedSystem, load_mapped_system
 from gdbm.training.trainer import build_trainer
 from gdbm.training.config import load_config
 
@@ -113,12 +113,17 @@ def test_steps_run_in_batches_whose_items_do_not_interact(sps: Path):
         assert not ((gap < limit) & same & ~torch.eye(len(centre), dtype=torch.bool)).any()
 
 
-def test_relaxed_backmapping_holds_every_bead_on_its_cg_input(two_chains: Path):
+def _untrained_sampler(two_chains: Path, run: str) -> tuple[MappedSystem, Frames, tuple]:
+    """The two chains' system, their CG frame, and the Backmapper arguments of an untrained network."""
     config = load_config(two_chains / "tiny.yaml")
-    trainer = build_trainer(config, two_chains / "run_relaxed")
+    trainer = build_trainer(config, two_chains / run)
     system = load_mapped_system(two_chains / "topol.top", two_chains / "PS1.map")
-    cg = read_frames(two_chains / "cg.gro")
     args = (system, trainer.state.generator.eval(), trainer.dataset.spec, trainer.dataset.plan, config.environment)
+    return system, read_frames(two_chains / "cg.gro"), args
+
+
+def test_relaxed_backmapping_holds_every_bead_on_its_cg_input(two_chains: Path):
+    system, cg, args = _untrained_sampler(two_chains, "run_relaxed")
     raw = Backmapper(*args, SamplerConfig(n_gibbs=0, candidates=1)).backmap(cg, progress=False)
     relaxed = Backmapper(*args, SamplerConfig(n_gibbs=0, candidates=1, relax_steps=5)).backmap(cg, progress=False)
 
@@ -133,11 +138,7 @@ def test_relaxed_backmapping_holds_every_bead_on_its_cg_input(two_chains: Path):
 def test_held_centres_put_every_bead_on_its_cg_input_after_each_pass(two_chains: Path):
     from gdbm.physics.constraints import bond_constraints
 
-    config = load_config(two_chains / "tiny.yaml")
-    trainer = build_trainer(config, two_chains / "run_held")
-    system = load_mapped_system(two_chains / "topol.top", two_chains / "PS1.map")
-    cg = read_frames(two_chains / "cg.gro")
-    args = (system, trainer.state.generator.eval(), trainer.dataset.spec, trainer.dataset.plan, config.environment)
+    system, cg, args = _untrained_sampler(two_chains, "run_held")
 
     def off(frames: Frames) -> float:
         beads = system.mapping.map_positions(frames.positions.double(), frames.boxes.double())
