@@ -40,7 +40,7 @@ _API = {
     "ExperimentConfig": "gdbm.training.config", "load_config": "gdbm.training.config",
     "build_trainer": "gdbm.training.trainer", "load_generator": "gdbm.training.trained_model",
     "pretrained_models": "gdbm.training.pretrained", "fit": "gdbm.training.run_folder",
-    "train_in_folder": "gdbm.training.run_folder",
+    "train_in_folder": "gdbm.training.run_folder", "plot_training_log": "gdbm.training.log_plot",
     # backmapping
     "Backmapper": "gdbm.sampling.backmapper", "SamplerConfig": "gdbm.sampling.backmapper",
     "BackmapJob": "gdbm.sampling.jobs", "backmap_trajectory": "gdbm.sampling.jobs",

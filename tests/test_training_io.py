@@ -49,3 +49,17 @@ def test_a_resumed_log_drops_the_rows_logged_after_its_checkpoint(tmp_path: Path
     reopened = CSVLog(tmp_path / "log.csv")
     reopened.write({"step": 15, "loss": 2.0})
     assert [(r["step"], r["loss"]) for r in reopened.rows()] == [("5", "0.5"), ("10", "1.0"), ("15", "2.0")]
+
+
+def test_a_log_widens_its_header_for_new_columns_and_still_resumes(tmp_path: Path):
+    old = tmp_path / "log.csv"
+    old.write_text("step,seconds,supervised_mse\n10,1.0,0.5\n20,2.0,0.25\n")  # a log older than its new columns
+    log = CSVLog(old)
+    log.drop_after(20)
+    log.write({"step": 30, "seconds": 3.0, "val_supervised_mse": 0.3})
+    assert old.read_text().splitlines()[0] == "step,seconds,supervised_mse,val_supervised_mse"
+    CSVLog(old).drop_after(20)  # resumed again from step 20: the widened header stays
+    reopened = CSVLog(old)
+    reopened.write({"step": 30, "seconds": 3.5, "val_supervised_mse": 0.2})
+    assert [(r["step"], r["supervised_mse"], r["val_supervised_mse"]) for r in reopened.rows()] == [
+        ("10", "0.5", ""), ("20", "0.25", ""), ("30", "", "0.2")]

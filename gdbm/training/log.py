@@ -7,10 +7,13 @@ from pathlib import Path
 
 from gdbm.utils.atomic_files import atomic_path
 
+LOG = "log.csv"  # a run folder's log (gdbm.training.run_folder)
+
 
 class CSVLog:
     """Appends rows of named scalars. A row with new names rewrites the file once with the wider
-    header (earlier rows get empty cells); names a row lacks stay empty in it."""
+    header (earlier rows get empty cells); names a row lacks stay empty in it. So a run resumed
+    with more columns (validation, added after its log began) widens its old log in place."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
