@@ -177,7 +177,7 @@ def test_fit_cli_run_folder_lifecycle(config_file: Path, tmp_path: Path, capsys)
 
     (run / "checkpoint_2.pt").write_bytes((run / "checkpoint.pt").read_bytes())  # a kept copy
     assert main([*fit, "--conditioner", "voxel", "--force", "--steps", "1"]) == 0
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "config.yaml", "log.csv"]
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "config.yaml", "log.csv", "training.png"]
     assert [r["step"] for r in CSVLog(run / "log.csv").rows()] == ["1"]
 
 

@@ -40,7 +40,10 @@ class DataConfig(_Strict):
                                              "frames: fit checks it against them and the checkpoint records it "
                                              "(default: the reconstruction mapping)")
     cg_structure: Path | None = None
-    frames: str | None = Field(None, description="START:STOP of the frames to train on (default all)")
+    frames: str | None = Field(None, description="START:STOP of the frames to train on (default: all, less "
+                               "validation_frames)")
+    validation_frames: str | None = Field(None, description="START:STOP of frames held out of training and scored "
+                                          "every training.validate_every updates (must not overlap frames)")
     weight: float | None = Field(None, gt=0, description="share of every batch drawn from this system, relative "
                                  "to the other systems' (default: in proportion to its number of samples)")
 
@@ -91,6 +94,8 @@ class TrainingConfig(_Strict):
     keep_every: int | None = Field(None, ge=1, description="also keep a copy checkpoint_<step>.pt every this many "
                                    "steps (for choosing the best checkpoint afterwards)")
     log_every: int = Field(10, ge=1)
+    validate_every: int | None = Field(None, ge=1, description="score the generator on a fixed batch of the held-out "
+                                       "data.validation_frames every this many updates (default: checkpoint_every)")
     seed: int = 0
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
     device: str = "cpu"
@@ -197,14 +202,16 @@ def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentCo
 
 
 RESUMABLE_CHANGES = {"training.steps", "training.checkpoint_every", "training.keep_every", "training.log_every",
-                     "training.threads", "training.device"}
+                     "training.validate_every", "training.threads", "training.device"}
 
 
 def config_changes(saved: dict, current: ExperimentConfig) -> list[str]:
     """Dotted keys where ``current`` differs from a checkpoint's ``saved`` config, beyond those a
-    resumed run may change freely (its length, checkpoint and log cadence, threads, device).
+    resumed run may change freely (its length, checkpoint, log and validation cadence, threads, device).
     Paths are compared as resolved files, so the same file named from another folder is no change;
-    options the saved config does not know yet (added to gdbm after the run began) are no change."""
+    options the saved config does not know yet (added to gdbm after the run began) are no change;
+    nor are held-out frames (``data.validation_frames``) of a source that names its training
+    ``frames`` (without them, the held-out frames decide the training frames)."""
     def flat(value, prefix: str = "") -> dict[str, object]:
         if isinstance(value, dict):
             return {k: v for key, sub in value.items() for k, v in flat(sub, f"{prefix}{key}.").items()}
@@ -222,4 +229,9 @@ def config_changes(saved: dict, current: ExperimentConfig) -> list[str]:
         data["data"] = [data["data"]]
     old, new = flat(saved), flat(data)
     keys = old.keys() | {k for k in new if k in old or k.startswith("data.")}  # options newer than the run: no change
-    return sorted(k for k in keys if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
+
+    def scored_only(key: str) -> bool:  # held-out frames beside named training frames
+        source, _, name = key.rpartition(".")
+        return name == "validation_frames" and new.get(f"{source}.frames") is not None
+
+    return sorted(k for k in keys if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES and not scored_only(k))

@@ -1,7 +1,8 @@
 """The run folder of a training, and its one lifecycle: start new, resume, or start over.
 
-A run folder holds ``config.yaml`` (the experiment as given), ``checkpoint.pt``, ``log.csv``
-and the kept copies ``checkpoint_<step>.pt``. ``gdbm fit``, studies (one folder per model arm)
+A run folder holds ``config.yaml`` (the experiment as given), ``checkpoint.pt``, ``log.csv``,
+its plot ``training.png`` (:mod:`gdbm.training.log_plot`) and the kept copies
+``checkpoint_<step>.pt``. ``gdbm fit``, studies (one folder per model arm)
 and the demo all train through :func:`train_in_folder`, so the rules are the same everywhere:
 
 - ``new``: a folder that holds a checkpoint is refused, never silently overwritten;
@@ -21,6 +22,8 @@ from typing import Literal, get_args
 
 from gdbm.training import trainer as _trainer
 from gdbm.training.config import ExperimentConfig, load_config
+from gdbm.training.log import LOG
+from gdbm.training.log_plot import PLOT
 from gdbm.training.trainer import CHECKPOINT, TrainState
 from gdbm.utils.atomic_files import write_text
 from gdbm.utils.config_files import validate
@@ -28,7 +31,6 @@ from gdbm.utils.distributed import Distributed, from_environment
 from gdbm.utils.errors import InputError
 
 RunMode = Literal["new", "resume", "force", "auto"]
-LOG = "log.csv"
 
 
 def _no_log(_line: str) -> None:
@@ -47,8 +49,8 @@ def check_folder(folder: Path, mode: RunMode) -> None:
 
 
 def clear_folder(folder: Path) -> None:
-    """Delete a run's checkpoint, log and kept copies (``checkpoint_<step>.pt``); other files stay."""
-    for path in (folder / CHECKPOINT, folder / LOG, *folder.glob("checkpoint_*.pt")):
+    """Delete a run's checkpoint, log, its plot and kept copies (``checkpoint_<step>.pt``); other files stay."""
+    for path in (folder / CHECKPOINT, folder / LOG, folder / PLOT, *folder.glob("checkpoint_*.pt")):
         path.unlink(missing_ok=True)
 
 

@@ -16,6 +16,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -24,7 +25,7 @@ from gdbm.utils.progress import tqdm
 from gdbm.conditioners.interface import Critic, Generator, Particles
 from gdbm.data.features import FeatureSpec
 from gdbm.utils.distributed import Distributed
-from gdbm.utils.errors import InputError
+from gdbm.utils.errors import InputError, one_line
 from gdbm.data.samples import SequenceBatch, SequenceDataset, TrainingSet, collate, particles_for_step, prior_energies
 from gdbm.data.trajectory import Frames
 from gdbm.topology.stereo import StereoTemplate
@@ -32,8 +33,10 @@ from gdbm.topology.system import MappedSystem
 from gdbm.topology.mapping import SystemMapping
 from gdbm.training.checkpoint import RESUME_KEYS, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gdbm.training.config import ExperimentConfig, config_changes
-from gdbm.training.log import CSVLog
+from gdbm.training.log import LOG, CSVLog
+from gdbm.training.log_plot import PLOT, plot_training_log
 from gdbm.training.prior import EnergyPrior
+from gdbm.training.validation import ValidationBatch, split_frames, validation_batch
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -111,28 +114,33 @@ def generator_loss(generator: Generator, critic: Critic, batch: SequenceBatch, n
 
 
 def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, prior: EnergyPrior,
-                    prior_weight: float) -> tuple[Tensor, dict[str, float]]:
+                    prior_weight: float, reference: bool = False) -> tuple[Tensor, dict[str, float]]:
     """Warm-up loss: mean squared distance (nm^2) of the unrolled sequences to the reference, plus the prior.
 
     Teaches the generator where atoms go before the adversarial game teaches it how they
     scatter; it learns the conditional mean, so its noise input is still unused at the end of it.
+    ``reference``: the energies of generated and reference atoms go into the numbers whatever the
+    prior's mode (validation on held-out frames).
     """
     fake = generate_sequence(generator, batch, noise)  # [B, L, 3]
     mse = _masked_mean((fake - batch.targets).square().sum(-1), batch.step_mask.float())
-    return _with_prior(mse, batch, fake, prior, prior_weight, {"supervised_mse": mse.item()})
+    return _with_prior(mse, batch, fake, prior, prior_weight, {"supervised_mse": mse.item()}, reference)
 
 
 def _with_prior(loss: Tensor, batch: SequenceBatch, fake: Tensor, prior: EnergyPrior, prior_weight: float,
-                stats: dict[str, float]) -> tuple[Tensor, dict[str, float]]:
-    """``loss`` plus the weighted energy prior of the generated sequences; the energies go into ``stats``."""
+                stats: dict[str, float], reference: bool = False) -> tuple[Tensor, dict[str, float]]:
+    """``loss`` plus the weighted energy prior of the generated sequences; the energies go into ``stats``
+    (the reference's too when the prior matches them, or when ``reference`` asks for them)."""
     stats["prior_weight"] = prior_weight
-    if prior.config.mode != "none":
+    mode = prior.config.mode
+    if mode != "none" or reference:
         core = prior.config.lj_core
         fake_e = prior_energies(batch, fake.to(torch.float64), core)
-        real_e = prior_energies(batch, batch.targets.to(torch.float64), core) if prior.config.mode == "match" else None
-        cost = prior(fake_e, real_e)  # [B] float64
-        loss = loss + prior_weight * cost.mean().to(loss.dtype)
-        stats["prior_cost"] = cost.mean().item()
+        real_e = prior_energies(batch, batch.targets.to(torch.float64), core) if mode == "match" or reference else None
+        if mode != "none":
+            cost = prior(fake_e, real_e)  # [B] float64
+            loss = loss + prior_weight * cost.mean().to(loss.dtype)
+            stats["prior_cost"] = cost.mean().item()
         for name, e in fake_e.items():
             stats[f"energy_{name}"] = e.mean().item()
         for name, e in (real_e or {}).items():  # what the generated energies should approach
@@ -164,8 +172,14 @@ class TrainState:
     seconds: float = 0.0
 
 
+VALIDATION_NUMBERS = ("supervised_mse", "prior_cost")  # besides the energies; logged as val_<name>
+
+
 class Trainer:
-    """Runs ``config.training.steps`` generator updates with checkpoints and a CSV log in ``out_dir``.
+    """Runs ``config.training.steps`` generator updates with checkpoints, a CSV log and its plot in ``out_dir``.
+
+    With a ``validation`` set (the held-out ``data.validation_frames``) the generator is scored every
+    ``training.validate_every`` updates on one fixed batch of it (:meth:`validate`).
 
     Under ``torchrun`` (``distributed`` with several ranks) the networks are wrapped in
     DistributedDataParallel: every rank draws ``batch_size / world_size`` sequences from its own
@@ -174,7 +188,8 @@ class Trainer:
     """
 
     def __init__(self, config: ExperimentConfig, dataset: SequenceDataset, generator: nn.Module, critic: nn.Module,
-                 out_dir: str | Path, distributed: Distributed = Distributed(), stereo: StereoTemplate | None = None):
+                 out_dir: str | Path, distributed: Distributed = Distributed(), stereo: StereoTemplate | None = None,
+                 validation: SequenceDataset | TrainingSet | None = None):
         t = config.training
         if t.batch_size % distributed.world_size:
             raise InputError(f"training.batch_size {t.batch_size} is not divisible by the "
@@ -195,8 +210,11 @@ class Trainer:
         if distributed.enabled:
             self._generator = distributed.wrap(self.state.generator, self.device)
             self._critic = distributed.wrap(self.state.critic, self.device)
-        self.log = CSVLog(self.out_dir / "log.csv") if distributed.is_main else None
+        self.log = CSVLog(self.out_dir / LOG) if distributed.is_main else None
         self.turn = getattr(generator, "aligned", True)  # random turns about z only for aligned conditioners
+        self.validation = validation
+        self._validation_batch: ValidationBatch | None = None  # drawn at the first validation
+        self._plot_failed = False
 
     def release(self) -> None:
         """Drop the DDP wrappers: they must be gone before the process group is destroyed
@@ -221,7 +239,23 @@ class Trainer:
         payload, keep = self.checkpoint_payload(), self.config.training.keep_every
         if keep and self.state.step % keep == 0:
             save_checkpoint(self.out_dir / f"checkpoint_{self.state.step}.pt", payload)
-        return save_checkpoint(self.out_dir / CHECKPOINT, payload)
+        path = save_checkpoint(self.out_dir / CHECKPOINT, payload)
+        self.plot()
+        return path
+
+    def plot(self) -> Path | None:
+        """Redraw ``training.png`` from the log (rank 0). A failure warns once and never stops training."""
+        if self.log is None or not self.log.path.exists():
+            return None
+        try:
+            return plot_training_log(self.log.path, self.out_dir / PLOT,
+                                     warm_up=self.config.training.pretrain_steps)
+        except Exception as err:  # noqa: BLE001 - a plot is never worth a training run
+            if not self._plot_failed:
+                warnings.warn(f"{self.out_dir / PLOT}: the training plot could not be drawn ({one_line(err)}); "
+                              "training goes on (warned once)", RuntimeWarning, stacklevel=2)
+            self._plot_failed = True
+            return None
 
     def resume(self, path: str | Path | None = None) -> bool:
         """Continue from ``path`` (default: this run's checkpoint) if it exists."""
@@ -262,6 +296,33 @@ class Trainer:
     def _noise(self, batch: SequenceBatch, rng: torch.Generator) -> Tensor:
         b, length = batch.step_mask.shape
         return torch.randn(b, length, self.state.generator.noise_dim, generator=rng).to(self.device)
+
+    def validate(self) -> dict[str, float]:
+        """The generator's numbers on the fixed batch of held-out sequences, as ``val_<name>``: the
+        supervised MSE, the prior cost and the energies of generated and reference atoms per term
+        ({} without a validation set).
+
+        Reuses :func:`supervised_loss` in eval mode without gradients (as the sampler runs the
+        generator), under the batch's fixed noise; the global random state is restored after it
+        and the training draws are seeded per step, so a run trains exactly as without validation.
+        """
+        if self.validation is None:
+            return {}
+        g, t = self.state.generator, self.config.training
+        if self._validation_batch is None:
+            self._validation_batch = validation_batch(self.validation, t.batch_size, t.seed, g.noise_dim,
+                                                      rotate=self.turn, device=self.device)
+        fixed, saved, was_training = self._validation_batch, rng_state(), g.training
+        g.eval()
+        try:
+            with torch.no_grad():
+                _, stats = supervised_loss(g, fixed.batch, fixed.noise, self.prior, self.prior.weight(self.state.step),
+                                           reference=True)
+        finally:
+            g.train(was_training)
+            set_rng_state(saved)
+        return {f"val_{k}": v for k, v in stats.items()
+                if k in VALIDATION_NUMBERS or k.startswith(("energy_", "reference_"))}
 
     def pretrain_step(self) -> dict[str, float]:
         """One supervised generator update (:func:`supervised_loss`) at ``pretrain_lr``; no critic."""
@@ -314,6 +375,7 @@ class Trainer:
         """Train until ``steps`` generator updates in total (default: the config's)."""
         t = self.config.training
         target = steps or t.steps
+        validate_every = t.validate_every or t.checkpoint_every
         if t.threads:
             torch.set_num_threads(t.threads)
         main = self.distributed.is_main
@@ -328,8 +390,13 @@ class Trainer:
             if not all(math.isfinite(v) for v in stats.values()):
                 raise FloatingPointError(f"non-finite training numbers at step {self.state.step}: {stats}; "
                                          f"the last checkpoint in {self.out_dir} is intact")
-            if self.log is not None and (self.state.step % t.log_every == 0 or self.state.step == target):
-                self.log.write({"step": self.state.step, "seconds": round(self.state.seconds, 3), **stats})
+            step = self.state.step
+            validate = (self.log is not None and self.validation is not None
+                        and (step % validate_every == 0 or step == target))
+            if validate:  # rank 0 only, after the all-rank mean: the other ranks wait for it at the next update
+                stats = {**stats, **self.validate()}
+            if self.log is not None and (step % t.log_every == 0 or step == target or validate):
+                self.log.write({"step": step, "seconds": round(self.state.seconds, 3), **stats})
             if (self.state.step % t.checkpoint_every == 0 or self.state.step == target
                     or (t.keep_every and self.state.step % t.keep_every == 0)):
                 self.save()
@@ -338,12 +405,30 @@ class Trainer:
         return self.state
 
 
-Sources = list[tuple[Frames, MappedSystem, Frames | None]]  # per data source: AA frames, system, CG frames
+class Source(NamedTuple):
+    """One data source: its training AA frames, system and CG frames (None: mapped from the AA
+    frames), and its held-out frames (``data.validation_frames``; None: none) with their CG frames."""
+
+    frames: Frames
+    system: MappedSystem
+    beads: Frames | None
+    held_out: Frames | None = None
+    held_out_beads: Frames | None = None
+
+
+Sources = list[Source]
+
+
+def _pick(frames: Frames | None, index: list[int]) -> Frames | None:
+    """``frames[index]`` (the frames themselves when that is all of them, in order: no copy)."""
+    if frames is None or index == list(range(len(frames))):
+        return frames
+    return frames.subset(index)
 
 
 def load_sources(config: ExperimentConfig) -> Sources:
-    """Each data source's AA frames, system and CG frames (None: mapped from the AA frames)."""
-    from gdbm.data.trajectory import frame_range, read_frames
+    """Each data source's frames (:class:`Source`), split into training and held-out frames."""
+    from gdbm.data.trajectory import read_frames
     from gdbm.topology.system import load_mapped_system
 
     loaded = []
@@ -351,14 +436,17 @@ def load_sources(config: ExperimentConfig) -> Sources:
         system = load_mapped_system(d.topology, d.mapping, d.cg_itp, parameters=d.parameters)
         frames = read_frames(d.aa, d.aa_structure)
         beads = read_frames(d.cg, d.cg_structure) if d.cg else None
-        if d.frames:
-            window = frame_range(d.frames, len(frames))
-            frames, beads = frames.subset(window), beads.subset(window) if beads is not None else None
+        train, held = split_frames(d.frames, d.validation_frames, len(frames), d.aa)
+        if beads is not None and len(beads) == len(frames):  # else check_cg_frames says what is wrong
+            beads = _pick(beads, train + held)
+        frames = _pick(frames, train + held)
         if beads is not None:
             made_by = system if d.cg_map is None else load_mapped_system(d.topology, d.cg_map, d.cg_itp,
                                                                          parameters=d.parameters, partial=True)
             check_cg_frames(frames, beads, made_by.mapping, d.cg_map or d.mapping, d.cg)
-        loaded.append((frames, system, beads))
+        first, rest = list(range(len(train))), list(range(len(train), len(train) + len(held)))
+        loaded.append(Source(_pick(frames, first), system, _pick(beads, first),
+                             _pick(frames, rest) if held else None, _pick(beads, rest) if held else None))
     return loaded
 
 
@@ -392,30 +480,49 @@ def build_dataset(config: ExperimentConfig, loaded: Sources | None = None) -> Se
     and bead types of all of them.
     """
     loaded = loaded if loaded is not None else load_sources(config)
-    spec = FeatureSpec.union([FeatureSpec.from_system(system, config.environment) for _, system, _ in loaded])
-    align = config.model.entry.aligned
-    parts = [SequenceDataset(frames, system, config.ordering, config.environment, beads=beads, spec=spec, align=align)
-             for frames, system, beads in loaded]
+    spec = FeatureSpec.union([FeatureSpec.from_system(s.system, config.environment) for s in loaded])
+    parts = [_samples(config, s.frames, s.system, s.beads, spec) for s in loaded]
     if len(parts) == 1:
         return parts[0]
     shares = [d.weight for d in config.sources] if config.sources[0].weight is not None else None
     return TrainingSet(parts, shares)
 
 
+def _samples(config: ExperimentConfig, frames: Frames, system: MappedSystem, beads: Frames | None,
+             spec: FeatureSpec, oversample: bool = True) -> SequenceDataset:
+    """The samples of some frames of one system, as the config's ordering, environment and conditioner want them."""
+    return SequenceDataset(frames, system, config.ordering, config.environment, beads=beads, spec=spec,
+                           oversample=oversample, align=config.model.entry.aligned)
+
+
+def build_validation_set(config: ExperimentConfig, loaded: Sources,
+                         spec: FeatureSpec) -> SequenceDataset | TrainingSet | None:
+    """The samples of the held-out frames of every source that has some (None: none has), in the
+    training's feature layout ``spec``; each plan step once (no ``[mult]`` oversampling)."""
+    parts = [_samples(config, s.held_out, s.system, s.held_out_beads, spec, oversample=False)
+             for s in loaded if s.held_out is not None]
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else TrainingSet(parts)
+
+
 @dataclass
 class TrainingData:
-    """What a trainer learns from: the samples and the stereocentre template of the training frames."""
+    """What a trainer learns from: the samples and the stereocentre template of the training frames,
+    and the samples of the held-out frames it is scored on (None: no ``data.validation_frames``)."""
 
     dataset: SequenceDataset | TrainingSet
     stereo: StereoTemplate
+    validation: SequenceDataset | TrainingSet | None = None
 
 
 def load_training_data(config: ExperimentConfig) -> TrainingData:
     """Read and check every input the config names (touches no output: a bad input fails before
     a run folder is created or cleared)."""
     loaded = load_sources(config)
-    stereo = StereoTemplate.from_frames([(system.aa, frames.positions, frames.boxes) for frames, system, _ in loaded])
-    return TrainingData(build_dataset(config, loaded), stereo)
+    stereo = StereoTemplate.from_frames([(s.system.aa, s.frames.positions, s.frames.boxes) for s in loaded])
+    dataset = build_dataset(config, loaded)
+    return TrainingData(dataset, stereo, build_validation_set(config, loaded, dataset.spec))
 
 
 def build_trainer(config: ExperimentConfig, out_dir: str | Path, distributed: Distributed = Distributed(),
@@ -426,4 +533,4 @@ def build_trainer(config: ExperimentConfig, out_dir: str | Path, distributed: Di
     torch.manual_seed(config.training.seed)
     generator, critic = config.model.entry.build(dataset.spec.n_features, dataset.spec.n_target_types,
                                              config.model.options)
-    return Trainer(config, dataset, generator, critic, out_dir, distributed, stereo)
+    return Trainer(config, dataset, generator, critic, out_dir, distributed, stereo, data.validation)
