@@ -66,11 +66,12 @@ def shipped_model(example: str) -> str:
     return f"{example}-voxel"
 
 
-def run_demo(out: str | Path, example: str = "cumene", steps: int | None = None, candidates: int = 8,
-             force: bool = False, refine: str = "thermal") -> Path:
-    """Backmap the example's held-out frames with its shipped model (or, with ``steps``, a model
-    trained from scratch), refine them (``refine``: none, minimize or thermal) and evaluate the
-    generator's own frames and the refined ones; returns the path of ``report.md``."""
+def run_demo(out: str | Path, example: str = "cumene", steps: int | None = None, candidates: int = 4,
+             force: bool = False, refine: str = "thermal", model: str | None = None) -> Path:
+    """Backmap the example's held-out frames with its shipped model (or ``model``: another shipped
+    model's name or a checkpoint, e.g. a generic model on a molecule it did not see; or, with
+    ``steps``, a model trained from scratch), refine them (``refine``: none, minimize or thermal)
+    and evaluate the generator's own frames and the refined ones; returns the path of ``report.md``."""
     from gdbm.analysis.evaluate import Evaluator
     from gdbm.analysis.report import evaluate_sets
     from gdbm.data.frame_writer import write_frames
@@ -88,7 +89,11 @@ def run_demo(out: str | Path, example: str = "cumene", steps: int | None = None,
     if (out / "report.md").exists() and not force:
         raise InputError("holds a demo report; pass --force to run it again", out)
     folder = example_folder(example)
-    if steps is None and shipped_model(example) not in available():
+    if model is not None and steps is not None:
+        raise InputError("give a model to backmap with or --steps to train one, not both")
+    if model is not None:
+        resolve_checkpoint(model)  # an unknown name or a missing file fails before any work
+    elif steps is None and shipped_model(example) not in available():
         raise InputError(f"no model is shipped for the example set {example!r} (shipped: {', '.join(available())}); "
                          "pass --steps N to train one from scratch")
     mapping = _mapping_file(folder)
@@ -108,7 +113,7 @@ def run_demo(out: str | Path, example: str = "cumene", steps: int | None = None,
     times: dict[str, float] = {}
     config = None
     if steps is None:
-        checkpoint = resolve_checkpoint(shipped_model(example))
+        checkpoint = resolve_checkpoint(model or shipped_model(example))
     else:
         data = {"topology": str(folder / "topol.top"), "mapping": str(mapping),
                 "aa": str(data_dir / "train_aa.xtc"), "aa_structure": str(folder / "aa.gro"),
@@ -154,7 +159,10 @@ def _report(example: str, folder: Path, n_frames: int, n_train: int, config, che
     command = record.get("command", "")
     summary = (out / "summary.md").read_text()
     plots = "\n".join(f"![{p.stem}]({p.name})" for p in sorted(out.glob("*.png")))
-    if config is None:
+    if config is None and checkpoint.stem != shipped_model(example):
+        model = f"the model `{checkpoint.stem}` (`gdbm models {checkpoint.stem}` says what it was trained on)"
+        fit_row = ""
+    elif config is None:
         model = (f"the model shipped for it, `{checkpoint.stem}` (trained on frames 0-{n_train - 1}; "
                  f"`gdbm models {checkpoint.stem}` says how)")
         fit_row = ""
