@@ -25,23 +25,33 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
                          path) from None
 
 
+def recorded_model(checkpoint: dict, path: str | Path) -> tuple[ExperimentConfig, FeatureSpec]:
+    """The experiment config and feature layout a loaded checkpoint recorded; unreadable ones are an
+    :class:`InputError` naming ``path``."""
+    try:
+        return ExperimentConfig.model_validate(checkpoint["config"]), FeatureSpec.from_dict(checkpoint["features"])
+    except (ValidationError, KeyError, TypeError, ValueError) as err:
+        raise InputError(f"not a gdbm checkpoint: its config or feature layout is unreadable "
+                         f"({' '.join(str(err).split()[:12])})", path) from None
+
+
+def load_weights(module: nn.Module, state: dict, path: str | Path, what: str = "generator") -> None:
+    """``state`` into ``module``; weights that do not fit are an :class:`InputError` naming ``path``."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as err:
+        raise InputError(f"the checkpoint's {what} weights do not fit its config "
+                         f"({' '.join(str(err).split()[:16])})", path) from None
+
+
 def load_generator(path: str | Path, device: str = "cpu") -> tuple[nn.Module, FeatureSpec, ExperimentConfig]:
     """The trained generator of a checkpoint or a shipped model's name (:mod:`gdbm.training.pretrained`),
     its feature layout and its experiment config; a file that is not one is an :class:`InputError` naming it."""
     path = resolve_checkpoint(path)
     ck = load_checkpoint(path, device, required=GENERATOR_KEYS)
-    try:
-        config = ExperimentConfig.model_validate(ck["config"])
-        spec = FeatureSpec.from_dict(ck["features"])
-    except (ValidationError, KeyError, TypeError, ValueError) as err:
-        raise InputError(f"not a gdbm checkpoint: its config or feature layout is unreadable "
-                         f"({' '.join(str(err).split()[:12])})", path) from None
+    config, spec = recorded_model(ck, path)
     generator, _ = config.model.entry.build(spec.n_features, spec.n_target_types, config.model.options)
-    try:
-        generator.load_state_dict(ck["generator"])
-    except (RuntimeError, TypeError, AttributeError) as err:
-        raise InputError(f"the checkpoint's generator weights do not fit its config "
-                         f"({' '.join(str(err).split()[:16])})", path) from None
+    load_weights(generator, ck["generator"], path)
     return generator.to(device).eval(), spec, config
 
 
