@@ -40,6 +40,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", help="run folder (default runs/<config name>)")
     p.add_argument("--steps", type=int, help="generator updates in total (overrides training.steps)")
     p.add_argument("--device", help="torch device, e.g. cpu or cuda (overrides training.device)")
+    p.add_argument("--init-from", metavar="MODEL",
+                   help="fine-tune: start from a shipped model (a name from gdbm models) or a checkpoint file; "
+                        "the network and type vocabulary stay the model's, the run starts at step 0 "
+                        "(overrides training.init_from; a resumed run continues from its own checkpoint)")
     start = p.add_mutually_exclusive_group()
     start.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     start.add_argument("--force", action="store_true",
@@ -55,5 +59,5 @@ def run(args: argparse.Namespace) -> int:
     check_device(args.device)
     mode = "resume" if args.resume else "force" if args.force else "new"
     fit(args.config, args.output, mode, conditioner=args.conditioner, steps=args.steps,
-        device=args.device)
+        device=args.device, init_from=args.init_from)
     return 0

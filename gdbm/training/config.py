@@ -80,6 +80,10 @@ ModelConfig = create_model(
 class TrainingConfig(_Strict):
     batch_size: int = Field(64, ge=1)
     steps: int = Field(2000, ge=1, description="generator updates")
+    init_from: str | None = Field(None, description="fine-tune: start from this model's weights, a shipped "
+                                  "model's name (gdbm models) or a checkpoint file; the network (model and "
+                                  "environment sections) and type vocabulary stay the model's "
+                                  "(gdbm.training.init_from)")
     n_critic: int = Field(5, ge=1, description="critic updates per generator update")
     lr_generator: float = Field(1e-4, gt=0)
     lr_critic: float = Field(1e-4, gt=0)
@@ -198,7 +202,19 @@ def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentCo
     raw = read_sections(path, overrides)
     data = raw["data"]
     raw["data"] = [_resolve(d, path) for d in data] if isinstance(data, list) else _resolve(data, path)
+    training = raw.get("training")
+    if isinstance(training, dict) and isinstance(training.get("init_from"), str):
+        raw["training"] = {**training, "init_from": model_reference(training["init_from"], path.parent)}
     return validate(ExperimentConfig, raw, path)
+
+
+def model_reference(value: str, base: Path) -> str:
+    """``training.init_from`` as recorded: a shipped model's name as given; a checkpoint file (a path with a
+    folder or a ``.pt`` ending, or an existing file) as an absolute path, a relative one taken from ``base``."""
+    path = Path(value).expanduser()
+    if not (path.is_absolute() or len(path.parts) > 1 or path.suffix == ".pt" or (base / path).is_file()):
+        return value
+    return str((path if path.is_absolute() else base / path).resolve())
 
 
 RESUMABLE_CHANGES = {"training.steps", "training.checkpoint_every", "training.keep_every", "training.log_every",

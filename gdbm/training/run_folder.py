@@ -10,6 +10,9 @@ and the demo all train through :func:`train_in_folder`, so the rules are the sam
 - ``force``: delete the old checkpoint, log and kept copies, then start over;
 - ``auto``: resume when there is a checkpoint, else start (studies and the demo continue by themselves).
 
+A run that starts (not one that resumes) from another model's weights, ``training.init_from``,
+keeps that model's network and vocabulary (:mod:`gdbm.training.init_from`).
+
 Under ``torchrun`` only the main rank touches files; the others wait at a barrier until the
 folder is ready.
 """
@@ -21,7 +24,8 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from gdbm.training import trainer as _trainer
-from gdbm.training.config import ExperimentConfig, load_config
+from gdbm.training.config import ExperimentConfig, load_config, model_reference
+from gdbm.training.init_from import plan_start
 from gdbm.training.log import LOG
 from gdbm.training.log_plot import PLOT
 from gdbm.training.trainer import CHECKPOINT, TrainState
@@ -68,22 +72,27 @@ def prepare_folder(folder: Path, mode: RunMode, config_text: str | None, distrib
 
 def train_in_folder(config: ExperimentConfig, folder: str | Path, mode: RunMode = "new", *,
                     distributed: Distributed = Distributed(), config_text: str | None = None,
-                    log: Callable[[str], None] = _no_log) -> TrainState:
+                    log: Callable[[str], None] = _no_log, config_file: Path | None = None) -> TrainState:
     """Train ``config`` in ``folder`` to ``config.training.steps`` by the rules of ``mode``; returns the final state.
 
     ``config_text`` (YAML) is written as the folder's ``config.yaml``; ``log`` hears, on the main
     rank, whether the run starts or resumes. ``distributed`` is the caller's to open and close.
+    ``config_file``: the file ``config`` came from, named when its network differs from the model
+    ``training.init_from`` fine-tunes.
     """
     folder = Path(folder)
     check_folder(folder, mode)
-    data = _trainer.load_training_data(config)  # a bad input ends here, before the folder is created or cleared
+    resuming = mode == "resume" or (mode == "auto" and (folder / CHECKPOINT).exists())
+    start = plan_start(config, folder / CHECKPOINT, resuming, config_file)
+    config = start.config  # with the network of the model it fine-tunes, if any
+    data = _trainer.load_training_data(config, start.spec)  # a bad input ends here, before the folder is touched
     prepare_folder(folder, mode, config_text, distributed)
-    trainer = _trainer.build_trainer(config, folder, distributed, data)
+    trainer = _trainer.build_trainer(config, folder, distributed, data, start)
     try:
-        resumed = mode in ("resume", "auto") and trainer.resume()
+        resumed = resuming and trainer.resume()
         if distributed.is_main:
-            start = f"resuming at step {trainer.state.step}" if resumed else "start"
-            log(f"{start} -> {config.training.steps} steps")
+            begin = f"start from {config.training.init_from}" if start.generator is not None else "start"
+            log(f"{f'resuming at step {trainer.state.step}' if resumed else begin} -> {config.training.steps} steps")
         return trainer.fit()
     finally:
         trainer.release()
@@ -91,12 +100,13 @@ def train_in_folder(config: ExperimentConfig, folder: str | Path, mode: RunMode 
 
 def fit(config_path: str | Path, output: str | Path | None = None, mode: RunMode = "new", *,
         conditioner: str | None = None, steps: int | None = None, device: str | None = None,
-        log: Callable[[str], None] = print) -> TrainState:
+        init_from: str | None = None, log: Callable[[str], None] = print) -> TrainState:
     """Train the experiment of a YAML config into a run folder (``gdbm fit``); returns the final state.
 
     ``output`` defaults to ``runs/<config name>``; ``conditioner`` (a name in
-    :data:`gdbm.conditioners.registry.CONDITIONERS`), ``steps`` and ``device`` override the
-    config's ``model.conditioner``, ``training.steps`` and ``training.device``. Started by
+    :data:`gdbm.conditioners.registry.CONDITIONERS`), ``steps``, ``device`` and ``init_from`` (a
+    shipped model's name or a checkpoint path, relative to the working folder) override the
+    config's ``model.conditioner``, ``training.steps``, ``training.device`` and ``training.init_from``. Started by
     ``torchrun``, the processes train one model with DistributedDataParallel; ``log`` hears the
     main rank's progress lines.
     """
@@ -105,12 +115,15 @@ def fit(config_path: str | Path, output: str | Path | None = None, mode: RunMode
     config = load_config(config_path, {"training": training} if training else None)
     if conditioner is not None:
         config = with_conditioner(config, conditioner, config_path)
+    if init_from is not None:
+        reference = model_reference(init_from, Path.cwd())
+        config = config.model_copy(update={"training": config.training.model_copy(update={"init_from": reference})})
     folder = Path(output) if output is not None else Path("runs") / config_path.stem
     check_folder(folder, mode)  # before joining a process group: a refusal ends every rank at once
     distributed = from_environment(config.training.device)
     try:
-        state = train_in_folder(config, folder, mode, distributed=distributed,
-                                config_text=config_path.read_text(), log=lambda line: log(f"{folder}: {line}"))
+        state = train_in_folder(config, folder, mode, distributed=distributed, config_text=config_path.read_text(),
+                                log=lambda line: log(f"{folder}: {line}"), config_file=config_path)
     finally:
         distributed.close()
     if distributed.is_main:
@@ -123,8 +136,10 @@ def with_conditioner(config: ExperimentConfig, name: str, source: Path) -> Exper
     """``config`` with ``model.conditioner`` set to ``name``, validated again (a bad name names ``source``).
 
     Set on the validated config rather than merged into the file's mapping, so a file that still
-    spells the key ``encoder`` is overridden too.
+    spells the key ``encoder`` is overridden too; what the file left out stays unset (a fine-tuned
+    run takes it from its model, :mod:`gdbm.training.init_from`).
     """
-    raw = config.model_dump(mode="json")
+    raw = config.model_dump(mode="json", exclude_unset=True)
+    raw.setdefault("model", {})
     raw["model"]["conditioner"] = name
     return validate(ExperimentConfig, raw, source)

@@ -33,6 +33,7 @@ from gdbm.topology.system import MappedSystem
 from gdbm.topology.mapping import SystemMapping
 from gdbm.training.checkpoint import RESUME_KEYS, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gdbm.training.config import ExperimentConfig, config_changes
+from gdbm.training.init_from import Start, check_vocabulary, plan_start
 from gdbm.training.log import LOG, CSVLog
 from gdbm.training.log_plot import PLOT, plot_training_log
 from gdbm.training.prior import EnergyPrior
@@ -472,15 +473,22 @@ def check_cg_frames(aa: Frames, cg: Frames, mapping: SystemMapping, mapping_file
     return rms
 
 
-def build_dataset(config: ExperimentConfig, loaded: Sources | None = None) -> SequenceDataset | TrainingSet:
+def build_dataset(config: ExperimentConfig, loaded: Sources | None = None,
+                  spec: FeatureSpec | None = None) -> SequenceDataset | TrainingSet:
     """The training samples named by the config's data, ordering and environment sections
     (of the sources already ``loaded`` by :func:`load_sources`, if given).
 
     Several data sources give one :class:`TrainingSet` whose feature layout covers the atom
-    and bead types of all of them.
+    and bead types of all of them; a given ``spec`` (the vocabulary of the model a run is
+    fine-tuned from, ``training.init_from``) is kept instead, and must hold all of them.
     """
     loaded = loaded if loaded is not None else load_sources(config)
-    spec = FeatureSpec.union([FeatureSpec.from_system(s.system, config.environment) for s in loaded])
+    own = [FeatureSpec.from_system(s.system, config.environment) for s in loaded]
+    if spec is None:
+        spec = FeatureSpec.union(own)
+    else:
+        for source, types in zip(config.sources, own):
+            check_vocabulary(spec, types, source, str(config.training.init_from))
     parts = [_samples(config, s.frames, s.system, s.beads, spec) for s in loaded]
     if len(parts) == 1:
         return parts[0]
@@ -516,21 +524,28 @@ class TrainingData:
     validation: SequenceDataset | TrainingSet | None = None
 
 
-def load_training_data(config: ExperimentConfig) -> TrainingData:
+def load_training_data(config: ExperimentConfig, spec: FeatureSpec | None = None) -> TrainingData:
     """Read and check every input the config names (touches no output: a bad input fails before
-    a run folder is created or cleared)."""
+    a run folder is created or cleared); ``spec``: a feature layout to keep (:func:`build_dataset`)."""
     loaded = load_sources(config)
     stereo = StereoTemplate.from_frames([(s.system.aa, s.frames.positions, s.frames.boxes) for s in loaded])
-    dataset = build_dataset(config, loaded)
+    dataset = build_dataset(config, loaded, spec)
     return TrainingData(dataset, stereo, build_validation_set(config, loaded, dataset.spec))
 
 
 def build_trainer(config: ExperimentConfig, out_dir: str | Path, distributed: Distributed = Distributed(),
-                  data: TrainingData | None = None) -> Trainer:
-    """Dataset (``data``, else loaded now), networks and optimisers of an experiment, seeded from the config."""
-    data = data if data is not None else load_training_data(config)
+                  data: TrainingData | None = None, start: Start | None = None) -> Trainer:
+    """Dataset (``data``, else loaded now), networks and optimisers of an experiment, seeded from the config;
+    the networks start from the weights of ``start`` when it has some (fine-tuning, :mod:`gdbm.training.init_from`;
+    without ``start``, a config's ``training.init_from`` is planned here as for a new run)."""
+    if start is None and config.training.init_from is not None:
+        start = plan_start(config, Path(out_dir) / CHECKPOINT, resuming=False)
+    config = start.config if start is not None else config
+    data = data if data is not None else load_training_data(config, start.spec if start else None)
     dataset, stereo = data.dataset, data.stereo
     torch.manual_seed(config.training.seed)
     generator, critic = config.model.entry.build(dataset.spec.n_features, dataset.spec.n_target_types,
                                              config.model.options)
+    if start is not None:
+        start.load_into(generator, critic)
     return Trainer(config, dataset, generator, critic, out_dir, distributed, stereo, data.validation)
