@@ -115,7 +115,8 @@ def add_global_options(p: argparse.ArgumentParser, top: bool) -> None:
     g = p.add_argument_group("global options (before or after the command)")
     g.add_argument("--threads", type=int, metavar="N", **default,
                    help="torch CPU threads, and OpenMM CPU threads where a command runs OpenMM (default: "
-                        "torch's choice; use 1 when other jobs share the cores)")
+                        "the usable CPUs less those other jobs keep busy by the 1-minute load average, at least "
+                        "1; OMP_NUM_THREADS, if set, instead)")
     g.add_argument("-q", "--quiet", action="store_true", **default,
                    help="no progress output (bars or progress lines); errors and results are still printed")
     g.add_argument("-v", "--verbose", action="store_true", **default,

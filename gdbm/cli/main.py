@@ -36,6 +36,7 @@ from gdbm.cli.datagen import add_parser as _add_datagen
 from gdbm.cli.energy import add_parser as _add_energy
 from gdbm.cli.demo import add_parser as _add_demo
 from gdbm.utils.errors import TRACEBACK_VARIABLE, describe_error
+from gdbm.utils.threads import choose_threads
 from gdbm.cli.models import add_parser as _add_models
 from gdbm.cli.morph import add_parser as _add_morph
 from gdbm.cli.order import add_parser as _add_order
@@ -143,13 +144,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quiet and args.verbose:
         print(f"gdbm {args.command}: error: --quiet and --verbose exclude each other", file=sys.stderr)
         return 2
-    if args.threads is not None:
+    if args.threads is not None and args.threads < 1:
+        print(f"gdbm {args.command}: error: --threads must be >= 1", file=sys.stderr)
+        return 2
+    threads = choose_threads(args.threads)
+    if threads is not None:
         import torch
 
-        if args.threads < 1:
-            print(f"gdbm {args.command}: error: --threads must be >= 1", file=sys.stderr)
-            return 2
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(threads)
     _set_verbosity(args)
     with _quiet_unraisable(), _sigterm_as_interrupt(), _warnings_as_lines(args.command):
         try:
