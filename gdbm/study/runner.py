@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from gdbm.utils.atomic_files import write_text
+from gdbm.utils.config_files import merge_sections
 from gdbm.utils.errors import InputError
 from gdbm.study.config import ModelArm, StudyConfig, SystemConfig, TestSet, load_study
 
@@ -48,21 +49,13 @@ def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _merge(base: dict, override: dict) -> dict:
-    """``override`` merged into ``base`` key by key, nested mappings included."""
-    out = dict(base)
-    for key, value in override.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
 def arm_experiment(study: StudyConfig, arm: ModelArm) -> dict:
     """The `gdbm fit` config of a trained arm as plain data: the base config, the arm's overrides,
     and its training mix as the data section (absolute paths)."""
     if "data" in arm.fit:
         raise InputError(f"model {arm.name!r}: 'fit' must not override 'data'; the mix is given by 'train'")
     base = yaml.safe_load(study.fit.read_text()) or {}
-    raw = _merge({k: v for k, v in base.items() if k != "data"}, arm.fit)
+    raw = merge_sections({k: v for k, v in base.items() if k != "data"}, arm.fit)
     sources = []
     for name, share in arm.train.items():
         system = study.systems[name]

@@ -26,7 +26,7 @@ from gdbm.training.checkpoint import GENERATOR_KEYS, load_checkpoint
 from gdbm.training.config import DataConfig, ExperimentConfig, config_changes
 from gdbm.training.pretrained import resolve_checkpoint
 from gdbm.training.trained_model import load_weights, recorded_model
-from gdbm.utils.config_files import validate
+from gdbm.utils.config_files import merge_sections, validate
 from gdbm.utils.errors import InputError
 
 #: The config sections that shape the network and its input: a fine-tuned run keeps the model's.
@@ -94,7 +94,8 @@ def adopt_network(config: ExperimentConfig, recorded: ExperimentConfig, model: s
     """
     raw, saved = config.model_dump(mode="json"), recorded.model_dump(mode="json")
     for section in NETWORK_SECTIONS:
-        raw[section] = _merged(saved[section], getattr(config, section).model_dump(mode="json", exclude_unset=True))
+        given = getattr(config, section).model_dump(mode="json", exclude_unset=True)
+        raw[section] = merge_sections(saved[section], given)
     adopted = validate(ExperimentConfig, raw, where)
     changed = [k for k in config_changes(saved, adopted) if k.split(".")[0] in NETWORK_SECTIONS]
     if changed:
@@ -104,14 +105,6 @@ def adopt_network(config: ExperimentConfig, recorded: ExperimentConfig, model: s
                          f"{' and '.join(NETWORK_SECTIONS)} (they are taken from the model) or give the model's values",
                          where)
     return adopted
-
-
-def _merged(base: dict, given: dict) -> dict:
-    """``base`` with the values of ``given`` laid over it, section by section."""
-    out = dict(base)
-    for key, value in given.items():
-        out[key] = _merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
-    return out
 
 
 def _at(data: dict, key: str) -> object:

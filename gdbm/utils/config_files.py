@@ -93,3 +93,13 @@ def validate(model: type[Model], raw: dict, path: Path) -> Model:
         first = err.errors()[0]
         where = ".".join(str(x) for x in first["loc"])
         raise InputError(f"{where}: {first['msg']} ({len(err.errors())} problem(s) in all)", path) from err
+
+
+def merge_sections(base: dict, override: dict) -> dict:
+    """``override`` laid over ``base`` key by key, nested mappings merged rather than replaced
+    (a config section given in part keeps the rest of the base's)."""
+    out = dict(base)
+    for key, value in override.items():
+        nested = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = merge_sections(out[key], value) if nested else value
+    return out
