@@ -187,6 +187,24 @@ class SideGroupPivot:
         return x.to(positions.dtype)
 
 
+def constrain_hydrogen_bonds(positions: Tensor, boxes: Tensor, top: Topology) -> Tensor:
+    """Positions ``[F, n, 3]`` with every bond to a hydrogen (under 1.5 u) at ``b0``, each hydrogen moved
+    along its bond (no bond angle changes); what h-bond constraints hold in the reference MD."""
+    from gdbm.physics.constraints import bond_constraints
+
+    pairs, b0 = bond_constraints(top)
+    light = top.masses[pairs] < 1.5  # [m, 2]
+    one = light.sum(-1) == 1
+    pairs, light, b0 = pairs[one], light[one], b0[one]
+    hydrogen = torch.where(light[:, 0], pairs[:, 0], pairs[:, 1])
+    heavy = torch.where(light[:, 0], pairs[:, 1], pairs[:, 0])
+    bond = minimum_image(positions[:, hydrogen] - positions[:, heavy], boxes.to(positions.dtype))  # [F, m, 3]
+    length = bond.norm(dim=-1, keepdim=True)  # [F, m, 1]
+    out = positions.clone()  # each hydrogen keeps its periodic image
+    out[:, hydrogen] += (b0.to(positions.dtype).view(1, -1, 1) - length) * bond / length.clamp_min(1e-9)
+    return out
+
+
 def main() -> None:
     import argparse
 
@@ -204,7 +222,7 @@ def main() -> None:
     p.add_argument("--cg-first", type=int, default=0, help="the CG frame of the first AA frame (default 0)")
     p.add_argument("--aa", required=True)
     p.add_argument("--aa-struct")
-    p.add_argument("--steps", required=True, help="comma-separated, in order: bonds, centres, bonds+centres (alternated), pivot, hydrogens")
+    p.add_argument("--steps", required=True, help="comma-separated, in order: bonds, centres, bonds+centres (alternated), pivot, hydrogens, hbonds")
     p.add_argument("-o", "--output", required=True)
     a = p.parse_args()
     system = load_mapped_system(a.top, a.cg_map, partial=True)
@@ -223,6 +241,8 @@ def main() -> None:
             x = SideGroupPivot(top, mapping)(x, box, targets)
         elif step == "hydrogens":
             x = HydrogenBuilder(top)(x, box)
+        elif step == "hbonds":  # bonds to hydrogens only
+            x = constrain_hydrogen_bonds(x, box, top)
         else:
             raise SystemExit(f"unknown step {step!r}")
     write_frames(a.output, Frames(x.float(), g.boxes, g.labels, g.names, g.resnames, g.resids), force=True)

@@ -130,6 +130,26 @@ def test_supervised_warm_up_then_adversarial_steps(config, tmp_path: Path):
     assert rows[0]["supervised_mse"] and not rows[0]["wasserstein"] and rows[2]["wasserstein"]
 
 
+def test_supervised_learning_rate_falls_on_a_cosine_to_its_final_value(config, tmp_path: Path):
+    from gdbm.training.trainer import supervised_lr
+
+    decayed = config.model_copy(update={"training": config.training.model_copy(
+        update={"pretrain_steps": 3, "steps": 3, "pretrain_lr": 1e-3, "pretrain_lr_final": 1e-5})})
+    assert [supervised_lr(decayed.training, k) for k in range(3)] == pytest.approx([1e-3, 5.05e-4, 1e-5])
+    assert supervised_lr(config.training, 7) == config.training.pretrain_lr  # no final value: constant
+    trainer = build_trainer(decayed, tmp_path / "run")
+    optimiser, seen = trainer.state.opt_generator, []
+    step = optimiser.step
+
+    def spy(*args, **kwargs):
+        seen.append(optimiser.param_groups[0]["lr"])
+        return step(*args, **kwargs)
+
+    optimiser.step = spy
+    trainer.fit(3, progress=False)
+    assert seen == pytest.approx([1e-3, 5.05e-4, 1e-5])
+
+
 def test_resuming_with_another_config_warns_and_names_what_changed(config, tmp_path: Path):
     import warnings
 

@@ -92,6 +92,9 @@ class TrainingConfig(_Strict):
     pretrain_steps: int = Field(0, ge=0, description="first generator updates trained supervised (squared "
                                 "distance to the reference + prior), without critic; they count in steps")
     pretrain_lr: float = Field(1e-3, gt=0, description="generator learning rate of the supervised updates")
+    pretrain_lr_final: float | None = Field(None, gt=0, description="if set, the supervised learning rate falls "
+                                            "from pretrain_lr to this on a cosine over the pretrain_steps "
+                                            "(None: constant)")
     gp_fraction: float = Field(1.0, gt=0, le=1, description="fraction of each critic batch whose interpolates "
                                "are penalised (the penalty's double backward dominates CPU time)")
     checkpoint_every: int = Field(100, ge=1)

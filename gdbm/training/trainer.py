@@ -32,7 +32,7 @@ from gdbm.topology.stereo import StereoTemplate
 from gdbm.topology.system import MappedSystem
 from gdbm.topology.mapping import SystemMapping
 from gdbm.training.checkpoint import RESUME_KEYS, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from gdbm.training.config import ExperimentConfig, config_changes
+from gdbm.training.config import ExperimentConfig, TrainingConfig, config_changes
 from gdbm.training.init_from import Start, check_vocabulary, plan_start
 from gdbm.training.log import LOG, CSVLog
 from gdbm.training.log_plot import PLOT, plot_training_log
@@ -112,6 +112,17 @@ def generator_loss(generator: Generator, critic: Critic, batch: SequenceBatch, n
     adversarial = -_masked_mean(scores, mask)
     stats = {"generator_adversarial": adversarial.item()}
     return _with_prior(adversarial, batch, fake, prior, prior_weight, stats)
+
+
+def supervised_lr(training: TrainingConfig, step: int) -> float:
+    """The learning rate of supervised update ``step``: ``pretrain_lr``, or with ``pretrain_lr_final`` a cosine
+    from ``pretrain_lr`` (first update) to ``pretrain_lr_final`` (last supervised update). A function of the
+    step alone, so a resumed run follows the same schedule."""
+    start, final = training.pretrain_lr, training.pretrain_lr_final
+    if final is None:
+        return start
+    progress = min(step / max(training.pretrain_steps - 1, 1), 1.0)
+    return final + 0.5 * (start - final) * (1.0 + math.cos(math.pi * progress))
 
 
 def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, prior: EnergyPrior,
@@ -326,14 +337,14 @@ class Trainer:
                 if k in VALIDATION_NUMBERS or k.startswith(("energy_", "reference_"))}
 
     def pretrain_step(self) -> dict[str, float]:
-        """One supervised generator update (:func:`supervised_loss`) at ``pretrain_lr``; no critic."""
+        """One supervised generator update (:func:`supervised_loss`) at :func:`supervised_lr`; no critic."""
         s, t = self.state, self.config.training
         rng = self._rng(s.step, t.n_critic)
         batch = self._batch(rng)
         loss, stats = supervised_loss(self._generator, batch, self._noise(batch, rng), self.prior,
                                       self.prior.weight(s.step))
         for group in s.opt_generator.param_groups:
-            group["lr"] = t.pretrain_lr
+            group["lr"] = supervised_lr(t, s.step)
         s.opt_generator.zero_grad(set_to_none=True)
         loss.backward()
         s.opt_generator.step()
