@@ -143,7 +143,7 @@ def run_demo(out: str | Path, example: str = "cumene", steps: int | None = None,
     sets = {"generator": read_frames(raw_output_path(output) if refine != "none" else output, folder / "aa.gro")}
     if refine != "none":
         sets[f"generator + {refine}"] = read_frames(output, folder / "aa.gro")
-    evaluator = Evaluator(system.aa, cutoff=0.7, mapping=system.mapping)
+    evaluator = Evaluator(system.aa, mapping=system.mapping)  # gdbm eval's LJ cutoff, so the numbers agree
     metrics = evaluate_sets(evaluator, test_aa, sets, out, cg=test_cg, force=True,
                             settings={"example": example, "model": str(checkpoint), "candidates": candidates,
                                       "refine": refine})
