@@ -150,6 +150,21 @@ def test_supervised_learning_rate_falls_on_a_cosine_to_its_final_value(config, t
     assert seen == pytest.approx([1e-3, 5.05e-4, 1e-5])
 
 
+def test_supervised_weight_adds_the_squared_distance_to_the_adversarial_loss(config, tmp_path: Path):
+    from gdbm.training.trainer import generator_loss, supervised_loss
+
+    trainer = build_trainer(config, tmp_path / "run")
+    g, critic = trainer.state.generator, trainer.state.critic
+    g.eval()  # the same forward pass for every call
+    batch = trainer._batch(trainer._rng(0, 1))
+    noise = trainer._noise(batch, trainer._rng(0, 1))
+    plain, _ = generator_loss(g, critic, batch, noise, trainer.prior, 0.0)
+    tethered, stats = generator_loss(g, critic, batch, noise, trainer.prior, 0.0, supervised_weight=3.0)
+    _, reference = supervised_loss(g, batch, noise, trainer.prior, 0.0)
+    assert stats["supervised_mse"] == pytest.approx(reference["supervised_mse"]) and stats["supervised_mse"] > 0
+    assert tethered.item() == pytest.approx(plain.item() + 3.0 * stats["supervised_mse"], rel=1e-5)
+
+
 def test_resuming_with_another_config_warns_and_names_what_changed(config, tmp_path: Path):
     import warnings
 

@@ -95,6 +95,9 @@ class TrainingConfig(_Strict):
     pretrain_lr_final: float | None = Field(None, gt=0, description="if set, the supervised learning rate falls "
                                             "from pretrain_lr to this on a cosine over the pretrain_steps "
                                             "(None: constant)")
+    supervised_weight: float = Field(0.0, ge=0, description="adversarial phase: this weight times the generated "
+                                     "atoms' mean squared distance (nm^2) to the reference is added to the "
+                                     "generator's loss (0: the critic and the prior alone)")
     gp_fraction: float = Field(1.0, gt=0, le=1, description="fraction of each critic batch whose interpolates "
                                "are penalised (the penalty's double backward dominates CPU time)")
     checkpoint_every: int = Field(100, ge=1)

@@ -103,15 +103,23 @@ def _cat_particles(*parts: Particles) -> Particles:
 
 
 def generator_loss(generator: Generator, critic: Critic, batch: SequenceBatch, noise: Tensor,
-                   prior: EnergyPrior, prior_weight: float) -> tuple[Tensor, dict[str, float]]:
-    """Adversarial loss of the unrolled sequences plus the weighted energy prior."""
+                   prior: EnergyPrior, prior_weight: float,
+                   supervised_weight: float = 0.0) -> tuple[Tensor, dict[str, float]]:
+    """Adversarial loss of the unrolled sequences plus the weighted energy prior and, with
+    ``supervised_weight``, that weight times their mean squared distance to the reference (nm^2): a
+    tether to where the supervised phase put the atoms, which the critic alone does not hold."""
     fake = generate_sequence(generator, batch, noise)  # [B, L, 3], differentiable
     types, mask = batch.target_types, batch.step_mask.float()
     scores = torch.stack([critic(particles_for_step(batch, k, fake), types[:, k], fake[:, k])
                           for k in range(types.shape[1])], 1)  # [B, L]
     adversarial = -_masked_mean(scores, mask)
     stats = {"generator_adversarial": adversarial.item()}
-    return _with_prior(adversarial, batch, fake, prior, prior_weight, stats)
+    loss = adversarial
+    if supervised_weight:
+        mse = _masked_mean((fake - batch.targets).square().sum(-1), mask)
+        loss = loss + supervised_weight * mse
+        stats["supervised_mse"] = mse.item()
+    return _with_prior(loss, batch, fake, prior, prior_weight, stats)
 
 
 def supervised_lr(training: TrainingConfig, step: int) -> float:
@@ -374,7 +382,7 @@ class Trainer:
         for p in s.critic.parameters():
             p.requires_grad_(False)
         loss, g_stats = generator_loss(self._generator, s.critic, batch, self._noise(batch, rng), self.prior,
-                                       self.prior.weight(s.step))
+                                       self.prior.weight(s.step), t.supervised_weight)
         s.opt_generator.zero_grad(set_to_none=True)
         loss.backward()
         s.opt_generator.step()
