@@ -102,6 +102,11 @@ def _cat_particles(*parts: Particles) -> Particles:
                      torch.cat([p.mask for p in parts]))
 
 
+def _squared_distance(fake: Tensor, batch: SequenceBatch) -> Tensor:
+    """Mean squared distance (nm^2) of generated atoms ``[B, L, 3]`` to the reference, over the real steps."""
+    return _masked_mean((fake - batch.targets).square().sum(-1), batch.step_mask.float())
+
+
 def generator_loss(generator: Generator, critic: Critic, batch: SequenceBatch, noise: Tensor,
                    prior: EnergyPrior, prior_weight: float,
                    supervised_weight: float = 0.0) -> tuple[Tensor, dict[str, float]]:
@@ -116,7 +121,7 @@ def generator_loss(generator: Generator, critic: Critic, batch: SequenceBatch, n
     stats = {"generator_adversarial": adversarial.item()}
     loss = adversarial
     if supervised_weight:
-        mse = _masked_mean((fake - batch.targets).square().sum(-1), mask)
+        mse = _squared_distance(fake, batch)
         loss = loss + supervised_weight * mse
         stats["supervised_mse"] = mse.item()
     return _with_prior(loss, batch, fake, prior, prior_weight, stats)
@@ -143,7 +148,7 @@ def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, p
     prior's mode (validation on held-out frames).
     """
     fake = generate_sequence(generator, batch, noise)  # [B, L, 3]
-    mse = _masked_mean((fake - batch.targets).square().sum(-1), batch.step_mask.float())
+    mse = _squared_distance(fake, batch)
     return _with_prior(mse, batch, fake, prior, prior_weight, {"supervised_mse": mse.item()}, reference)
 
 
