@@ -165,6 +165,37 @@ def test_supervised_weight_adds_the_squared_distance_to_the_adversarial_loss(con
     assert tethered.item() == pytest.approx(plain.item() + 3.0 * stats["supervised_mse"], rel=1e-5)
 
 
+def test_centre_shift_sees_a_shifted_sequence_but_not_scatter_about_its_centre(config, tmp_path: Path):
+    from gdbm.training.trainer import _centre_shift
+
+    trainer = build_trainer(config, tmp_path / "run")
+    batch = trainer._batch(trainer._rng(0, 1))
+    mask = batch.step_mask.float()[..., None]  # [B, L, 1]
+    scatter = torch.randn_like(batch.targets) * mask
+    scatter = scatter - scatter.sum(1, keepdim=True) / mask.sum(1, keepdim=True) * mask  # zero mean per sequence
+    padding = torch.randn_like(batch.targets) * (1 - mask)  # padding steps never count
+    assert _centre_shift(batch.targets + scatter + padding, batch).item() == pytest.approx(0.0, abs=1e-10)
+    shift = torch.tensor([0.03, -0.04, 0.0])
+    assert _centre_shift(batch.targets + scatter + shift, batch).item() == pytest.approx(0.0025, rel=1e-4)
+
+
+def test_centre_weight_adds_the_centre_shift_to_both_losses(config, tmp_path: Path):
+    from gdbm.training.trainer import generator_loss, supervised_loss
+
+    trainer = build_trainer(config, tmp_path / "run")
+    g, critic = trainer.state.generator, trainer.state.critic
+    g.eval()
+    batch = trainer._batch(trainer._rng(0, 1))
+    noise = trainer._noise(batch, trainer._rng(0, 1))
+    plain, stats = supervised_loss(g, batch, noise, trainer.prior, 0.0)
+    held, _ = supervised_loss(g, batch, noise, trainer.prior, 0.0, centre_weight=5.0)
+    assert 0 < stats["centre_mse"] < stats["supervised_mse"]  # the centre of a sequence errs less than its atoms
+    assert held.item() == pytest.approx(plain.item() + 5.0 * stats["centre_mse"], rel=1e-5)
+    adversarial, _ = generator_loss(g, critic, batch, noise, trainer.prior, 0.0)
+    adv_held, _ = generator_loss(g, critic, batch, noise, trainer.prior, 0.0, centre_weight=5.0)
+    assert adv_held.item() == pytest.approx(adversarial.item() + 5.0 * stats["centre_mse"], rel=1e-5)
+
+
 def test_resuming_with_another_config_warns_and_names_what_changed(config, tmp_path: Path):
     import warnings
 

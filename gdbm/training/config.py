@@ -98,6 +98,10 @@ class TrainingConfig(_Strict):
     supervised_weight: float = Field(0.0, ge=0, description="adversarial phase: this weight times the generated "
                                      "atoms' mean squared distance (nm^2) to the reference is added to the "
                                      "generator's loss (0: the critic and the prior alone)")
+    centre_weight: float = Field(0.0, ge=0, description="both phases: this weight times the mean squared distance "
+                                 "(nm^2) between the centre of each generated sequence and the reference's is "
+                                 "added to the generator's loss: the sequence's share of its bead's CG position, "
+                                 "so CG consistency (0: off)")
     gp_fraction: float = Field(1.0, gt=0, le=1, description="fraction of each critic batch whose interpolates "
                                "are penalised (the penalty's double backward dominates CPU time)")
     checkpoint_every: int = Field(100, ge=1)

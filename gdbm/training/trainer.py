@@ -107,23 +107,43 @@ def _squared_distance(fake: Tensor, batch: SequenceBatch) -> Tensor:
     return _masked_mean((fake - batch.targets).square().sum(-1), batch.step_mask.float())
 
 
+def _centre_shift(fake: Tensor, batch: SequenceBatch) -> Tensor:
+    """Mean over the sequences of the squared distance (nm^2) between the centre of the generated atoms
+    ``[B, L, 3]`` and the centre of the reference's. A sequence holds one element (a bead's heavy atoms or
+    its hydrogens), so this is its mass-weighted share of the bead's CG position: zero for every sequence
+    means a CG-consistent structure, whatever the per-atom scatter."""
+    mask = batch.step_mask.float()[..., None]  # [B, L, 1]
+    shift = ((fake - batch.targets) * mask).sum(1) / mask.sum(1).clamp_min(1)  # [B, 3]
+    return shift.square().sum(-1).mean()
+
+
+def _with_tethers(loss: Tensor, fake: Tensor, batch: SequenceBatch, stats: dict[str, float],
+                  supervised_weight: float, centre_weight: float) -> Tensor:
+    """``loss`` plus the weighted squared distance to the reference and the weighted centre shift;
+    both numbers go into ``stats``."""
+    mse, centre = _squared_distance(fake, batch), _centre_shift(fake, batch)
+    stats["supervised_mse"], stats["centre_mse"] = mse.item(), centre.item()
+    if supervised_weight:
+        loss = loss + supervised_weight * mse
+    if centre_weight:
+        loss = loss + centre_weight * centre
+    return loss
+
+
 def generator_loss(generator: Generator, critic: Critic, batch: SequenceBatch, noise: Tensor,
-                   prior: EnergyPrior, prior_weight: float,
-                   supervised_weight: float = 0.0) -> tuple[Tensor, dict[str, float]]:
+                   prior: EnergyPrior, prior_weight: float, supervised_weight: float = 0.0,
+                   centre_weight: float = 0.0) -> tuple[Tensor, dict[str, float]]:
     """Adversarial loss of the unrolled sequences plus the weighted energy prior and, with
     ``supervised_weight``, that weight times their mean squared distance to the reference (nm^2): a
-    tether to where the supervised phase put the atoms, which the critic alone does not hold."""
+    tether to where the supervised phase put the atoms, which the critic alone does not hold; with
+    ``centre_weight``, that weight times the centre shift (:func:`_centre_shift`)."""
     fake = generate_sequence(generator, batch, noise)  # [B, L, 3], differentiable
     types, mask = batch.target_types, batch.step_mask.float()
     scores = torch.stack([critic(particles_for_step(batch, k, fake), types[:, k], fake[:, k])
                           for k in range(types.shape[1])], 1)  # [B, L]
     adversarial = -_masked_mean(scores, mask)
     stats = {"generator_adversarial": adversarial.item()}
-    loss = adversarial
-    if supervised_weight:
-        mse = _squared_distance(fake, batch)
-        loss = loss + supervised_weight * mse
-        stats["supervised_mse"] = mse.item()
+    loss = _with_tethers(adversarial, fake, batch, stats, supervised_weight, centre_weight)
     return _with_prior(loss, batch, fake, prior, prior_weight, stats)
 
 
@@ -139,8 +159,10 @@ def supervised_lr(training: TrainingConfig, step: int) -> float:
 
 
 def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, prior: EnergyPrior,
-                    prior_weight: float, reference: bool = False) -> tuple[Tensor, dict[str, float]]:
-    """Warm-up loss: mean squared distance (nm^2) of the unrolled sequences to the reference, plus the prior.
+                    prior_weight: float, reference: bool = False,
+                    centre_weight: float = 0.0) -> tuple[Tensor, dict[str, float]]:
+    """Warm-up loss: mean squared distance (nm^2) of the unrolled sequences to the reference, plus the prior
+    (and ``centre_weight`` times the centre shift, :func:`_centre_shift`).
 
     Teaches the generator where atoms go before the adversarial game teaches it how they
     scatter; it learns the conditional mean, so its noise input is still unused at the end of it.
@@ -148,8 +170,9 @@ def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, p
     prior's mode (validation on held-out frames).
     """
     fake = generate_sequence(generator, batch, noise)  # [B, L, 3]
-    mse = _squared_distance(fake, batch)
-    return _with_prior(mse, batch, fake, prior, prior_weight, {"supervised_mse": mse.item()}, reference)
+    stats: dict[str, float] = {}
+    loss = _with_tethers(fake.new_zeros(()), fake, batch, stats, 1.0, centre_weight)
+    return _with_prior(loss, batch, fake, prior, prior_weight, stats, reference)
 
 
 def _with_prior(loss: Tensor, batch: SequenceBatch, fake: Tensor, prior: EnergyPrior, prior_weight: float,
@@ -197,7 +220,7 @@ class TrainState:
     seconds: float = 0.0
 
 
-VALIDATION_NUMBERS = ("supervised_mse", "prior_cost")  # besides the energies; logged as val_<name>
+VALIDATION_NUMBERS = ("supervised_mse", "centre_mse", "prior_cost")  # besides the energies; logged as val_<name>
 
 
 class Trainer:
@@ -355,7 +378,7 @@ class Trainer:
         rng = self._rng(s.step, t.n_critic)
         batch = self._batch(rng)
         loss, stats = supervised_loss(self._generator, batch, self._noise(batch, rng), self.prior,
-                                      self.prior.weight(s.step))
+                                      self.prior.weight(s.step), centre_weight=t.centre_weight)
         for group in s.opt_generator.param_groups:
             group["lr"] = supervised_lr(t, s.step)
         s.opt_generator.zero_grad(set_to_none=True)
@@ -387,7 +410,7 @@ class Trainer:
         for p in s.critic.parameters():
             p.requires_grad_(False)
         loss, g_stats = generator_loss(self._generator, s.critic, batch, self._noise(batch, rng), self.prior,
-                                       self.prior.weight(s.step), t.supervised_weight)
+                                       self.prior.weight(s.step), t.supervised_weight, t.centre_weight)
         s.opt_generator.zero_grad(set_to_none=True)
         loss.backward()
         s.opt_generator.step()
