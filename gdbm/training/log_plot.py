@@ -1,8 +1,8 @@
 """The training plot ``training.png``: a run's ``log.csv`` drawn over the generator updates.
 
 Four panels, the x axis the generator update in each, the end of the supervised warm-up
-marked: the supervised MSE (training batches during the warm-up, the fixed batch of held-out
-frames throughout); the energies of the generated atoms against the reference's per term;
+marked: the squared distance to the reference per atom and of each sequence's centre (training
+batches, the fixed batch of held-out frames); the energies of the generated atoms against the reference's per term;
 the critic's numbers of the adversarial phase (loss, Wasserstein estimate, gradient penalty);
 the energy prior's weight. The trainer redraws it beside ``log.csv`` at every checkpoint, and
 :func:`plot_training_log` draws it from any run folder, old logs without validation columns
@@ -112,15 +112,17 @@ def _note(ax: Axes, text: str) -> None:
 
 
 def _mse_panel(ax: Axes, columns: Columns) -> None:
+    """Squared distance to the reference per atom (blue) and, where logged, the squared shift of each
+    sequence's centre (orange: the CG consistency), on training batches and held-out frames."""
     drawn = False
-    for name, label, style in (("supervised_mse", "training batches", "-"),
-                               (VALIDATION_PREFIX + "supervised_mse", "held-out frames", "o--")):
-        steps, values = columns.get(name, ([], []))
-        if steps:
-            _curve(ax, steps, values, style, label=label)
-            drawn = True
-    ax.set_title("supervised MSE")
-    ax.set_ylabel("nm$^2$ per atom")
+    for name, colour, what in (("supervised_mse", "C0", "per atom"), ("centre_mse", "C1", "sequence centre")):
+        for prefix, style, where in (("", "-", "training batches"), (VALIDATION_PREFIX, "o--", "held-out frames")):
+            steps, values = columns.get(prefix + name, ([], []))
+            if steps:
+                _curve(ax, steps, values, style, color=colour, label=f"{what}, {where}")
+                drawn = True
+    ax.set_title("squared distance to the reference")
+    ax.set_ylabel("nm$^2$")
     if drawn:
         ax.set_yscale("log")
         ax.legend(fontsize=8, loc="upper right")
