@@ -119,14 +119,16 @@ def _centre_shift(fake: Tensor, batch: SequenceBatch) -> Tensor:
 
 def _with_tethers(loss: Tensor, fake: Tensor, batch: SequenceBatch, stats: dict[str, float],
                   supervised_weight: float, centre_weight: float) -> Tensor:
-    """``loss`` plus the weighted squared distance to the reference and the weighted centre shift;
-    both numbers go into ``stats``."""
-    mse, centre = _squared_distance(fake, batch), _centre_shift(fake, batch)
-    stats["supervised_mse"], stats["centre_mse"] = mse.item(), centre.item()
+    """``loss`` plus the weighted squared distance to the reference and the weighted centre shift; each
+    term in use goes into ``stats`` (an adversarial row without them tells the log the warm-up is over)."""
     if supervised_weight:
+        mse = _squared_distance(fake, batch)
         loss = loss + supervised_weight * mse
+        stats["supervised_mse"] = mse.item()
     if centre_weight:
+        centre = _centre_shift(fake, batch)
         loss = loss + centre_weight * centre
+        stats["centre_mse"] = centre.item()
     return loss
 
 
@@ -172,6 +174,7 @@ def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, p
     fake = generate_sequence(generator, batch, noise)  # [B, L, 3]
     stats: dict[str, float] = {}
     loss = _with_tethers(fake.new_zeros(()), fake, batch, stats, 1.0, centre_weight)
+    stats.setdefault("centre_mse", _centre_shift(fake.detach(), batch).item())  # logged in the warm-up either way
     return _with_prior(loss, batch, fake, prior, prior_weight, stats, reference)
 
 
