@@ -172,10 +172,9 @@ def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, p
     prior's mode (validation on held-out frames).
     """
     fake = generate_sequence(generator, batch, noise)  # [B, L, 3]
-    stats: dict[str, float] = {}
-    loss = _with_tethers(fake.new_zeros(()), fake, batch, stats, 1.0, centre_weight)
-    stats.setdefault("centre_mse", _centre_shift(fake.detach(), batch).item())  # logged in the warm-up either way
-    return _with_prior(loss, batch, fake, prior, prior_weight, stats, reference)
+    mse, centre = _squared_distance(fake, batch), _centre_shift(fake, batch)
+    stats = {"supervised_mse": mse.item(), "centre_mse": centre.item()}  # both logged in the warm-up
+    return _with_prior(mse + centre_weight * centre, batch, fake, prior, prior_weight, stats, reference)
 
 
 def _with_prior(loss: Tensor, batch: SequenceBatch, fake: Tensor, prior: EnergyPrior, prior_weight: float,
