@@ -1,4 +1,5 @@
-"""Stereo-aware candidate selection: a rightly handed candidate beats a wrongly handed one of lower energy."""
+"""Candidate selection: a rightly handed candidate beats a wrongly handed one of lower energy; a clashing
+one gets more rounds."""
 
 from __future__ import annotations
 
@@ -101,7 +102,8 @@ def test_a_gibbs_step_keeps_the_rightly_handed_candidate_at_higher_energy(two_ch
             counts = sampler._wrongly_handed(items, env, local, x, placed, beads, boxes)
             assert counts[:, 0].sum() == 0 and bool((counts[:, 1] > 0).all())
     sampler._generate = generate
-    sampler._energies = lambda items, env, local: torch.tensor([[10.0, 0.0]]).expand(len(items.frame), 2)
+    sampler._energies = lambda items, env, local: (torch.tensor([[10.0, 0.0]]).expand(len(items.frame), 2),
+                                                   torch.zeros(len(items.frame), 2))  # no clash
     atoms, present = x.clone(), torch.ones(1, x.shape[1], dtype=torch.bool)
     sampler._place(items, atoms, present, beads, boxes, torch.Generator().manual_seed(0))
     wrong = fix.wrong(atoms, boxes)[0]
@@ -122,3 +124,55 @@ def test_a_gibbs_step_keeps_the_rightly_handed_candidate_at_higher_energy(two_ch
             assert sampler.selection["all_wrong"] == 0
     else:
         assert moved and moved <= placed  # the lower-energy, wrongly handed carbons were written
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_a_clashing_candidate_gets_another_round(two_chains: Path, fitted: Path, retries):
+    """A Gibbs step over the training frame: the first round offers only candidates whose first atom sits
+    0.05 nm from a neighbour's atom (a clash by the bare Lennard-Jones energy); the retry round offers the
+    frame's own atoms. With one clash retry the frame comes back unchanged and no clash is left; without,
+    the clashing atoms are written."""
+    sampler = Backmapper.from_checkpoint(fitted, two_chains / "topol.top", two_chains / "PS1.map",
+                                         SamplerConfig(candidates=2, stereo=False, clash_retries=retries,
+                                                       clash_energy=1000.0))  # the frame's own pairs stay below
+    aa, cg = read_frames(two_chains / "aa.gro"), read_frames(two_chains / "cg.gro")
+    x, boxes, beads = aa.positions.float(), cg.boxes.float(), cg.positions.float()
+    group = sampler.groups[len(sampler.groups) // 2]
+    items = sampler._items(group, 1)
+    first = items.atoms[:, 0]  # [b] the first atom of each item
+    # a neighbour of each first atom: the nearest atom that is not excluded from its LJ, placed by another bead
+    aa = sampler.system.aa
+    d = minimum_image(x[0, first].unsqueeze(1) - x[0].unsqueeze(0), boxes.expand(len(first), 3, 3)).norm(dim=-1)  # [b, n]
+    excluded = torch.zeros(aa.n_atoms, aa.n_atoms, dtype=torch.bool)
+    excluded[aa.exclusions[:, 0], aa.exclusions[:, 1]] = True
+    excluded |= excluded.T.clone()
+    excluded |= torch.eye(aa.n_atoms, dtype=torch.bool)
+    d[excluded[first]] = float("inf")
+    d[:, items.atoms[items.atoms >= 0]] = float("inf")
+    neighbour = d.argmin(1)
+    clashing = x.clone()
+    towards = minimum_image((x[0, neighbour] - x[0, first]).unsqueeze(0), boxes)[0]  # [b, 3]
+    clashing[0, first] = x[0, first] + towards * (1 - 0.05 / towards.norm(dim=-1, keepdim=True))
+    calls: list[int] = []
+
+    def generate(env, atoms, rng):
+        def local(positions):
+            box = positions[0, atoms.clamp(min=0)]  # [b, L, 3]
+            dd = minimum_image(box - env.frames.centre.unsqueeze(1), boxes[0].expand(len(box), 3, 3))
+            return dd @ env.frames.rotation.transpose(1, 2)
+        calls.append(len(atoms))
+        one = local(clashing if len(calls) == 1 else x)
+        return torch.stack([one, one], 1), None
+
+    sampler._generate = generate
+    atoms, present = x.clone(), torch.ones(1, x.shape[1], dtype=torch.bool)
+    sampler._place(items, atoms, present, beads, boxes, torch.Generator().manual_seed(0))
+    assert sampler.selection["clashing"] == len(items.frame)
+    assert calls[1:] == [len(items.frame)] * retries
+    moved = minimum_image(atoms - x, boxes).norm(dim=-1)[0]  # [n]
+    if retries:
+        assert sampler.selection["clashing_after_retries"] == 0
+        assert float(moved.max()) < 1e-5
+    else:
+        assert sampler.selection["clashing_after_retries"] == len(items.frame)
+        assert bool((moved[first] > 0.01).all())

@@ -72,6 +72,11 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
     p.add_argument("--samples", type=int, default=1, help="AA samples per CG frame (default 1)")
     p.add_argument("--gibbs", type=int, default=2, help="Gibbs sweeps after the forward pass (default 2)")
     p.add_argument("--candidates", type=int, default=8, help="candidates per bead, lowest energy kept (default 8)")
+    p.add_argument("--clash-retries", type=int, default=0, metavar="ROUNDS",
+                   help="rounds of --candidates more for a bead whose kept candidate has a clashing atom pair "
+                        "(default 0 = off)")
+    p.add_argument("--clash-energy", type=float, default=10.0, metavar="KJ_MOL",
+                   help="a Lennard-Jones pair above this is a clash (default 10 kJ/mol)")
     p.add_argument("--ordering", metavar="dfs|bfs|random|POLICY",
                    help="reconstruction order instead of the checkpoint's: a traversal or an order policy "
                         "file from 'gdbm order'")
@@ -122,12 +127,17 @@ def job_options(args: argparse.Namespace) -> dict:
         raise InputError("--candidates must be >= 1")
     if args.relax < 0:
         raise InputError("--relax must be >= 0")
+    if args.clash_retries < 0:
+        raise InputError("--clash-retries must be >= 0")
+    if not args.clash_energy > 0:
+        raise InputError("--clash-energy must be > 0 kJ/mol")
     if args.max_batch < 1:
         raise InputError("--max-batch must be >= 1")
     config = SamplerConfig(n_gibbs=args.gibbs, candidates=args.candidates, seed=args.seed, precision=args.precision,
                            constrain_bonds=args.constrain_bonds, hold_centres=args.hold_centres, relax_steps=args.relax,
                            max_batch=args.max_batch, compile=args.compile, stereo=not args.no_stereo,
-                           stereo_select=not args.no_stereo_select)
+                           stereo_select=not args.no_stereo_select, clash_retries=args.clash_retries,
+                           clash_energy=args.clash_energy)
     if args.no_stereo and args.stereo_from:
         raise InputError("--stereo-from and --no-stereo contradict each other")
     check_device(args.device)

@@ -9,7 +9,8 @@ have the lowest energy with their environment (bonded terms + Lennard-Jones, the
 the energy prior) is kept; where the step decides a stereocentre's handedness, each wrongly handed
 centre adds ``stereo_penalty`` to a candidate's score, and items left wrongly handed get more rounds of
 candidates (``stereo_select``, ``stereo_retries``; the stereocentre rule inverts what is still wrong
-after each pass). In the forward pass an environment holds the atoms placed so
+after each pass); items whose kept candidate still has a clashing atom pair (one Lennard-Jones pair above
+``clash_energy``) get up to ``clash_retries`` more rounds. In the forward pass an environment holds the atoms placed so
 far; in a Gibbs sweep it holds every other atom. Hidden hydrogens stay out in both.
 The sampler sees the network only through :mod:`gdbm.conditioners.interface`.
 """
@@ -84,6 +85,13 @@ class SamplerConfig(BaseModel):
                                                      "whose kept candidate is still wrongly handed (a few per "
                                                      "sweep); a new one is kept when it has fewer wrong centres, "
                                                      "or as few at lower energy")
+    clash_energy: float = Field(10.0, gt=0, description="kJ/mol: a kept candidate with a Lennard-Jones pair above "
+                                                       "this (a clash; about r < 0.78 sigma for the hydrogens of "
+                                                       "sPS, 26 pairs in a 5832-atom reference frame) gets "
+                                                       "``clash_retries`` more rounds of candidates")
+    clash_retries: int = Field(0, ge=0, description="rounds of ``candidates`` more for the items whose kept candidate "
+                                                   "clashes; a new one is kept when it scores lower (energy + "
+                                                   "stereo penalty)")
     relax_steps: int = Field(0, ge=0, description="steps of constrained steepest descent after the last "
                                                    "sweep, CG beads held on their input (gdbm.physics.relax)")
     reach: float = Field(0.3, ge=0, description="nm an atom may lie from its bead: two items of a step run in "
@@ -157,7 +165,9 @@ class Backmapper:
                              else None)
         # per pass: items with a wrongly handed candidate, items where that changed the choice, items with no
         # rightly handed candidate (left to the rule)
-        self.selection = {"contested": 0, "changed": 0, "all_wrong": 0, "wrong_after_retries": 0}
+        # and items whose kept candidate clashed, before and after the clash retries
+        self.selection = {"contested": 0, "changed": 0, "all_wrong": 0, "wrong_after_retries": 0, "clashing": 0,
+                          "clashing_after_retries": 0}
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, topology: str | Path, mapping: str | Path,
@@ -295,13 +305,15 @@ class Backmapper:
         local = torch.stack(placed, 1) @ turn  # [B K, L, 3] back to the item's unturned frame
         return local.view(b, k, -1, 3), turn
 
-    def _energies(self, items: _Items, env: Environment, local: Tensor) -> Tensor:
-        """Energy ``[B, K]`` of each candidate's atoms with its environment (the prior's terms)."""
+    def _energies(self, items: _Items, env: Environment, local: Tensor) -> tuple[Tensor, Tensor]:
+        """Energy ``[B, K]`` of each candidate's atoms with its environment (the prior's terms) and its
+        largest Lennard-Jones pair energy ``[B, K]`` (a clash when above ``clash_energy``)."""
         b, k, length, _ = local.shape
         p = env.positions.shape[1]
         slots = p + length
         positions = torch.cat([env.positions.unsqueeze(1).expand(b, k, p, 3), local], 2).reshape(-1, 3)
         total = torch.zeros(b * k, dtype=torch.float64)
+        worst_pair = torch.full((b * k,), -torch.inf, dtype=torch.float64)
         for item in range(b):  # a few dozen items per group; the terms differ per item
             atoms = env.atom[item]
             context = torch.where(env.mask[item], atoms, -1)
@@ -313,10 +325,12 @@ class Backmapper:
                     continue
                 index = (term.index.unsqueeze(0) + base.view(k, 1, 1)).flatten(0, 1)  # [K m, arity]
                 params = {n: v.repeat(k) for n, v in term.params.items()}
-                for e in term_energies(Term(term.kind, index, params), positions, coulomb=False).values():
-                    owner = torch.arange(k).repeat_interleave(len(term)) + item * k  # [K m]
+                owner = torch.arange(k).repeat_interleave(len(term)) + item * k  # [K m]
+                for category, e in term_energies(Term(term.kind, index, params), positions, coulomb=False).items():
                     total.index_add_(0, owner, e.to(torch.float64))
-        return total.view(b, k)
+                    if category == "lj":
+                        worst_pair.scatter_reduce_(0, owner, e.to(torch.float64), "amax")
+        return total.view(b, k), worst_pair.view(b, k)
 
     def _place(self, items: _Items, atoms: Tensor, present: Tensor, beads: Tensor, boxes: Tensor,
                rng: torch.Generator) -> None:
@@ -327,40 +341,56 @@ class Backmapper:
         for start in range(0, len(items.frame), per_call):
             part, part_env = items.take(slice(start, start + per_call)), env.take(slice(start, start + per_call))
             local, _ = self._generate(part_env, part.atoms, rng)  # [b, K, L, 3]
-            energy = self._energies(part, part_env, local)  # [b, K]
+            energy, worst_pair = self._energies(part, part_env, local)  # [b, K]
             wrong = (self._wrongly_handed(part, part_env, local, atoms, present, beads, boxes)
                      if self.step_centres is not None else None)
             best = select_candidates(energy, wrong, self.config.stereo_penalty)  # [b]
-            chosen = local[torch.arange(len(best)), best]  # [b, L, 3]
+            rows = torch.arange(len(best))
+            chosen = local[rows, best]  # [b, L, 3]
             if wrong is not None:
                 self.selection["contested"] += int((wrong.max(1).values > 0).sum())
                 self.selection["changed"] += int((best != energy.argmin(1)).sum())
                 self.selection["all_wrong"] += int((wrong.min(1).values > 0).sum())
-                chosen = self._retry(part, part_env, chosen, wrong[torch.arange(len(best)), best],
-                                     energy[torch.arange(len(best)), best], atoms, present, beads, boxes, rng)
+            kept_worst = worst_pair[rows, best]  # [b]
+            self.selection["clashing"] += int((kept_worst > self.config.clash_energy).sum())
+            if wrong is not None or self.config.clash_retries:
+                chosen, kept_worst = self._retry(part, part_env, chosen, None if wrong is None else wrong[rows, best],
+                                                 energy[rows, best], kept_worst, atoms, present, beads, boxes, rng)
+            self.selection["clashing_after_retries"] += int((kept_worst > self.config.clash_energy).sum())
             box_positions = part_env.frames.to_box(chosen)  # [b, L, 3]
             valid = part.atoms >= 0
             frame = part.frame.unsqueeze(1).expand_as(part.atoms)
             atoms[frame[valid], part.atoms[valid]] = box_positions[valid].to(atoms.dtype)
             present[frame[valid], part.atoms[valid]] = True
 
-    def _retry(self, part: _Items, env: Environment, chosen: Tensor, wrong: Tensor, energy: Tensor, atoms: Tensor,
-               present: Tensor, beads: Tensor, boxes: Tensor, rng: torch.Generator) -> Tensor:
-        """``chosen [b, L, 3]`` after up to ``stereo_retries`` rounds of new candidates for the items whose kept
-        one is wrongly handed (``wrong [b]`` centres, at ``energy [b]``); a new one replaces it when it scores
-        lower (energy + stereo_penalty per wrong centre)."""
-        chosen, wrong, energy = chosen.clone(), wrong.clone(), energy.clone()
-        for _ in range(self.config.stereo_retries):
-            stuck = torch.nonzero(wrong > 0).squeeze(1)
+    def _retry(self, part: _Items, env: Environment, chosen: Tensor, wrong: Tensor | None, energy: Tensor,
+               worst_pair: Tensor, atoms: Tensor, present: Tensor, beads: Tensor, boxes: Tensor,
+               rng: torch.Generator) -> tuple[Tensor, Tensor]:
+        """``chosen [b, L, 3]`` and its ``worst_pair [b]`` after more rounds of candidates for the items whose
+        kept one is wrongly handed (``wrong [b]`` centres; up to ``stereo_retries`` rounds) or clashes
+        (``worst_pair [b]`` above ``clash_energy``; up to ``clash_retries`` rounds), at ``energy [b]``; a new
+        one replaces it when it scores lower (energy + stereo_penalty per wrong centre)."""
+        c = self.config
+        penalty = c.stereo_penalty
+        chosen, energy, worst_pair = chosen.clone(), energy.clone(), worst_pair.clone()
+        wrong = torch.zeros(len(chosen), dtype=torch.long) if wrong is None else wrong.clone()
+        stereo_rounds = c.stereo_retries if self.step_centres is not None else 0
+        for round in range(max(stereo_rounds, c.clash_retries)):
+            need = torch.zeros(len(chosen), dtype=torch.bool)
+            if round < stereo_rounds:
+                need |= wrong > 0
+            if round < c.clash_retries:
+                need |= worst_pair > c.clash_energy
+            stuck = torch.nonzero(need).squeeze(1)
             if not len(stuck):
                 break
             sub, sub_env = part.take(stuck), env.take(stuck)
             local, _ = self._generate(sub_env, sub.atoms, rng)
-            more_energy = self._energies(sub, sub_env, local)
-            more_wrong = self._wrongly_handed(sub, sub_env, local, atoms, present, beads, boxes)
+            more_energy, more_worst = self._energies(sub, sub_env, local)
+            more_wrong = (self._wrongly_handed(sub, sub_env, local, atoms, present, beads, boxes)
+                          if self.step_centres is not None else None)
             if more_wrong is None:
-                break
-            penalty = self.config.stereo_penalty
+                more_wrong = torch.zeros_like(more_energy, dtype=torch.long)
             pick = select_candidates(more_energy, more_wrong, penalty)
             rows = torch.arange(len(stuck))
             new_wrong, new_energy = more_wrong[rows, pick], more_energy[rows, pick]
@@ -370,8 +400,10 @@ class Backmapper:
                 better = new_energy + penalty * new_wrong < energy[stuck] + penalty * wrong[stuck]
             take = stuck[better]
             chosen[take], wrong[take], energy[take] = local[rows, pick][better], new_wrong[better], new_energy[better]
-        self.selection["wrong_after_retries"] += int((wrong > 0).sum())
-        return chosen
+            worst_pair[take] = more_worst[rows, pick][better]
+        if self.step_centres is not None:
+            self.selection["wrong_after_retries"] += int((wrong > 0).sum())
+        return chosen, worst_pair
 
     # --- whole frames -----------------------------------------------------------------------
     @torch.no_grad()
