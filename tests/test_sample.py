@@ -151,3 +151,47 @@ def test_held_centres_put_every_bead_on_its_cg_input_after_each_pass(two_chains:
     pairs, b0 = bond_constraints(system.aa)
     lengths = minimum_image(out.positions[:, pairs[:, 1]] - out.positions[:, pairs[:, 0]], out.boxes).norm(dim=-1)
     assert off(out) < 1e-4 and float((lengths - b0).abs().max()) < 1e-3  # the two projections alternated
+
+
+def test_each_pass_generates_its_own_number_of_candidates(two_chains: Path):
+    from pydantic import ValidationError
+
+    assert [SamplerConfig(pass_candidates=(4, 2, 16)).candidates_in(i) for i in range(5)] == [4, 2, 16, 16, 16]
+    assert SamplerConfig(candidates=3).candidates_in(2) == 3
+    with pytest.raises(ValidationError):
+        SamplerConfig(pass_candidates=(4, 0))
+    system, cg, args = _untrained_sampler(two_chains, "run_per_pass")
+    sampler = Backmapper(*args, SamplerConfig(n_gibbs=2, pass_candidates=(1, 3), stereo=False))
+    seen: list[int] = []
+    generate = sampler._generate
+
+    def counting(env, atoms, rng):
+        local, turn = generate(env, atoms, rng)  # [b, K, L, 3]
+        seen.append(local.shape[1])
+        return local, turn
+
+    sampler._generate = counting
+    sampler.backmap(cg, progress=False)
+    per_pass = len(seen) // 3
+    assert seen == [1] * per_pass + [3] * 2 * per_pass
+
+
+def test_cli_candidates_per_pass_and_bad_lists():
+    import argparse
+
+    from gdbm.cli.backmap import add_sampling_arguments, job_options
+    from gdbm.utils.errors import InputError
+
+    parser = argparse.ArgumentParser()
+    add_sampling_arguments(parser, "CG")
+
+    def sampler(candidates: str) -> SamplerConfig:
+        args = parser.parse_args(["--checkpoint", "x", "-o", "out.pdb", "--candidates", candidates])
+        args.top, args.map, args.cg_map = "topol.top", "PS1.map", None  # the arguments backmap adds itself
+        return job_options(args)["sampler"]
+
+    assert sampler("4,4,16").pass_candidates == (4, 4, 16)
+    assert sampler("6").candidates == 6 and sampler("6").pass_candidates is None
+    for bad in ("4,0", "4,x", ""):
+        with pytest.raises(InputError, match="--candidates"):
+            sampler(bad)

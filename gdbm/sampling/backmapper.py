@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from torch import Tensor
 from gdbm.utils.progress import tqdm
 
@@ -55,6 +55,10 @@ class SamplerConfig(BaseModel):
 
     n_gibbs: int = Field(2, ge=0)
     candidates: int = Field(8, ge=1, description="versions generated per item; the lowest-energy one is kept")
+    pass_candidates: tuple[PositiveInt, ...] | None = Field(
+        None, min_length=1, description="candidates per pass instead of ``candidates``: the forward pass (when "
+                                        "there is one), then each sweep; the last value repeats. Fewer where "
+                                        "the sweeps rebuild anyway, more in the last sweep, whose choice is kept")
     seed: int = 0
     frames_per_chunk: int = Field(1, ge=1, description="CG frames processed together (memory vs speed)")
     precision: Precision = Field(
@@ -98,6 +102,12 @@ class SamplerConfig(BaseModel):
                                                 "separate batches when their beads are closer than cutoff + reach")
     max_batch: int = Field(4096, ge=1, description="environments (items x candidates) per network call: bounds "
                                                     "the memory of large boxes and many candidates")
+
+    def candidates_in(self, index: int) -> int:
+        """Candidates per item in pass ``index`` (0: the first pass run)."""
+        if self.pass_candidates is None:
+            return self.candidates
+        return self.pass_candidates[min(index, len(self.pass_candidates) - 1)]
 
 
 def select_candidates(energy: Tensor, wrong: Tensor | None = None, penalty: float = float("inf")) -> Tensor:
@@ -166,6 +176,7 @@ class Backmapper:
         # per pass: items with a wrongly handed candidate, items where that changed the choice, items with no
         # rightly handed candidate (left to the rule)
         # and items whose kept candidate clashed, before and after the clash retries
+        self._candidates = self.config.candidates_in(0)  # of the pass being run
         self.selection = {"contested": 0, "changed": 0, "all_wrong": 0, "wrong_after_retries": 0, "clashing": 0,
                           "clashing_after_retries": 0}
 
@@ -282,7 +293,7 @@ class Backmapper:
 
     def _generate(self, env: Environment, atoms: Tensor, rng: torch.Generator) -> tuple[Tensor, Tensor]:
         """``candidates`` sequences per item: local positions ``[B, K, L, 3]`` in the item's frame."""
-        b, k = len(atoms), self.config.candidates
+        b, k = len(atoms), self._candidates
         turn = (random_z_rotations(b * k, rng, env.positions.dtype) if self.aligned
                 else torch.eye(3, dtype=env.positions.dtype).expand(b * k, 3, 3))  # [B K, 3, 3]
         positions = env.positions.repeat_interleave(k, 0) @ turn.transpose(1, 2)  # [B K, P, 3]
@@ -337,7 +348,7 @@ class Backmapper:
         """Generate, select and write the atoms of independent ``items``, ``max_batch`` environments at a time."""
         env = local_environments(atoms, beads, boxes, items.frame, items.bead, self.fixpoint,
                                  self.environment.cutoff, atom_present=present, absent=items.absent)
-        per_call = max(1, self.config.max_batch // self.config.candidates)
+        per_call = max(1, self.config.max_batch // self._candidates)
         for start in range(0, len(items.frame), per_call):
             part, part_env = items.take(slice(start, start + per_call)), env.take(slice(start, start + per_call))
             local, _ = self._generate(part_env, part.atoms, rng)  # [b, K, L, 3]
@@ -448,7 +459,8 @@ class Backmapper:
             else:
                 atoms, present = torch.zeros(len(idx), aa.n_atoms, 3), torch.zeros(len(idx), aa.n_atoms, dtype=torch.bool)
             self.inverted = []
-            for name in passes:
+            for index, name in enumerate(passes):
+                self._candidates = self.config.candidates_in(index)
                 for group in self.groups:
                     for batch in self._independent(self._items(group, len(idx)), beads, boxes):
                         self._place(batch, atoms, present, beads, boxes, rng)
