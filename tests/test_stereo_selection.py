@@ -142,7 +142,8 @@ def test_a_clashing_candidate_gets_another_round(two_chains: Path, fitted: Path,
     first = items.atoms[:, 0]  # [b] the first atom of each item
     # a neighbour of each first atom: the nearest atom that is not excluded from its LJ, placed by another bead
     aa = sampler.system.aa
-    d = minimum_image(x[0, first].unsqueeze(1) - x[0].unsqueeze(0), boxes.expand(len(first), 3, 3)).norm(dim=-1)  # [b, n]
+    offsets = x[0, first].unsqueeze(1) - x[0].unsqueeze(0)  # [b, n, 3]
+    d = minimum_image(offsets, boxes.expand(len(first), 3, 3)).norm(dim=-1)  # [b, n]
     excluded = torch.zeros(aa.n_atoms, aa.n_atoms, dtype=torch.bool)
     excluded[aa.exclusions[:, 0], aa.exclusions[:, 1]] = True
     excluded |= excluded.T.clone()

@@ -173,10 +173,10 @@ class Backmapper:
         self.inverted: list[Tensor] = []
         self.step_centres = (self._centres_per_step() if self.stereo is not None and self.config.stereo_select
                              else None)
-        # per pass: items with a wrongly handed candidate, items where that changed the choice, items with no
-        # rightly handed candidate (left to the rule)
-        # and items whose kept candidate clashed, before and after the clash retries
         self._candidates = self.config.candidates_in(0)  # of the pass being run
+        # per pass: items with a wrongly handed candidate, items where that changed the choice, items with no
+        # rightly handed candidate (left to the rule), items whose kept candidate clashed, before and after
+        # the clash retries
         self.selection = {"contested": 0, "changed": 0, "all_wrong": 0, "wrong_after_retries": 0, "clashing": 0,
                           "clashing_after_retries": 0}
 
