@@ -100,3 +100,15 @@ def test_backmap_under_torchrun_writes_the_one_process_trajectory(job: BackmapJo
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.count("wrote 3 frames") == 1
     assert torch.equal(positions(tmp_path / "ranks.pdb", two_chains), positions(tmp_path / "one.pdb", two_chains))
+
+
+def test_a_job_with_candidates_per_pass_resumes(job: BackmapJob, tmp_path: Path):
+    """``settings.json`` keeps tuples as lists; the rerun of the same job must still match its parts."""
+    per_pass = BackmapJob(**{**job.__dict__, "sampler": SamplerConfig(n_gibbs=1, candidates=2,
+                                                                       pass_candidates=(2, 3))})
+    store = PartStore(tmp_path / "out.pdb")
+    store.prepare(per_pass.settings(), force=False, run=None)
+    assert store.matches(per_pass.settings())
+    store.check_same_job(per_pass.settings(), None)  # the same job: no error
+    with pytest.raises(InputError, match="job with other settings"):
+        store.check_same_job(job.settings(), None)

@@ -197,6 +197,11 @@ def check_part(value: object, shape: tuple[int, ...] | None) -> str | None:
     return None
 
 
+def _as_json(settings: dict) -> dict:
+    """``settings`` as ``settings.json`` gives them back (tuples become lists), so a rerun compares like with like."""
+    return json.loads(json.dumps(settings))
+
+
 class PartStore:
     """``<output>.parts/``: one file per finished frame (``frame_<i>.pt``) or failed one (``frame_<i>.error``),
     and ``settings.json``: the settings and input hashes of the job the parts belong to."""
@@ -228,7 +233,7 @@ class PartStore:
             recorded = self._recorded()
         except InputError:
             return False
-        return (recorded is not None and recorded["settings"] == settings
+        return (recorded is not None and recorded["settings"] == _as_json(settings)
                 and (inputs is None or recorded.get("inputs") == inputs))
 
     def check_same_job(self, settings: dict, inputs: dict[str, str] | None) -> None:
@@ -236,7 +241,7 @@ class PartStore:
         recorded = self._recorded()
         if recorded is None:
             return
-        if recorded["settings"] != settings:
+        if recorded["settings"] != _as_json(settings):
             raise InputError(f"holds frames of a job with other settings; {self.RESTART}", self.folder)
         if inputs is None:
             return
