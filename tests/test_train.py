@@ -150,6 +150,31 @@ def test_supervised_learning_rate_falls_on_a_cosine_to_its_final_value(config, t
     assert seen == pytest.approx([1e-3, 5.05e-4, 1e-5])
 
 
+def test_adversarial_learning_rates_fall_on_a_cosine_from_the_decay_start(config, tmp_path: Path):
+    from gdbm.training.trainer import adversarial_lr_scale
+
+    t = config.training.model_copy(update={"pretrain_steps": 1, "steps": 5, "n_critic": 2, "lr_decay_to": 0.01,
+                                           "lr_decay_start": 2})
+    assert [adversarial_lr_scale(t, k) for k in range(5)] == pytest.approx([1, 1, 1, 0.505, 0.01])
+    assert adversarial_lr_scale(config.training, 4) == 1.0  # no decay set: constant
+    trainer = build_trainer(config.model_copy(update={"training": t}), tmp_path / "run")
+    seen: dict[str, list[float]] = {"generator": [], "critic": []}
+    for name in seen:
+        optimiser = getattr(trainer.state, f"opt_{name}")
+        step = optimiser.step
+
+        def spy(*args, _opt=optimiser, _step=step, _name=name, **kwargs):
+            seen[_name].append(_opt.param_groups[0]["lr"])
+            return _step(*args, **kwargs)
+
+        optimiser.step = spy
+    trainer.fit(5, progress=False)
+    factors = [1, 1, 0.505, 0.01]  # the adversarial updates 1-4
+    assert seen["generator"][1:] == pytest.approx([t.lr_generator * f for f in factors])
+    assert seen["critic"] == pytest.approx([t.lr_critic * f for f in factors for _ in range(2)])
+    assert float(trainer.log.rows()[-1]["lr_scale"]) == pytest.approx(0.01)
+
+
 def test_supervised_weight_adds_the_squared_distance_to_the_adversarial_loss(config, tmp_path: Path):
     from gdbm.training.trainer import generator_loss, supervised_loss
 

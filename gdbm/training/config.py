@@ -95,6 +95,11 @@ class TrainingConfig(_Strict):
     pretrain_lr_final: float | None = Field(None, gt=0, description="if set, the supervised learning rate falls "
                                             "from pretrain_lr to this on a cosine over the pretrain_steps "
                                             "(None: constant)")
+    lr_decay_to: float | None = Field(None, gt=0, le=1, description="adversarial phase: if set, both learning "
+                                      "rates fall on a cosine from lr_decay_start to the last update (steps), "
+                                      "to this fraction of lr_generator and lr_critic (None: constant)")
+    lr_decay_start: int | None = Field(None, ge=0, description="generator update where the adversarial decay "
+                                       "begins (default: pretrain_steps, the first adversarial update)")
     supervised_weight: float = Field(0.0, ge=0, description="adversarial phase: this weight times the generated "
                                      "atoms' mean squared distance (nm^2) to the reference is added to the "
                                      "generator's loss (0: the critic and the prior alone)")

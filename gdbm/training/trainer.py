@@ -160,6 +160,18 @@ def supervised_lr(training: TrainingConfig, step: int) -> float:
     return final + 0.5 * (start - final) * (1.0 + math.cos(math.pi * progress))
 
 
+def adversarial_lr_scale(training: TrainingConfig, step: int) -> float:
+    """The factor on ``lr_generator`` and ``lr_critic`` at adversarial update ``step``: 1, or with
+    ``lr_decay_to`` a cosine from 1 (at ``lr_decay_start``) to ``lr_decay_to`` (at the last update, ``steps - 1``).
+    A function of the step alone, so a resumed run follows the same schedule."""
+    final = training.lr_decay_to
+    start = training.pretrain_steps if training.lr_decay_start is None else training.lr_decay_start
+    if final is None or step <= start:
+        return 1.0
+    progress = min((step - start) / max(training.steps - 1 - start, 1), 1.0)
+    return final + 0.5 * (1.0 - final) * (1.0 + math.cos(math.pi * progress))
+
+
 def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, prior: EnergyPrior,
                     prior_weight: float, reference: bool = False,
                     centre_weight: float = 0.0) -> tuple[Tensor, dict[str, float]]:
@@ -398,6 +410,10 @@ class Trainer:
         if s.step < t.pretrain_steps:
             return self.pretrain_step()
         stats: dict[str, float] = {}
+        scale = adversarial_lr_scale(t, s.step)
+        for optimiser, lr in ((s.opt_critic, t.lr_critic), (s.opt_generator, t.lr_generator)):
+            for group in optimiser.param_groups:
+                group["lr"] = lr * scale
         for draw in range(t.n_critic):
             rng = self._rng(s.step, draw)
             batch = self._batch(rng)
@@ -419,7 +435,7 @@ class Trainer:
         for p in s.critic.parameters():
             p.requires_grad_(True)
         s.step += 1
-        return {**stats, **g_stats}
+        return {**stats, **g_stats, **({"lr_scale": scale} if t.lr_decay_to is not None else {})}
 
     def fit(self, steps: int | None = None, progress: bool = True) -> TrainState:
         """Train until ``steps`` generator updates in total (default: the config's)."""
