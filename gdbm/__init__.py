@@ -8,7 +8,7 @@ OpenMM and e3nn load only when a name that needs them is touched)::
     system = gdbm.load_mapped_system("topol.top", "PS1.map")          # topology + mapping
     cg = gdbm.read_frames("cg.xtc", "cg.gro")                          # Frames: positions [F, n, 3] nm
     sampler = gdbm.Backmapper.from_checkpoint("sps-voxel", "topol.top", "PS1.map",
-                                              gdbm.SamplerConfig(n_gibbs=2, candidates=8))
+                                              gdbm.SamplerConfig(n_gibbs=2))
     gdbm.write_frames("aa.xtc", sampler.backmap(cg))                   # AA frames [F, N, 3] nm
 
 Layers, lowest first (each imports only those before it; ``tests/test_layers.py``):

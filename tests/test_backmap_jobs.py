@@ -106,6 +106,9 @@ def test_a_job_with_candidates_per_pass_resumes(job: BackmapJob, tmp_path: Path)
     """``settings.json`` keeps tuples as lists; the rerun of the same job must still match its parts."""
     per_pass = BackmapJob(**{**job.__dict__, "sampler": SamplerConfig(n_gibbs=1, candidates=2,
                                                                        pass_candidates=(2, 3))})
+    assert "last_candidates" not in per_pass.settings()["sampler"]  # one number for every pass: as older jobs wrote it
+    default = BackmapJob(**{**job.__dict__, "sampler": SamplerConfig()})
+    assert default.settings()["sampler"]["last_candidates"] == 16
     store = PartStore(tmp_path / "out.pdb")
     store.prepare(per_pass.settings(), force=False, run=None)
     assert store.matches(per_pass.settings())

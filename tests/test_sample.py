@@ -157,7 +157,10 @@ def test_each_pass_generates_its_own_number_of_candidates(two_chains: Path):
     from pydantic import ValidationError
 
     assert [SamplerConfig(pass_candidates=(4, 2, 16)).candidates_in(i) for i in range(5)] == [4, 2, 16, 16, 16]
-    assert SamplerConfig(candidates=3).candidates_in(2) == 3
+    assert SamplerConfig(candidates=3).candidates_in(2) == SamplerConfig(candidates=3).candidates_in(2, last=True) == 3
+    default = SamplerConfig()  # 4 per pass, 16 in the last, whose choice is kept
+    assert [default.candidates_in(i, last=i == 2) for i in range(3)] == [4, 4, 16]
+    assert SamplerConfig(candidates=2, last_candidates=5).candidates_in(0, last=True) == 5
     with pytest.raises(ValidationError):
         SamplerConfig(pass_candidates=(4, 0))
     system, cg, args = _untrained_sampler(two_chains, "run_per_pass")
@@ -174,6 +177,12 @@ def test_each_pass_generates_its_own_number_of_candidates(two_chains: Path):
     sampler.backmap(cg, progress=False)
     per_pass = len(seen) // 3
     assert seen == [1] * per_pass + [3] * 2 * per_pass
+    seen.clear()
+    sampler = Backmapper(*args, SamplerConfig(n_gibbs=1, stereo=False))  # the default: 16 in the last pass only
+    generate = sampler._generate
+    sampler._generate = counting
+    sampler.backmap(cg, progress=False)
+    assert seen == [4] * per_pass + [16] * per_pass
 
 
 def test_cli_candidates_per_pass_and_bad_lists():
@@ -191,7 +200,10 @@ def test_cli_candidates_per_pass_and_bad_lists():
         return job_options(args)["sampler"]
 
     assert sampler("4,4,16").pass_candidates == (4, 4, 16)
-    assert sampler("6").candidates == 6 and sampler("6").pass_candidates is None
+    assert sampler("6").candidates == 6 and sampler("6").pass_candidates is None and sampler("6").last_candidates == 6
+    args = parser.parse_args(["--checkpoint", "x", "-o", "out.pdb"])
+    args.top, args.map, args.cg_map = "topol.top", "PS1.map", None
+    assert job_options(args)["sampler"] == SamplerConfig()  # no --candidates: the library's default
     for bad in ("4,0", "4,x", ""):
         with pytest.raises(InputError, match="--candidates"):
             sampler(bad)

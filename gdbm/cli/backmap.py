@@ -71,9 +71,10 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
                    help="AA trajectory to write (.xtc, .dcd, .trr, .pdb, .gro for one frame; checked before any work)")
     p.add_argument("--samples", type=int, default=1, help="AA samples per CG frame (default 1)")
     p.add_argument("--gibbs", type=int, default=2, help="Gibbs sweeps after the forward pass (default 2)")
-    p.add_argument("--candidates", default="8", metavar="K|K1,K2,...",
-                   help="candidates per bead, lowest energy kept (default 8); or one number per pass (forward pass, "
-                        "then each sweep; the last repeats), e.g. 4,8,16")
+    p.add_argument("--candidates", metavar="K|K1,K2,...",
+                   help="candidates per bead, lowest energy kept (default 4 in every pass and 16 in the last, whose "
+                        "choice is kept); K: K in every pass; or one number per pass (forward pass, then each "
+                        "sweep; the last repeats), e.g. 4,8,16")
     p.add_argument("--clash-retries", type=int, default=0, metavar="ROUNDS",
                    help="rounds of --candidates more for a bead whose kept candidate has a clashing atom pair "
                         "(default 0 = off)")
@@ -126,12 +127,15 @@ def job_options(args: argparse.Namespace) -> dict:
     if args.gibbs < 0:
         raise InputError("--gibbs must be >= 0")
     try:
-        per_pass = tuple(int(k) for k in str(args.candidates).split(","))
+        per_pass = tuple(int(k) for k in str(args.candidates).split(",")) if args.candidates is not None else ()
     except ValueError:
         raise InputError(f"--candidates takes a whole number or a comma-separated list of them, "
                          f"got {args.candidates!r}")
-    if min(per_pass) < 1:
+    if per_pass and min(per_pass) < 1:
         raise InputError("--candidates must be >= 1")
+    candidates = {}  # unset: SamplerConfig's default (4, and 16 in the last pass)
+    if per_pass:
+        candidates = dict(candidates=per_pass[0], pass_candidates=per_pass if len(per_pass) > 1 else None)
     if args.relax < 0:
         raise InputError("--relax must be >= 0")
     if args.clash_retries < 0:
@@ -140,8 +144,7 @@ def job_options(args: argparse.Namespace) -> dict:
         raise InputError("--clash-energy must be > 0 kJ/mol")
     if args.max_batch < 1:
         raise InputError("--max-batch must be >= 1")
-    config = SamplerConfig(n_gibbs=args.gibbs, candidates=per_pass[0], seed=args.seed, precision=args.precision,
-                           pass_candidates=per_pass if len(per_pass) > 1 else None,
+    config = SamplerConfig(n_gibbs=args.gibbs, **candidates, seed=args.seed, precision=args.precision,
                            constrain_bonds=args.constrain_bonds, hold_centres=args.hold_centres, relax_steps=args.relax,
                            max_batch=args.max_batch, compile=args.compile, stereo=not args.no_stereo,
                            stereo_select=not args.no_stereo_select, clash_retries=args.clash_retries,

@@ -3,7 +3,8 @@
 Thesis Sec. 4.2.2-4.2.3 and 5.1.4. Every plan step (the heavy atoms or the hydrogens of one
 bead) is generated for many items at once: the same step of every molecule instance in
 every frame of a chunk, split into batches whose items do not interact (no item's new atoms
-can enter another's environment, so none waits for another). For each item, ``candidates`` versions are generated, each in its
+can enter another's environment, so none waits for another). For each item, ``candidates`` versions are generated
+(``last_candidates`` in the last pass: 4 and 16 by default), each in its
 environment turned by a random angle about z and with its own noise; the one whose atoms
 have the lowest energy with their environment (bonded terms + Lennard-Jones, the terms of
 the energy prior) is kept; where the step decides a stereocentre's handedness, each wrongly handed
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 from torch import Tensor
 from gdbm.utils.progress import tqdm
 
@@ -54,9 +55,15 @@ class SamplerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     n_gibbs: int = Field(2, ge=0)
-    candidates: int = Field(8, ge=1, description="versions generated per item; the lowest-energy one is kept")
+    candidates: int = Field(4, ge=1, description="versions generated per item in every pass but the last; the "
+                                                  "lowest-energy one is kept")
+    last_candidates: int = Field(16, ge=1, description="versions per item in the last pass, whose choice is kept "
+                                                       "(default 16; set ``candidates`` alone and it applies here "
+                                                       "too): the sweeps rebuild every bead, so candidates count "
+                                                       "most at the end")
     pass_candidates: tuple[PositiveInt, ...] | None = Field(
-        None, min_length=1, description="candidates per pass instead of ``candidates``: the forward pass (when "
+        None, min_length=1, description="candidates per pass instead of ``candidates`` and ``last_candidates``: "
+                                        "the forward pass (when "
                                         "there is one), then each sweep; the last value repeats. Fewer where "
                                         "the sweeps rebuild anyway, more in the last sweep, whose choice is kept")
     seed: int = 0
@@ -103,11 +110,20 @@ class SamplerConfig(BaseModel):
     max_batch: int = Field(4096, ge=1, description="environments (items x candidates) per network call: bounds "
                                                     "the memory of large boxes and many candidates")
 
-    def candidates_in(self, index: int) -> int:
-        """Candidates per item in pass ``index`` (0: the first pass run)."""
-        if self.pass_candidates is None:
-            return self.candidates
-        return self.pass_candidates[min(index, len(self.pass_candidates) - 1)]
+    @model_validator(mode="before")
+    @classmethod
+    def _one_number_for_every_pass(cls, data: object) -> object:
+        """``candidates`` given without ``last_candidates``: the same number in every pass, as before the
+        last pass had its own."""
+        if isinstance(data, dict) and "candidates" in data and "last_candidates" not in data:
+            return {**data, "last_candidates": data["candidates"]}
+        return data
+
+    def candidates_in(self, index: int, last: bool = False) -> int:
+        """Candidates per item in pass ``index`` (0: the first pass run); ``last``: it is the last pass."""
+        if self.pass_candidates is not None:
+            return self.pass_candidates[min(index, len(self.pass_candidates) - 1)]
+        return self.last_candidates if last else self.candidates
 
 
 def select_candidates(energy: Tensor, wrong: Tensor | None = None, penalty: float = float("inf")) -> Tensor:
@@ -460,7 +476,7 @@ class Backmapper:
                 atoms, present = torch.zeros(len(idx), aa.n_atoms, 3), torch.zeros(len(idx), aa.n_atoms, dtype=torch.bool)
             self.inverted = []
             for index, name in enumerate(passes):
-                self._candidates = self.config.candidates_in(index)
+                self._candidates = self.config.candidates_in(index, last=index == len(passes) - 1)
                 for group in self.groups:
                     for batch in self._independent(self._items(group, len(idx)), beads, boxes):
                         self._place(batch, atoms, present, beads, boxes, rng)
