@@ -63,9 +63,8 @@ class SamplerConfig(BaseModel):
                                                        "most at the end")
     pass_candidates: tuple[PositiveInt, ...] | None = Field(
         None, min_length=1, description="candidates per pass instead of ``candidates`` and ``last_candidates``: "
-                                        "the forward pass (when "
-                                        "there is one), then each sweep; the last value repeats. Fewer where "
-                                        "the sweeps rebuild anyway, more in the last sweep, whose choice is kept")
+                                        "the forward pass (when there is one), then each sweep; the last value "
+                                        "repeats")
     seed: int = 0
     frames_per_chunk: int = Field(1, ge=1, description="CG frames processed together (memory vs speed)")
     precision: Precision = Field(

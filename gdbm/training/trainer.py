@@ -156,8 +156,7 @@ def supervised_lr(training: TrainingConfig, step: int) -> float:
     start, final = training.pretrain_lr, training.pretrain_lr_final
     if final is None:
         return start
-    progress = min(step / max(training.pretrain_steps - 1, 1), 1.0)
-    return final + 0.5 * (start - final) * (1.0 + math.cos(math.pi * progress))
+    return _cosine(start, final, step / max(training.pretrain_steps - 1, 1))
 
 
 def adversarial_lr_scale(training: TrainingConfig, step: int) -> float:
@@ -168,8 +167,12 @@ def adversarial_lr_scale(training: TrainingConfig, step: int) -> float:
     start = training.pretrain_steps if training.lr_decay_start is None else training.lr_decay_start
     if final is None or step <= start:
         return 1.0
-    progress = min((step - start) / max(training.steps - 1 - start, 1), 1.0)
-    return final + 0.5 * (1.0 - final) * (1.0 + math.cos(math.pi * progress))
+    return _cosine(1.0, final, (step - start) / max(training.steps - 1 - start, 1))
+
+
+def _cosine(start: float, final: float, progress: float) -> float:
+    """From ``start`` (progress 0) to ``final`` (progress 1 and beyond) on half a cosine."""
+    return final + 0.5 * (start - final) * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
 def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, prior: EnergyPrior,
