@@ -41,7 +41,8 @@ def test_a_set_against_itself_scores_zero_and_maps_onto_its_cg(system, frames):
     cg = _cg_frames(system, frames)
     obs = ev.observe(frames, cg)
     metrics = compare(obs, ev.observe(frames, cg))
-    jsds = {k: v for k, v in metrics.items() if k.startswith("all_") or k.endswith("_jsd") or "/" in k}
+    jsds = {k: v for k, v in metrics.items()
+            if (k.startswith("all_") or k.endswith("_jsd") or "/" in k) and not k.startswith("lj_pair/")}
     assert len(jsds) > 20 and all(v == 0.0 for v in jsds.values())
     assert metrics["rdf_mae"] == 0.0 and metrics["rdf_mae_carbon"] == 0.0
     assert metrics["cg_rmsd"] < 1e-6 and metrics["cg_max_dev"] < 1e-5
@@ -145,3 +146,15 @@ def test_a_registered_metric_reaches_metrics_summary_and_plots(tmp_path: Path, f
 def test_a_metric_computes_one_way():
     with pytest.raises(ValueError, match="exactly one"):
         Metric("neither")
+
+
+def test_lj_by_type_pair_adds_up_to_the_lj_energy(system, frames):
+    """The per-type-pair breakdown is the frame's LJ energy split, not another estimate of it."""
+    obs = Evaluator(system.aa, per_type_rdf=False).observe(frames)
+    per_frame = obs.energies["lj"].sum(-1)  # [F]
+    split = torch.stack(list(obs.lj_by_pair.values())).sum(0)  # [F]
+    assert torch.allclose(split, per_frame, rtol=1e-6, atol=1e-3)
+    assert {"H-H intra", "H-H inter", "C_AR-C_AR inter"} <= set(obs.lj_by_pair)
+    assert obs.scalars["lj_pair/H-H inter"] == float(obs.lj_by_pair["H-H inter"].mean())
+    half = obs.merge(obs)
+    assert half.lj_by_pair["H-H inter"].shape == (2 * len(frames),)

@@ -14,7 +14,7 @@ from torch import Tensor
 from gdbm.utils.progress import tqdm
 
 import gdbm.analysis.standard_metrics  # noqa: F401  (registers the built-in metrics)
-from gdbm.analysis.energies import ENERGY_KEYS, molecule_energies
+from gdbm.analysis.energies import ENERGY_KEYS, lj_by_type_pair, molecule_energies
 from gdbm.analysis.forces import bead_force_magnitudes
 from gdbm.analysis.geometry import internal_coordinates
 from gdbm.analysis.metrics import Observation, compare
@@ -68,6 +68,7 @@ class Evaluator:
         energies: dict[str, list[Tensor]] = {k: [] for k in ENERGY_KEYS}
         rdf = RDFAccumulator(self.top.types, self.top.elements, self.rdf_excluded, RDF_MAX, RDF_WIDTH, self.per_type_rdf)
         close, heavy, cg_dev, bead_forces = [], [], [], []
+        by_pair: list[tuple[int, dict[str, Tensor]]] = []  # (frames, LJ per type pair) per chunk
         per_cg = max(1, n // len(cg)) if cg is not None and cg_offset == 0 else 1
         for start in tqdm(range(0, n, self.chunk), desc=f"eval {label}".strip(), unit="chunk", leave=False):
             # float32 pair arithmetic (sums in float64): the frames are float32 to begin with
@@ -80,6 +81,7 @@ class Evaluator:
             within = torch.nonzero(r < self.model.cutoff).squeeze(-1)
             for key, values in molecule_energies(self.model, pos, box, pairs.select(within)).items():
                 energies[key].append(values)
+            by_pair.append((pos.shape[0], lj_by_type_pair(self.model, pos, box, pairs.select(within))))
             rdf.add(pos, box, pairs, r)
             near = torch.nonzero(r < HEAVY_CLASH).squeeze(-1)
             c, h = self._clashes(pairs.select(near), r[near])
@@ -96,7 +98,14 @@ class Evaluator:
         return Observation(n, {k: torch.cat(v) for k, v in geometry.items()},
                            {k: torch.cat(v) for k, v in energies.items()}, rdf.result(),
                            torch.cat(close), torch.cat(heavy), torch.cat(cg_dev) if cg_dev else None,
-                           {k: torch.cat([b[k] for b in bead_forces]) for k in bead_forces[0]} if bead_forces else None)
+                           {k: torch.cat([b[k] for b in bead_forces]) for k in bead_forces[0]} if bead_forces else None,
+                           _per_frame(by_pair))
+
+
+def _per_frame(chunks: list[tuple[int, dict[str, Tensor]]]) -> dict[str, Tensor]:
+    """Per-key series over all chunks' frames; a key missing from a chunk counts zero there."""
+    keys = sorted({k for _, part in chunks for k in part})
+    return {k: torch.cat([part.get(k, torch.zeros(n, dtype=torch.float64)) for n, part in chunks]) for k in keys}
 
 
 def observe_reference(evaluator: Evaluator, reference: Frames, cg: Frames | None = None

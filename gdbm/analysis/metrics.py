@@ -56,6 +56,7 @@ class Observation:
     heavy: Tensor  # distances of intermolecular heavy-atom pairs closer than HEAVY_CLASH
     cg_deviation: Tensor | None = None  # [F * n_beads] bead distances to the CG input
     bead_forces: dict[str, Tensor] | None = None  # |F_I| (Eq. 6.3) per bead type and pooled, flat
+    lj_by_pair: dict[str, Tensor] | None = None  # [F] LJ per frame, kJ/mol, per "A-B intra|inter" atom-type pair
 
     def merge(self, other: "Observation") -> "Observation":
         """The observation of both sets of frames together."""
@@ -70,12 +71,22 @@ class Observation:
                            rdf, torch.cat([self.close, other.close]), torch.cat([self.heavy, other.heavy]),
                            cat(self.cg_deviation, other.cg_deviation),
                            None if self.bead_forces is None or other.bead_forces is None else
-                           {k: torch.cat([v, other.bead_forces[k]]) for k, v in self.bead_forces.items()})
+                           {k: torch.cat([v, other.bead_forces[k]]) for k, v in self.bead_forces.items()},
+                           _merge_per_frame(self.lj_by_pair, self.n_frames, other.lj_by_pair, other.n_frames))
 
     @property
     def scalars(self) -> Values:
         """This set's own numbers (the per-set metrics): clashes, long bonds, energies, CG consistency."""
         return measure(self)
+
+
+def _merge_per_frame(a: dict[str, Tensor] | None, n_a: int, b: dict[str, Tensor] | None,
+                     n_b: int) -> dict[str, Tensor] | None:
+    """Per-frame series of two sets joined; a key one set lacks counts zero in its frames."""
+    if a is None or b is None:
+        return None
+    zeros = torch.zeros(0, dtype=torch.float64)
+    return {k: torch.cat([a.get(k, zeros.new_zeros(n_a)), b.get(k, zeros.new_zeros(n_b))]) for k in {**a, **b}}
 
 
 @dataclass(frozen=True)

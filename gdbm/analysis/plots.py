@@ -146,3 +146,36 @@ def bead_force_plots(observations: dict[str, Observation], directory: Path) -> l
     if any(o.bead_forces is None for o in observations.values()):
         return []
     return [plot_bead_forces({n: o.bead_forces for n, o in observations.items()}, directory / "bead_forces.png")]
+
+
+MAX_PAIR_BARS = 16
+
+
+def plot_lj_by_pair(observations: dict[str, Observation], path: Path) -> Path:
+    """Each set's LJ per frame minus the first set's (the reference), per atom-type pair: where an excess sits."""
+    ref_name, ref = next(iter(observations.items()))
+    others = {n: o for n, o in observations.items() if n != ref_name and o.lj_by_pair is not None}
+    mean = {n: {k: float(v.mean()) for k, v in o.lj_by_pair.items()} for n, o in {ref_name: ref, **others}.items()}
+    keys = sorted({k for m in mean.values() for k in m})
+    excess = {n: [mean[n].get(k, 0.0) - mean[ref_name].get(k, 0.0) for k in keys] for n in others}
+    order = sorted(range(len(keys)), key=lambda i: -max(abs(e[i]) for e in excess.values()))[:MAX_PAIR_BARS]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(order) + 1.2))
+    height = 0.8 / max(1, len(excess))
+    for s, (name, values) in enumerate(excess.items()):
+        ax.barh([i + s * height for i in range(len(order))], [values[i] for i in order], height, label=name)
+    ax.set_yticks([i + 0.4 - height / 2 for i in range(len(order))], [keys[i] for i in order], fontsize=7)
+    ax.invert_yaxis()
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_xlabel(f"LJ per frame minus {ref_name}'s / kJ/mol", fontsize=8)
+    ax.set_title(f"LJ by atom-type pair, the {len(order)} largest differences", fontsize=9)
+    if excess:
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def lj_pair_plots(observations: dict[str, Observation], directory: Path) -> list[Path]:
+    """``lj_by_pair.png`` where the sets hold LJ per type pair."""
+    first = next(iter(observations.values()))
+    if first.lj_by_pair is None or len(observations) < 2:
+        return []
+    return [plot_lj_by_pair(observations, directory / "lj_by_pair.png")]

@@ -12,7 +12,7 @@ from gdbm.analysis.energies import ENERGY_KEYS
 from gdbm.analysis.forces import FORCE_WIDTH, POOLED
 from gdbm.analysis.histograms import jsd
 from gdbm.analysis.metrics import Metric, Observation, Values, register
-from gdbm.analysis.plots import bead_force_plots, energy_plots, family_plots, rdf_plots
+from gdbm.analysis.plots import bead_force_plots, energy_plots, family_plots, lj_pair_plots, rdf_plots
 
 BIN_WIDTHS = {"bond": 0.001, "angle": 1.0, "proper": 2.0, "improper": 2.0, "energy": 5.0}
 LONG_BOND = 0.2  # nm
@@ -90,6 +90,13 @@ def lj_per_molecule(obs: Observation) -> Values:
     return {"lj_per_mol_mean": float(lj.mean()), "lj_per_mol_std": float(lj.std()), "lj_per_mol_max": float(lj.max())}
 
 
+def lj_by_type_pair(obs: Observation) -> Values:
+    """LJ per frame, kJ/mol, per atom-type pair within (``lj_pair/C-H intra``) and between molecules."""
+    if obs.lj_by_pair is None:
+        return {}
+    return {f"lj_pair/{key}": float(values.mean()) for key, values in obs.lj_by_pair.items()}
+
+
 def frame_energy(obs: Observation) -> Values:
     """Mean, spread and maximum of the total energy per frame, kJ/mol."""
     total = obs.energies["total"].sum(-1)  # [F]
@@ -116,4 +123,5 @@ register(Metric("heavy_clashes", measure=heavy_clashes))
 register(Metric("long_bonds", measure=long_bonds, columns=(("frac_bonds_over_0.2nm", "bonds>0.2nm"),)))
 register(Metric("lj_per_molecule", measure=lj_per_molecule,
                 columns=(("lj_per_mol_mean", "LJ/mol mean"), ("lj_per_mol_std", "LJ/mol std"))))
+register(Metric("lj_by_type_pair", measure=lj_by_type_pair, plot=lj_pair_plots))
 register(Metric("frame_energy", measure=frame_energy, columns=(("energy_mean", "E mean"),)))

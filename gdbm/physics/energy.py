@@ -167,6 +167,25 @@ class EnergyModel:
         keep = torch.nonzero(~drop).squeeze(-1)  # [P']
         return pairs.select(keep), d.index_select(0, keep)
 
+    def _lj(self, pairs: PairList, r2: Tensor) -> Tensor:
+        """Lennard-Jones energy ``[P]`` of each pair at squared distance ``r2`` ``[P]``."""
+        dev = self._on(r2.device)
+        type_pair = dev.atom_type[pairs.i] * dev.c6.shape[0] + dev.atom_type[pairs.j]  # [P] row of the flat tables
+        c6 = dev.c6.to(r2.dtype).flatten().index_select(0, type_pair)
+        c12 = dev.c12.to(r2.dtype).flatten().index_select(0, type_pair)
+        return lj_energy(r2, c6, c12)
+
+    def lj_pairs(self, positions: Tensor, boxes: Tensor | None = None,
+                 pairs: PairList | None = None) -> tuple[PairList, Tensor]:
+        """The non-excluded pairs within the cutoff and the LJ energy of each, ``[P]`` kJ/mol (no gradient).
+
+        ``positions`` ``[F, n, 3]``; ``pairs``: candidate image pairs from an earlier search.
+        What :meth:`__call__` sums, pair by pair, for breakdowns such as by atom types.
+        """
+        _check_positions(positions, boxes, self.topology.n_atoms)
+        found, d = self._pairs(positions.detach(), None if boxes is None else boxes.detach(), pairs)
+        return found, self._lj(found, (d * d).sum(-1))
+
     def pair_list(self, positions: Tensor, boxes: Tensor | None = None) -> PairList:
         """Non-excluded image pairs within the cutoff (``[F, n, 3]`` or ``[n, 3]`` positions)."""
         return self._pairs(positions.detach(), boxes)[0]
@@ -204,11 +223,7 @@ class EnergyModel:
 
         pairs, d = self._pairs(pos, box, pairs)  # [P], [P, 3]
         r2 = (d * d).sum(-1)  # [P]
-        n_types = dev.c6.shape[0]
-        type_pair = dev.atom_type[pairs.i] * n_types + dev.atom_type[pairs.j]  # [P] row of the flat tables
-        c6 = dev.c6.to(pos.dtype).flatten().index_select(0, type_pair)
-        c12 = dev.c12.to(pos.dtype).flatten().index_select(0, type_pair)
-        lj = lj_energy(r2, c6, c12)  # [P]
+        lj = self._lj(pairs, r2)  # [P]
         sums.add_pairs("lj", lj, pairs)
         if resolution == "molecule":
             same = dev.molecule[pairs.i] == dev.molecule[pairs.j]  # [P]
