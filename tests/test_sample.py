@@ -207,3 +207,54 @@ def test_cli_candidates_per_pass_and_bad_lists():
     for bad in ("4,0", "4,x", ""):
         with pytest.raises(InputError, match="--candidates"):
             sampler(bad)
+
+
+def test_selection_weights_scale_each_energy_category_of_the_score(two_chains: Path):
+    """The candidate score is a weighted sum: doubling the bond weight adds the bond energy once more."""
+    from pydantic import ValidationError
+
+    system, cg, args = _untrained_sampler(two_chains, "run_weights")
+    calls: list[tuple] = []
+    sampler = Backmapper(*args, SamplerConfig(n_gibbs=0, candidates=3, stereo=False))
+    score = sampler._energies
+
+    def recording(items, env, local):
+        calls.append((items, env, local))
+        return score(items, env, local)
+
+    sampler._energies = recording
+    sampler.backmap(cg, progress=False)
+    items, env, local = calls[len(calls) // 2]
+    scores = {w: Backmapper(*args, SamplerConfig(n_gibbs=0, candidates=3, stereo=False,
+                                                 selection_weights={"bond": w}))._energies(items, env, local)[0]
+              for w in (0.0, 1.0, 2.0)}
+    bond = scores[1.0] - scores[0.0]  # [B, K] the candidates' bond energies
+    assert bond.abs().max() > 1.0
+    scale = float(scores[2.0].abs().max())  # an untrained network's clashes: float64 sums of large terms
+    torch.testing.assert_close(scores[2.0] - scores[1.0], bond, rtol=1e-6, atol=1e-12 * scale)
+    torch.testing.assert_close(scores[1.0], score(items, env, local)[0])  # default: every weight 1
+    with pytest.raises(ValidationError):
+        SamplerConfig(selection_weights={"coulomb": 1.0})
+    with pytest.raises(ValidationError):
+        SamplerConfig(selection_weights={"bond": -1.0})
+
+
+def test_cli_selection_weights():
+    import argparse
+
+    from gdbm.cli.backmap import add_sampling_arguments, job_options
+    from gdbm.utils.errors import InputError
+
+    parser = argparse.ArgumentParser()
+    add_sampling_arguments(parser, "CG")
+
+    def sampler(*flags: str) -> SamplerConfig:
+        args = parser.parse_args(["--checkpoint", "x", "-o", "out.pdb", *flags])
+        args.top, args.map, args.cg_map = "topol.top", "PS1.map", None
+        return job_options(args)["sampler"]
+
+    assert sampler("--selection-weights", "bond=0.1, lj=2").selection_weights == {"bond": 0.1, "lj": 2.0}
+    assert sampler().selection_weights == {}
+    for bad in ("coulomb=1", "bond", "bond=x", "bond=-1"):
+        with pytest.raises(InputError, match="--selection-weights"):
+            sampler("--selection-weights", bad)

@@ -75,6 +75,9 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
                    help="candidates per bead, lowest energy kept (default 4 in every pass and 16 in the last, whose "
                         "choice is kept); K: K in every pass; or one number per pass (forward pass, then each "
                         "sweep; the last repeats), e.g. 4,8,16")
+    p.add_argument("--selection-weights", metavar="TERM=W,...",
+                   help="weight of each energy category (bond, angle, proper, improper, lj) in the score that "
+                        "picks a candidate, e.g. bond=0.1 (default 1 each)")
     p.add_argument("--clash-retries", type=int, default=0, metavar="ROUNDS",
                    help="rounds of --candidates more for a bead whose kept candidate has a clashing atom pair "
                         "(default 0 = off)")
@@ -118,6 +121,29 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing output file and start over")
 
 
+SELECTION_TERMS = ("bond", "angle", "proper", "improper", "lj")
+
+
+def _selection_weights(text: str | None) -> dict[str, float]:
+    """``--selection-weights bond=0.1,lj=2`` as ``{"bond": 0.1, "lj": 2.0}``; unset: ``{}`` (every weight 1)."""
+    weights: dict[str, float] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        term, _, value = item.partition("=")
+        term = term.strip()
+        if term not in SELECTION_TERMS:
+            raise InputError(f"--selection-weights: unknown energy category {term!r} in {text!r}; "
+                             f"expected some of {', '.join(SELECTION_TERMS)} as TERM=W")
+        try:
+            weights[term] = float(value)
+        except ValueError:
+            raise InputError(f"--selection-weights: {item.strip()!r} needs a number after '=' (e.g. bond=0.1)")
+        if not weights[term] >= 0:
+            raise InputError(f"--selection-weights: {term} must be >= 0, got {value}")
+    return weights
+
+
 def job_options(args: argparse.Namespace) -> dict:
     """The :class:`~gdbm.sampling.jobs.BackmapJob` keyword arguments of :func:`add_sampling_arguments`, checked."""
     from gdbm.sampling.backmapper import SamplerConfig
@@ -136,6 +162,7 @@ def job_options(args: argparse.Namespace) -> dict:
     candidates = {}  # unset: SamplerConfig's default (4, and 16 in the last pass)
     if per_pass:
         candidates = dict(candidates=per_pass[0], pass_candidates=per_pass if len(per_pass) > 1 else None)
+    selection_weights = _selection_weights(args.selection_weights)
     if args.relax < 0:
         raise InputError("--relax must be >= 0")
     if args.clash_retries < 0:
@@ -148,7 +175,7 @@ def job_options(args: argparse.Namespace) -> dict:
                            constrain_bonds=args.constrain_bonds, hold_centres=args.hold_centres, relax_steps=args.relax,
                            max_batch=args.max_batch, compile=args.compile, stereo=not args.no_stereo,
                            stereo_select=not args.no_stereo_select, clash_retries=args.clash_retries,
-                           clash_energy=args.clash_energy)
+                           clash_energy=args.clash_energy, selection_weights=selection_weights)
     if args.no_stereo and args.stereo_from:
         raise InputError("--stereo-from and --no-stereo contradict each other")
     check_device(args.device)

@@ -21,10 +21,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt, model_validator
 from torch import Tensor
 from gdbm.utils.progress import tqdm
 
@@ -95,6 +95,10 @@ class SamplerConfig(BaseModel):
                                                      "whose kept candidate is still wrongly handed (a few per "
                                                      "sweep); a new one is kept when it has fewer wrong centres, "
                                                      "or as few at lower energy")
+    selection_weights: dict[Literal["bond", "angle", "proper", "improper", "lj"], NonNegativeFloat] = Field(
+        default_factory=dict, description="weight of each energy category in the score that picks a candidate "
+                                          "(default 1 each): e.g. bond 0.1 lets the Lennard-Jones and angle "
+                                          "terms, not the noise of the bond lengths, decide between candidates")
     clash_energy: float = Field(10.0, gt=0, description="kJ/mol: a kept candidate with a Lennard-Jones pair above "
                                                        "this (a clash; about r < 0.78 sigma for the hydrogens of "
                                                        "sPS, 26 pairs in a 5832-atom reference frame) gets "
@@ -332,13 +336,15 @@ class Backmapper:
         return local.view(b, k, -1, 3), turn
 
     def _energies(self, items: _Items, env: Environment, local: Tensor) -> tuple[Tensor, Tensor]:
-        """Energy ``[B, K]`` of each candidate's atoms with its environment (the prior's terms) and its
+        """Score ``[B, K]`` of each candidate: the energy of its atoms with its environment (the prior's terms,
+        each category times its ``selection_weights`` entry), and its
         largest Lennard-Jones pair energy ``[B, K]`` (a clash when above ``clash_energy``)."""
         b, k, length, _ = local.shape
         p = env.positions.shape[1]
         slots = p + length
         positions = torch.cat([env.positions.unsqueeze(1).expand(b, k, p, 3), local], 2).reshape(-1, 3)
         total = torch.zeros(b * k, dtype=torch.float64)
+        weights = self.config.selection_weights
         worst_pair = torch.full((b * k,), -torch.inf, dtype=torch.float64)
         for item in range(b):  # a few dozen items per group; the terms differ per item
             atoms = env.atom[item]
@@ -353,7 +359,7 @@ class Backmapper:
                 params = {n: v.repeat(k) for n, v in term.params.items()}
                 owner = torch.arange(k).repeat_interleave(len(term)) + item * k  # [K m]
                 for category, e in term_energies(Term(term.kind, index, params), positions, coulomb=False).items():
-                    total.index_add_(0, owner, e.to(torch.float64))
+                    total.index_add_(0, owner, e.to(torch.float64) * weights.get(category, 1.0))
                     if category == "lj":
                         worst_pair.scatter_reduce_(0, owner, e.to(torch.float64), "amax")
         return total.view(b, k), worst_pair.view(b, k)

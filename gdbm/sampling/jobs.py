@@ -130,6 +130,8 @@ class BackmapJob:
         out["sampler"] = self.sampler.model_dump()
         if out["sampler"]["last_candidates"] == out["sampler"]["candidates"]:  # as jobs before the field wrote it
             del out["sampler"]["last_candidates"]
+        if not out["sampler"]["selection_weights"]:  # the default: as jobs before the field wrote it
+            del out["sampler"]["selection_weights"]
         out["ordering"] = self.ordering.model_dump(mode="json") if self.ordering else None
         for key in ("cg_map", "stereo_from"):  # unset: the settings of older jobs, so their parts and stamps still match
             if out[key] is None:
