@@ -158,3 +158,18 @@ def test_lj_by_type_pair_adds_up_to_the_lj_energy(system, frames):
     assert obs.scalars["lj_pair/H-H inter"] == float(obs.lj_by_pair["H-H inter"].mean())
     half = obs.merge(obs)
     assert half.lj_by_pair["H-H inter"].shape == (2 * len(frames),)
+
+
+def test_torsions_without_a_term_are_the_ring_turns_and_the_side_chain_along_the_backbone(system):
+    """sPS has no dihedral term for the phenyl ring's turn: 'torsion/' measures it (4 paths per ring)."""
+    from gdbm.analysis.geometry import family_index, torsion_index, type_keys
+
+    top = system.aa
+    index = torsion_index(top)
+    names, code = type_keys(top, index, "torsion")
+    assert names == ["C-C-C-C_AR", "C-C-C_AR-C_AR"]
+    rings = sum(1 for t in top.types if t == "C_AR") // 6
+    assert int((code == 1).sum()) <= 4 * rings and int((code == 1).sum()) > 3 * rings
+    propers = {tuple(r) for r in family_index(top, "proper").tolist()}
+    assert not any(tuple(r) in propers or tuple(r[::-1]) in propers for r in index.tolist())
+    assert all(top.elements[a] != "H" for a in index.flatten().tolist())

@@ -1,5 +1,10 @@
 """Internal coordinates of frames grouped by force-field type: bonds, angles, dihedrals.
 
+Besides the force field's own terms, ``torsion/<types>`` measures every heavy-atom dihedral about
+a chain bond (not in a ring) that no proper dihedral term covers, such as a phenyl ring's turn about
+the bond to its backbone: such rotations are set by non-bonded terms alone, and no other
+distribution shows them.
+
 Every distribution is keyed ``"<family>/<types>"`` (e.g. ``"bond/C-C_AR"``,
 ``"angle/C-C-H"``), with the type tuple written in a canonical direction so that ``A-B`` and
 ``B-A`` pool together. Impropers keep the order of the topology (the centre atom matters).
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+import networkx as nx
 import torch
 from torch import Tensor
 
@@ -35,6 +41,20 @@ def family_index(top: Topology, family: str) -> Tensor:
         return _unique_rows(top.connectivity)
     parts = [top.term(kind).index for kind in FAMILIES[family]]
     return _unique_rows(torch.cat(parts))
+
+
+def torsion_index(top: Topology) -> Tensor:
+    """``[m, 4]`` heavy-atom paths i-j-k-l about every bond j-k outside rings that no proper term covers."""
+    heavy = [e != "H" for e in top.elements]
+    graph = nx.Graph([(int(a), int(b)) for a, b in top.connectivity.tolist() if heavy[a] and heavy[b]])
+    covered = {tuple(row) for row in family_index(top, "proper").tolist()}
+    rows = []
+    for j, k in nx.bridges(graph):
+        for i in graph[j]:
+            for l in graph[k]:
+                if i != k and l != j and i != l and (i, j, k, l) not in covered and (l, k, j, i) not in covered:
+                    rows.append((i, j, k, l))
+    return torch.tensor(sorted(rows), dtype=torch.long).view(-1, 4)
 
 
 def type_keys(top: Topology, index: Tensor, family: str) -> tuple[list[str], Tensor]:
@@ -72,4 +92,10 @@ def internal_coordinates(top: Topology, positions: Tensor, boxes: Tensor | None)
         names, code = type_keys(top, index, family)
         for c, name in enumerate(names):
             out[f"{family}/{name}"] = values[:, code == c].flatten()
+    torsions = torsion_index(top)
+    if len(torsions):
+        values = family_values(positions, boxes, torsions, "torsion")  # [F, m]
+        names, code = type_keys(top, torsions, "torsion")
+        for c, name in enumerate(names):
+            out[f"torsion/{name}"] = values[:, code == c].flatten()
     return out

@@ -14,7 +14,7 @@ from gdbm.analysis.histograms import jsd
 from gdbm.analysis.metrics import Metric, Observation, Values, register
 from gdbm.analysis.plots import bead_force_plots, energy_plots, family_plots, lj_pair_plots, rdf_plots
 
-BIN_WIDTHS = {"bond": 0.001, "angle": 1.0, "proper": 2.0, "improper": 2.0, "energy": 5.0}
+BIN_WIDTHS = {"bond": 0.001, "angle": 1.0, "proper": 2.0, "improper": 2.0, "torsion": 2.0, "energy": 5.0}
 LONG_BOND = 0.2  # nm
 _POOLED_FAMILY = {"all_bonds": "bond", "all_angles": "angle", "all_dihedrals": "proper", "all_impropers": "improper"}
 
