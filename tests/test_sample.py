@@ -258,3 +258,15 @@ def test_cli_selection_weights():
     for bad in ("coulomb=1", "bond", "bond=x", "bond=-1"):
         with pytest.raises(InputError, match="--selection-weights"):
             sampler("--selection-weights", bad)
+
+
+def test_bfloat16_sampling_runs_the_voxel_generator_channels_last(two_chains: Path):
+    import warnings
+
+    _, _, args = _untrained_sampler(two_chains, "run_channels_last")
+    Backmapper(*args, SamplerConfig(precision="float32"))
+    assert args[1].memory_format == torch.contiguous_format
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # bfloat16 is emulated (and warned about) on CPUs without AVX512-BF16/AMX
+        Backmapper(*args, SamplerConfig(precision="bfloat16"))
+    assert args[1].memory_format == torch.channels_last_3d

@@ -153,6 +153,21 @@ def test_generator_places_finite_atoms_differentiably(norm, full_blocks):
 
 
 @LAYOUTS
+def test_channels_last_generator_places_the_same_atoms(norm, full_blocks):
+    """The channels-last order (for bfloat16 convolutions) changes the memory layout, not the result."""
+    generator, _ = models(norm, full_blocks=full_blocks)
+    particles, types, noise = random_particles(), one_hot_types(), torch.randn(B, generator.noise_dim)
+    with torch.no_grad():
+        before = generator(particles, types, noise)
+        after = generator.channels_last()(particles, types, noise)
+        conv = next(m for m in generator.modules() if isinstance(m, torch.nn.Conv3d))
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
+        torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-6)
+        with torch.autocast("cpu", torch.bfloat16):
+            assert generator(particles, types, noise).dtype == torch.float32  # the collapse stays float32
+
+
+@LAYOUTS
 def test_critic_scores_and_gradient_penalty_backpropagates(norm, full_blocks):
     _, critic = models(norm, full_blocks=full_blocks)
     particles = random_particles()
