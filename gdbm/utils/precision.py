@@ -1,7 +1,8 @@
 """Which arithmetic the network runs in: bfloat16 only where the hardware computes it natively.
 
-bfloat16 autocast halves the time of a convolution on CPUs with AVX512-BF16 or AMX and on
-GPUs with bfloat16 units; elsewhere PyTorch emulates it, and measured on an AVX2-only AMD
+bfloat16 autocast cuts the time of a convolution on CPUs with AVX512-BF16 or AMX (on a Xeon with AMX,
+channels-last: 6 ms against 88 ms in float32; a whole sPS frame 68 s against 87 s) and on GPUs
+with bfloat16 units; elsewhere PyTorch emulates it, and measured on an AVX2-only AMD
 EPYC one sPS plan step took 75 s in bfloat16 against 2.3 s in float32. ``"auto"`` therefore
 picks bfloat16 only where it is native, float32 otherwise.
 """
