@@ -14,10 +14,10 @@ from torch import Tensor
 from gdbm.utils.progress import tqdm
 
 import gdbm.analysis.standard_metrics  # noqa: F401  (registers the built-in metrics)
-from gdbm.analysis.energies import ENERGY_KEYS, lj_by_type_pair, molecule_energies
+from gdbm.analysis.energies import ENERGY_KEYS, molecule_energies
 from gdbm.analysis.forces import bead_force_magnitudes
-from gdbm.analysis.geometry import internal_coordinates
-from gdbm.analysis.metrics import Observation, compare
+from gdbm.analysis.geometry import internal_coordinates, torsion_index
+from gdbm.analysis.metrics import Observation, compare, join_per_frame
 from gdbm.analysis.rdf import RDFAccumulator
 from gdbm.data.trajectory import Frames
 from gdbm.physics.energy import EnergyModel
@@ -44,6 +44,7 @@ class Evaluator:
         self.mapping = mapping
         self.chunk = chunk
         self.rdf_excluded = path_distance_pairs(topology, 3)[0]
+        self.torsions = torsion_index(topology)  # [m, 4], once for every chunk
         self.per_type_rdf = per_type_rdf
         self.heavy = torch.tensor([e != "H" for e in topology.elements])
         if forces and mapping is None:
@@ -74,14 +75,15 @@ class Evaluator:
             # float32 pair arithmetic (sums in float64): the frames are float32 to begin with
             pos = frames.positions[start:start + self.chunk].float()
             box = frames.boxes[start:start + self.chunk].float()
-            for key, values in internal_coordinates(self.top, pos, box).items():
+            for key, values in internal_coordinates(self.top, pos, box, self.torsions).items():
                 geometry.setdefault(key, []).append(values)
             pairs = neighbor_pairs(pos, box, max(RDF_MAX, self.model.cutoff))  # one search for all
             r = pair_vectors(pos, box, pairs).norm(dim=-1)  # [P]
             within = torch.nonzero(r < self.model.cutoff).squeeze(-1)
-            for key, values in molecule_energies(self.model, pos, box, pairs.select(within)).items():
+            per_molecule, per_type_pair = molecule_energies(self.model, pos, box, pairs.select(within))
+            for key, values in per_molecule.items():
                 energies[key].append(values)
-            by_pair.append((pos.shape[0], lj_by_type_pair(self.model, pos, box, pairs.select(within))))
+            by_pair.append((pos.shape[0], per_type_pair))
             rdf.add(pos, box, pairs, r)
             near = torch.nonzero(r < HEAVY_CLASH).squeeze(-1)
             c, h = self._clashes(pairs.select(near), r[near])
@@ -99,13 +101,7 @@ class Evaluator:
                            {k: torch.cat(v) for k, v in energies.items()}, rdf.result(),
                            torch.cat(close), torch.cat(heavy), torch.cat(cg_dev) if cg_dev else None,
                            {k: torch.cat([b[k] for b in bead_forces]) for k in bead_forces[0]} if bead_forces else None,
-                           _per_frame(by_pair))
-
-
-def _per_frame(chunks: list[tuple[int, dict[str, Tensor]]]) -> dict[str, Tensor]:
-    """Per-key series over all chunks' frames; a key missing from a chunk counts zero there."""
-    keys = sorted({k for _, part in chunks for k in part})
-    return {k: torch.cat([part.get(k, torch.zeros(n, dtype=torch.float64)) for n, part in chunks]) for k in keys}
+                           join_per_frame(by_pair))
 
 
 def observe_reference(evaluator: Evaluator, reference: Frames, cg: Frames | None = None

@@ -80,8 +80,12 @@ def family_values(positions: Tensor, boxes: Tensor | None, index: Tensor, family
     return dihedral(d) * (180.0 / math.pi)
 
 
-def internal_coordinates(top: Topology, positions: Tensor, boxes: Tensor | None) -> dict[str, Tensor]:
-    """All bonded-geometry distributions of ``positions [F, n, 3]``: pooled and per type, flat."""
+def internal_coordinates(top: Topology, positions: Tensor, boxes: Tensor | None,
+                         torsions: Tensor | None = None) -> dict[str, Tensor]:
+    """All bonded-geometry distributions of ``positions [F, n, 3]``: pooled and per type, flat.
+
+    ``torsions``: :func:`torsion_index` of ``top``, when the caller measures many chunks (found here otherwise).
+    """
     out: dict[str, Tensor] = {}
     for family in FAMILIES:
         index = family_index(top, family)
@@ -92,7 +96,7 @@ def internal_coordinates(top: Topology, positions: Tensor, boxes: Tensor | None)
         names, code = type_keys(top, index, family)
         for c, name in enumerate(names):
             out[f"{family}/{name}"] = values[:, code == c].flatten()
-    torsions = torsion_index(top)
+    torsions = torsion_index(top) if torsions is None else torsions
     if len(torsions):
         values = family_values(positions, boxes, torsions, "torsion")  # [F, m]
         names, code = type_keys(top, torsions, "torsion")

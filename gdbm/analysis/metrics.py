@@ -72,7 +72,8 @@ class Observation:
                            cat(self.cg_deviation, other.cg_deviation),
                            None if self.bead_forces is None or other.bead_forces is None else
                            {k: torch.cat([v, other.bead_forces[k]]) for k, v in self.bead_forces.items()},
-                           _merge_per_frame(self.lj_by_pair, self.n_frames, other.lj_by_pair, other.n_frames))
+                           None if self.lj_by_pair is None or other.lj_by_pair is None else
+                           join_per_frame([(self.n_frames, self.lj_by_pair), (other.n_frames, other.lj_by_pair)]))
 
     @property
     def scalars(self) -> Values:
@@ -80,13 +81,11 @@ class Observation:
         return measure(self)
 
 
-def _merge_per_frame(a: dict[str, Tensor] | None, n_a: int, b: dict[str, Tensor] | None,
-                     n_b: int) -> dict[str, Tensor] | None:
-    """Per-frame series of two sets joined; a key one set lacks counts zero in its frames."""
-    if a is None or b is None:
-        return None
-    zeros = torch.zeros(0, dtype=torch.float64)
-    return {k: torch.cat([a.get(k, zeros.new_zeros(n_a)), b.get(k, zeros.new_zeros(n_b))]) for k in {**a, **b}}
+def join_per_frame(parts: list[tuple[int, dict[str, Tensor]]]) -> dict[str, Tensor]:
+    """Per-key series of several runs of frames ``(n_frames, {key: [n_frames]})`` joined in order; a key
+    one part lacks counts zero in its frames."""
+    keys = sorted({k for _, series in parts for k in series})
+    return {k: torch.cat([series.get(k, torch.zeros(n, dtype=torch.float64)) for n, series in parts]) for k in keys}
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ class EnergyTerms:
     total: Tensor
     per_molecule: dict[str, Tensor] | None = None
     per_atom: dict[str, Tensor] | None = None
+    pair_lj: tuple[PairList, Tensor] | None = None  # (non-excluded pairs, LJ [P]) when asked for, no gradient
 
     def as_dict(self) -> dict[str, Tensor]:
         """The per-frame energies by name, categories then ``"total"``."""
@@ -58,7 +59,7 @@ class EnergyTerms:
             return None if d is None else {k: v.detach() for k, v in d.items()}
 
         return EnergyTerms(**{k: v.detach() for k, v in self.as_dict().items()},
-                           per_molecule=cut(self.per_molecule), per_atom=cut(self.per_atom))
+                           per_molecule=cut(self.per_molecule), per_atom=cut(self.per_atom), pair_lj=self.pair_lj)
 
 
 class _Sums:
@@ -175,23 +176,12 @@ class EnergyModel:
         c12 = dev.c12.to(r2.dtype).flatten().index_select(0, type_pair)
         return lj_energy(r2, c6, c12)
 
-    def lj_pairs(self, positions: Tensor, boxes: Tensor | None = None,
-                 pairs: PairList | None = None) -> tuple[PairList, Tensor]:
-        """The non-excluded pairs within the cutoff and the LJ energy of each, ``[P]`` kJ/mol (no gradient).
-
-        ``positions`` ``[F, n, 3]``; ``pairs``: candidate image pairs from an earlier search.
-        What :meth:`__call__` sums, pair by pair, for breakdowns such as by atom types.
-        """
-        _check_positions(positions, boxes, self.topology.n_atoms)
-        found, d = self._pairs(positions.detach(), None if boxes is None else boxes.detach(), pairs)
-        return found, self._lj(found, (d * d).sum(-1))
-
     def pair_list(self, positions: Tensor, boxes: Tensor | None = None) -> PairList:
         """Non-excluded image pairs within the cutoff (``[F, n, 3]`` or ``[n, 3]`` positions)."""
         return self._pairs(positions.detach(), boxes)[0]
 
     def __call__(self, positions: Tensor, boxes: Tensor | None = None, resolution: str = "frame",
-                 pairs: PairList | None = None) -> EnergyTerms:
+                 pairs: PairList | None = None, pair_lj: bool = False) -> EnergyTerms:
         """Energies of ``positions`` ``[F, n, 3]`` or ``[n, 3]`` (nm) in ``boxes`` (rows = box vectors).
 
         ``boxes=None`` evaluates an open system. ``resolution`` ``"molecule"`` or ``"atom"``
@@ -199,6 +189,8 @@ class EnergyModel:
         split into ``"lj_intra"`` and ``"lj_inter"`` (an intermolecular pair half to each
         molecule; [pairs] terms are listed terms, counted in ``"lj"`` only). ``pairs``:
         candidate image pairs from an earlier search with a cutoff at least this model's.
+        ``pair_lj``: also return the non-excluded pairs and each one's LJ energy (for breakdowns
+        such as by atom types), detached.
         """
         if resolution not in RESOLUTIONS:
             raise InputError(f"unknown resolution {resolution!r}; expected one of {RESOLUTIONS}")
@@ -241,7 +233,8 @@ class EnergyModel:
         per_frame = {k: v.sum(-1) for k, v in binned.items()}
         return EnergyTerms(**per_frame,
                            per_molecule={**binned, **extra} if resolution == "molecule" else None,
-                           per_atom=binned if resolution == "atom" else None)
+                           per_atom=binned if resolution == "atom" else None,
+                           pair_lj=(pairs, lj.detach()) if pair_lj else None)
 
 
 def evaluate_terms(terms: Iterable[Term], positions: Tensor, boxes: Tensor | None = None,
