@@ -270,3 +270,38 @@ def test_bfloat16_sampling_runs_the_voxel_generator_channels_last(two_chains: Pa
         warnings.simplefilter("ignore")  # bfloat16 is emulated (and warned about) on CPUs without AVX512-BF16/AMX
         Backmapper(*args, SamplerConfig(precision="bfloat16"))
     assert args[1].memory_format == torch.channels_last_3d
+
+
+def test_score_hidden_scores_heavy_candidates_with_the_adjacent_beads_hydrogens(two_chains: Path):
+    """``score_hidden``: the energies of a heavy-atom step see the hydrogens the network does not (the adjacent
+    beads', once placed), never the bead's own (rebuilt after it) nor the atoms being placed; off, none."""
+    system, cg, args = _untrained_sampler(two_chains, "run_hidden")
+    home, is_h = system.mapping.home_bead, system.aa.masses < 2.0
+
+    def scored_atoms(score_hidden: bool) -> list[tuple]:
+        calls: list[tuple] = []
+        sampler = Backmapper(*args, SamplerConfig(n_gibbs=1, candidates=2, stereo=False, score_hidden=score_hidden))
+        score = sampler._energies
+
+        def recording(items, env, local):
+            calls.append((items, env))
+            return score(items, env, local)
+
+        sampler._energies = recording
+        sampler.backmap(cg, progress=False)
+        return calls
+
+    for score_hidden in (False, True):
+        seen_adjacent = 0
+        for items, env in scored_atoms(score_hidden):
+            for b in range(len(items.frame)):
+                seen = env.atom[b][env.mask[b]]
+                placing = items.atoms[b][items.atoms[b] >= 0]
+                hidden = items.absent[b][len(items.atoms[b]):]
+                hidden = hidden[hidden >= 0]
+                assert not bool(torch.isin(seen, placing).any())
+                assert not bool(torch.isin(seen, hidden[home[hidden] == items.bead[b]]).any())
+                adjacent = hidden[home[hidden] != items.bead[b]]
+                assert bool(is_h[adjacent].all())
+                seen_adjacent += int(torch.isin(seen, adjacent).sum())
+        assert (seen_adjacent > 0) == score_hidden

@@ -78,6 +78,10 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
     p.add_argument("--selection-weights", metavar="TERM=W,...",
                    help="weight of each energy category (bond, angle, proper, improper, lj) in the score that "
                         "picks a candidate, e.g. bond=0.1 (default 1 each)")
+    p.add_argument("--score-hidden", action="store_true",
+                   help="score the candidates of a heavy-atom step with the adjacent beads' hydrogens present "
+                        "(the network still does not see them): lets their clashes decide, e.g. a phenyl ring's "
+                        "turn against the backbone's hydrogens")
     p.add_argument("--clash-retries", type=int, default=0, metavar="ROUNDS",
                    help="rounds of --candidates more for a bead whose kept candidate has a clashing atom pair "
                         "(default 0 = off)")
@@ -175,7 +179,8 @@ def job_options(args: argparse.Namespace) -> dict:
                            constrain_bonds=args.constrain_bonds, hold_centres=args.hold_centres, relax_steps=args.relax,
                            max_batch=args.max_batch, compile=args.compile, stereo=not args.no_stereo,
                            stereo_select=not args.no_stereo_select, clash_retries=args.clash_retries,
-                           clash_energy=args.clash_energy, selection_weights=selection_weights)
+                           clash_energy=args.clash_energy, selection_weights=selection_weights,
+                           score_hidden=args.score_hidden)
     if args.no_stereo and args.stereo_from:
         raise InputError("--stereo-from and --no-stereo contradict each other")
     check_device(args.device)

@@ -100,6 +100,12 @@ class SamplerConfig(BaseModel):
         default_factory=dict, description="weight of each energy category in the score that picks a candidate "
                                           "(default 1 each): e.g. bond 0.1 lets the Lennard-Jones and angle "
                                           "terms, not the noise of the bond lengths, decide between candidates")
+    score_hidden: bool = Field(False, description="score the candidates of a heavy-atom step with the adjacent "
+                                                 "beads' hydrogens present (those placed so far); the network "
+                                                 "still does not see them. The bead's own hydrogens stay out: "
+                                                 "they are rebuilt after it. A ring's turn about its bond to "
+                                                 "the backbone is decided by its hydrogens against the "
+                                                 "backbone's, which the heavy atoms alone do not show")
     clash_energy: float = Field(10.0, gt=0, description="kJ/mol: a kept candidate with a Lennard-Jones pair above "
                                                        "this (a clash; about r < 0.78 sigma for the hydrogens of "
                                                        "sPS, 26 pairs in a 5832-atom reference frame) gets "
@@ -154,6 +160,7 @@ class _Items:
     bead: Tensor  # [B]
     atoms: Tensor  # [B, L] -1 padded
     absent: Tensor  # [B, L + H] the atoms to place and the hidden ones
+    unscored: Tensor  # [B, L + H] the atoms to place and the bead's own hidden ones (-1 padded)
 
     def take(self, index: Tensor | slice) -> "_Items":
         return _Items(*(getattr(self, f.name)[index] for f in fields(_Items)))
@@ -283,8 +290,10 @@ class Backmapper:
     def _items(self, group: Tensor, n_frames: int) -> _Items:
         frame = torch.arange(n_frames).repeat_interleave(len(group))  # [B]
         step = group.repeat(n_frames)
-        atoms = self.steps.atoms[step]
-        return _Items(frame, step, self.steps.bead[step], atoms, torch.cat([atoms, self.steps.hidden[step]], 1))
+        atoms, bead, hidden = self.steps.atoms[step], self.steps.bead[step], self.steps.hidden[step]
+        own = self.system.mapping.home_bead[hidden.clamp(min=0)] == bead.unsqueeze(1)
+        return _Items(frame, step, bead, atoms, torch.cat([atoms, hidden], 1),
+                      torch.cat([atoms, torch.where((hidden >= 0) & own, hidden, -1)], 1))
 
     def _independent(self, items: _Items, beads: Tensor, boxes: Tensor) -> list[_Items]:
         """``items`` split into batches whose environments do not see each other's new atoms.
@@ -372,11 +381,17 @@ class Backmapper:
         """Generate, select and write the atoms of independent ``items``, ``max_batch`` environments at a time."""
         env = local_environments(atoms, beads, boxes, items.frame, items.bead, self.fixpoint,
                                  self.environment.cutoff, atom_present=present, absent=items.absent)
+        scored = env
+        if self.config.score_hidden and bool((items.absent >= 0).sum() > (items.unscored >= 0).sum()):
+            # the same frames (same item, bead and fixpoint), more atoms: the adjacent beads' hydrogens
+            scored = local_environments(atoms, beads, boxes, items.frame, items.bead, self.fixpoint,
+                                        self.environment.cutoff, atom_present=present, absent=items.unscored)
         per_call = max(1, self.config.max_batch // self._candidates)
         for start in range(0, len(items.frame), per_call):
             part, part_env = items.take(slice(start, start + per_call)), env.take(slice(start, start + per_call))
+            part_scored = scored.take(slice(start, start + per_call))
             local, _ = self._generate(part_env, part.atoms, rng)  # [b, K, L, 3]
-            energy, worst_pair = self._energies(part, part_env, local)  # [b, K]
+            energy, worst_pair = self._energies(part, part_scored, local)  # [b, K]
             wrong = (self._wrongly_handed(part, part_env, local, atoms, present, beads, boxes)
                      if self.step_centres is not None else None)
             best = select_candidates(energy, wrong, self.config.stereo_penalty)  # [b]
@@ -389,7 +404,7 @@ class Backmapper:
             kept_worst = worst_pair[rows, best]  # [b]
             self.selection["clashing"] += int((kept_worst > self.config.clash_energy).sum())
             if wrong is not None or self.config.clash_retries:
-                chosen, kept_worst = self._retry(part, part_env, chosen, None if wrong is None else wrong[rows, best],
+                chosen, kept_worst = self._retry(part, part_env, part_scored, chosen, None if wrong is None else wrong[rows, best],
                                                  energy[rows, best], kept_worst, atoms, present, beads, boxes, rng)
             self.selection["clashing_after_retries"] += int((kept_worst > self.config.clash_energy).sum())
             box_positions = part_env.frames.to_box(chosen)  # [b, L, 3]
@@ -398,13 +413,14 @@ class Backmapper:
             atoms[frame[valid], part.atoms[valid]] = box_positions[valid].to(atoms.dtype)
             present[frame[valid], part.atoms[valid]] = True
 
-    def _retry(self, part: _Items, env: Environment, chosen: Tensor, wrong: Tensor | None, energy: Tensor,
-               worst_pair: Tensor, atoms: Tensor, present: Tensor, beads: Tensor, boxes: Tensor,
+    def _retry(self, part: _Items, env: Environment, scored: Environment, chosen: Tensor, wrong: Tensor | None,
+               energy: Tensor, worst_pair: Tensor, atoms: Tensor, present: Tensor, beads: Tensor, boxes: Tensor,
                rng: torch.Generator) -> tuple[Tensor, Tensor]:
         """``chosen [b, L, 3]`` and its ``worst_pair [b]`` after more rounds of candidates for the items whose
         kept one is wrongly handed (``wrong [b]`` centres; up to ``stereo_retries`` rounds) or clashes
         (``worst_pair [b]`` above ``clash_energy``; up to ``clash_retries`` rounds), at ``energy [b]``; a new
-        one replaces it when it scores lower (energy + stereo_penalty per wrong centre)."""
+        one replaces it when it scores lower (energy + stereo_penalty per wrong centre). ``scored``: the
+        environments the energies see (``env``, or with ``score_hidden`` the same plus hydrogens)."""
         c = self.config
         penalty = c.stereo_penalty
         chosen, energy, worst_pair = chosen.clone(), energy.clone(), worst_pair.clone()
@@ -421,7 +437,7 @@ class Backmapper:
                 break
             sub, sub_env = part.take(stuck), env.take(stuck)
             local, _ = self._generate(sub_env, sub.atoms, rng)
-            more_energy, more_worst = self._energies(sub, sub_env, local)
+            more_energy, more_worst = self._energies(sub, scored.take(stuck), local)
             more_wrong = (self._wrongly_handed(sub, sub_env, local, atoms, present, beads, boxes)
                           if self.step_centres is not None else None)
             if more_wrong is None:

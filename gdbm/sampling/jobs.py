@@ -132,6 +132,8 @@ class BackmapJob:
             del out["sampler"]["last_candidates"]
         if not out["sampler"]["selection_weights"]:  # the default: as jobs before the field wrote it
             del out["sampler"]["selection_weights"]
+        if not out["sampler"]["score_hidden"]:  # the default: as jobs before the field wrote it
+            del out["sampler"]["score_hidden"]
         out["ordering"] = self.ordering.model_dump(mode="json") if self.ordering else None
         for key in ("cg_map", "stereo_from"):  # unset: the settings of older jobs, so their parts and stamps still match
             if out[key] is None:
