@@ -41,6 +41,7 @@ from gdbm.ordering import OrderingConfig, SystemPlan, plan_system
 from gdbm.physics.bonded import term_energies
 from gdbm.physics.nonbonded import lj_energy_linear_core
 from gdbm.utils.pbc import minimum_image
+from gdbm.topology.symmetry import bond_graph, step_relabellings
 from gdbm.topology.system import MappedSystem
 from gdbm.topology.topology import Term
 
@@ -66,6 +67,7 @@ class SequenceSample:
     context_channel: Tensor  # [L, P] int8 channel of context particle p w.r.t. target i; -1 for beads
     sequence_channel: Tensor  # [L, L] int8 channel of sequence atom j w.r.t. target i; -1 on the diagonal
     prior: list[Term]  # local indices: context [0, P), sequence P + [0, L)
+    relabellings: Tensor  # [R, L] long, the identity first: equivalent labellings (gdbm.topology.symmetry)
 
 
 @dataclass
@@ -91,6 +93,7 @@ class SequenceBatch:
     rotation: Tensor  # [B, 3, 3] alignment and augmentation: box = centre + local @ rotation
     prior: list[Term]  # index into [B * (P + L)] positions (see prior_positions)
     prior_sample: list[Tensor]  # per prior term, [m] the sample of each instance
+    relabellings: Tensor  # [B, R, L] long: per sample, its equivalent labellings, padded with the identity
 
     @property
     def target_types(self) -> Tensor:
@@ -170,6 +173,10 @@ def collate(samples: list[SequenceSample], generator: torch.Generator | None = N
         context_channel[k, :len(s.atoms), :len(s.context_atom)] = s.context_channel
         sequence_channel[k, :len(s.atoms), :len(s.atoms)] = s.sequence_channel
     prior, prior_sample = _flatten_prior(samples, n_ctx, p, length)
+    n_relabel = max(len(s.relabellings) for s in samples)
+    relabellings = torch.arange(length).repeat(b, n_relabel, 1)  # [B, R, L] the identity
+    for k, s in enumerate(samples):
+        relabellings[k, :len(s.relabellings), :len(s.atoms)] = s.relabellings
     return SequenceBatch(
         spec=samples[0].spec,
         context_positions=pad("context_positions", 0.0) @ turn.transpose(1, 2),
@@ -182,6 +189,7 @@ def collate(samples: list[SequenceSample], generator: torch.Generator | None = N
         frame=torch.tensor([s.frame for s in samples]), bead=torch.tensor([s.bead for s in samples]),
         heavy=torch.tensor([s.heavy for s in samples]), centre=torch.stack([s.centre for s in samples]),
         rotation=turn @ torch.stack([s.rotation for s in samples]), prior=prior, prior_sample=prior_sample,
+        relabellings=relabellings,
     )
 
 
@@ -223,10 +231,13 @@ class SequenceDataset(Dataset):
                              aa.source or None)
         self.config = config or EnvironmentConfig()
         self.plan = plan if isinstance(plan, SystemPlan) else plan_system(system, plan)
-        self.steps, _, _ = self.plan.expand()
+        self.steps, molecule, position = self.plan.expand()
         self.spec = spec or FeatureSpec.from_system(system, self.config)
         self.features = SystemFeatures(system, self.spec)
         self.prior = PriorIndex(aa, self.steps.atoms)
+        self._bonds = bond_graph(aa)
+        self._step_kind = [(self.plan.molecules[m], p) for m, p in zip(molecule.tolist(), position.tolist())]
+        self._relabellings: dict[tuple[str, int], Tensor] = {}  # per molecule type and plan position
         atoms, boxes = frames.positions, frames.boxes  # [F, n, 3], [F, 3, 3]
         beads = mapping.map_positions(atoms, boxes).to(atoms.dtype) if beads is None else (
             beads.positions if isinstance(beads, Frames) else beads)  # [F, N, 3]
@@ -260,6 +271,16 @@ class SequenceDataset(Dataset):
     def __len__(self) -> int:
         return len(self.item_frame)
 
+    def relabellings(self, step: int) -> Tensor:
+        """``[R, L]``: the equivalent labellings of expanded plan step ``step`` (the same for every instance of
+        its molecule type, so found once per type and position)."""
+        key = self._step_kind[step]
+        if key not in self._relabellings:
+            seq, hidden = self.steps.atoms[step], self.steps.hidden[step]
+            self._relabellings[key] = step_relabellings(self._bonds, seq[seq >= 0].tolist(),
+                                                        hidden[hidden >= 0].tolist())
+        return self._relabellings[key]
+
     def __getitem__(self, index: int) -> SequenceSample:
         f, s = int(self.item_frame[index]), int(self.item_step[index])
         bead, heavy = int(self.steps.bead[s]), bool(self.steps.heavy[s])
@@ -283,6 +304,7 @@ class SequenceDataset(Dataset):
             atoms=seq, positions=self.atom_local[f, seq], target_type=self.features.atom_type[seq],
             context_channel=channels(seq.unsqueeze(1), atom.unsqueeze(0)).to(torch.int8),  # [L, P]
             sequence_channel=sequence_channel, prior=self.prior.terms_for(s, atom, seq),
+            relabellings=self.relabellings(s),
         )
 
 

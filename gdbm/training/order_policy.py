@@ -40,7 +40,8 @@ def reorder_sample(sample: SequenceSample, order: Tensor) -> SequenceSample:
 
     return replace(sample, atoms=sample.atoms[order], positions=sample.positions[order],
                    target_type=sample.target_type[order], context_channel=sample.context_channel[order],
-                   sequence_channel=sample.sequence_channel[order][:, order], prior=[move(t) for t in sample.prior])
+                   sequence_channel=sample.sequence_channel[order][:, order], prior=[move(t) for t in sample.prior],
+                   relabellings=inverse[sample.relabellings[:, order]])
 
 
 class StepContext:

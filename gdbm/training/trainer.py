@@ -14,7 +14,7 @@ import gc
 import math
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -103,8 +103,20 @@ def _cat_particles(*parts: Particles) -> Particles:
 
 
 def _squared_distance(fake: Tensor, batch: SequenceBatch) -> Tensor:
-    """Mean squared distance (nm^2) of generated atoms ``[B, L, 3]`` to the reference, over the real steps."""
-    return _masked_mean((fake - batch.targets).square().sum(-1), batch.step_mask.float())
+    """Mean squared distance (nm^2) of generated atoms ``[B, L, 3]`` to the reference, over the real steps; each
+    sequence against the nearest of its equivalent labellings (``batch.relabellings``: a ring turned by 180
+    degrees, a CH2's hydrogens swapped), so symmetric atoms are not pulled to the mean of their places."""
+    mask = batch.step_mask.float()  # [B, L]
+    b, r, length = batch.relabellings.shape
+    rows = torch.arange(b, device=fake.device).view(b, 1, 1)
+    targets = batch.targets[rows, batch.relabellings]  # [B, R, L, 3]
+    per_labelling = ((fake.unsqueeze(1) - targets).square().sum(-1) * mask.unsqueeze(1)).sum(-1)  # [B, R]
+    return per_labelling.min(1).values.sum() / mask.sum().clamp_min(1)
+
+
+def _labelled(batch: SequenceBatch, symmetric: bool) -> SequenceBatch:
+    """``batch``, or without ``symmetric`` the same with the reference's labels only (no relabellings)."""
+    return batch if symmetric else replace(batch, relabellings=batch.relabellings[:, :1])
 
 
 def _centre_shift(fake: Tensor, batch: SequenceBatch) -> Tensor:
@@ -356,7 +368,8 @@ class Trainer:
         d = self.distributed
         index = shard_draw(len(self.dataset), self.config.training.batch_size // d.world_size, d, rng,
                            getattr(self.dataset, "sample_weights", None))
-        return collate([self.dataset[int(i)] for i in index], rng, rotate=self.turn).to(self.device)
+        batch = collate([self.dataset[int(i)] for i in index], rng, rotate=self.turn)
+        return _labelled(batch, self.config.training.symmetric_atoms).to(self.device)
 
     def _noise(self, batch: SequenceBatch, rng: torch.Generator) -> Tensor:
         b, length = batch.step_mask.shape
@@ -381,8 +394,8 @@ class Trainer:
         g.eval()
         try:
             with torch.no_grad():
-                _, stats = supervised_loss(g, fixed.batch, fixed.noise, self.prior, self.prior.weight(self.state.step),
-                                           reference=True)
+                _, stats = supervised_loss(g, _labelled(fixed.batch, t.symmetric_atoms), fixed.noise, self.prior,
+                                           self.prior.weight(self.state.step), reference=True)
         finally:
             g.train(was_training)
             set_rng_state(saved)

@@ -1,0 +1,61 @@
+"""Equivalent labellings of a plan step's atoms: the molecule's symmetries that move only them.
+
+A phenyl ring's two ortho carbons (and its two meta ones) are interchangeable: turning the ring
+by 180 degrees gives the same molecule with their labels swapped; so are the two hydrogens of a
+CH2 and the three of a CH3. Given the atoms placed before a step, a reference structure could
+as well carry either labelling, so a squared distance to the labelled reference teaches a
+generator to put the first ortho carbon midway between the two sides: on the ring's axis. The
+supervised loss instead takes, per sequence, the nearest of its equivalent labellings
+(:func:`gdbm.training.trainer._squared_distance`), as structure predictors do for symmetric atoms.
+
+A relabelling is an automorphism of the molecular graph (atoms matched by type) that fixes every
+atom outside ``movable`` (the step's atoms and its hidden hydrogens) and maps the step's atoms
+onto themselves; only atoms bonded to a movable one constrain it, so the search runs on that
+small subgraph (networkx's VF2 matcher).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import networkx as nx
+import torch
+from networkx.algorithms.isomorphism import GraphMatcher
+from torch import Tensor
+
+from gdbm.topology.topology import Topology
+
+log = logging.getLogger(__name__)
+
+MAX_RELABELLINGS = 64  # e.g. two CH3 groups in one step: 36; more are cut (identity kept first)
+
+
+def bond_graph(aa: Topology) -> nx.Graph:
+    """The chemical bonds of ``aa`` as a graph over atom indices, each node labelled by its atom type."""
+    graph = nx.Graph()
+    graph.add_nodes_from((i, {"label": t}) for i, t in enumerate(aa.types))
+    graph.add_edges_from(aa.connectivity.tolist())
+    return graph
+
+
+def step_relabellings(graph: nx.Graph, atoms: list[int], hidden: list[int] = ()) -> Tensor:
+    """``[R, L]`` (R >= 1, the identity first): for each equivalent labelling of the step's ``atoms`` (global
+    indices, in placement order), ``order[r, i]`` is the slot whose reference position atom ``i`` may take."""
+    movable = set(atoms) | set(hidden)
+    border = {n for a in movable for n in graph[a]} - movable
+    local = graph.subgraph(movable | border).copy()
+    for n in border:  # fixed atoms: a label no other atom has
+        local.nodes[n]["label"] = ("fixed", n)
+    slot = {a: i for i, a in enumerate(atoms)}
+    identity = tuple(range(len(atoms)))
+    orders = {identity: None}
+    matcher = GraphMatcher(local, local, node_match=lambda x, y: x["label"] == y["label"])
+    for mapping in matcher.isomorphisms_iter():
+        if any(mapping[a] not in slot for a in atoms):
+            continue  # moves a step atom onto a hidden one
+        orders.setdefault(tuple(slot[mapping[a]] for a in atoms), None)
+        if len(orders) >= MAX_RELABELLINGS:
+            log.warning("a plan step with atoms %s has more than %d equivalent labellings; the loss uses %d",
+                        atoms[:6], MAX_RELABELLINGS, MAX_RELABELLINGS)
+            break
+    return torch.tensor(list(orders), dtype=torch.long).view(len(orders), len(atoms))
