@@ -1,4 +1,4 @@
-"""Topologies, force-field terms, AA->CG mappings and molecular graphs (no networks here)."""
+"""Topologies, force-field terms, AA->CG mappings, molecular graphs and their symmetric atoms (no networks here)."""
 
 from gdbm.topology.convert import to_ase, to_rdkit
 from gdbm.topology.graphs import molecule_graphs, system_graph
