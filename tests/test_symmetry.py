@@ -13,7 +13,7 @@ from gdbm.ordering import OrderingConfig
 from gdbm.topology.symmetry import bond_graph, step_relabellings
 from gdbm.topology.system import load_mapped_system
 from gdbm.training.order_policy import reorder_sample
-from gdbm.training.trainer import _labelled, _squared_distance
+from gdbm.training.trainer import _labelled, _squared_distance, nearest_targets
 
 
 def _dataset(two_chains: Path) -> SequenceDataset:
@@ -58,6 +58,8 @@ def test_a_ring_placed_turned_by_half_a_turn_costs_nothing_with_relabellings(two
     batch = collate([data[ring]], rotate=False)
     turned = batch.targets[:, [0, 5, 4, 3, 2, 1]]  # the same ring, its labels swapped
     assert float(_squared_distance(turned, batch)) < 1e-12
+    assert torch.equal(nearest_targets(turned, batch), turned)  # what the critic's real atoms become
+    assert torch.equal(nearest_targets(batch.targets, batch), batch.targets)
     assert float(_squared_distance(turned, _labelled(batch, False))) > 1e-3  # labels only: far off
     assert float(_squared_distance(batch.targets, _labelled(batch, False))) == 0.0
 

@@ -64,23 +64,26 @@ def critic_loss(critic: Critic, batch: SequenceBatch, fake: Tensor, gp_weight: f
     """WGAN-GP critic loss over every step of the sequences (generated atoms fixed).
 
     Real and generated atoms of step k are scored in the same environment: the context plus
-    the generated atoms 0..k-1. The gradient penalty acts on positions interpolated between them,
+    the generated atoms 0..k-1; the real ones under the equivalent labelling nearest to the generated
+    sequence (:func:`nearest_targets`), so a ring generated turned by 180 degrees meets its real atoms on
+    the side it chose. The gradient penalty acts on positions interpolated between them,
     for the first ``gp_fraction`` of the batch (the batch is a random draw, so this is an unbiased
     estimate; the double backward of the penalty is most of a critic update's cost on CPU).
     """
     types, mask = batch.target_types, batch.step_mask.float()  # [B, L, T], [B, L]
     fake = fake.detach()
+    real = nearest_targets(fake, batch)  # [B, L, 3]
     b = fake.shape[0]
     m = max(1, math.ceil(gp_fraction * b))  # samples with a penalised interpolate
     real_scores, fake_scores, penalties = [], [], []
     for k in range(types.shape[1]):
         particles = particles_for_step(batch, k, fake)
         eps = torch.rand(m, 1, generator=generator).to(fake.device)  # [m, 1]
-        mixed = (eps * batch.targets[:m, k] + (1 - eps) * fake[:m, k]).requires_grad_(True)  # [m, 3]
+        mixed = (eps * real[:m, k] + (1 - eps) * fake[:m, k]).requires_grad_(True)  # [m, 3]
         # one critic call for real, generated and interpolated atoms: [2B + m]
         both = _cat_particles(particles, particles, _slice_particles(particles, m))
         scores = critic(both, torch.cat([types[:, k], types[:, k], types[:m, k]]),
-                        torch.cat([batch.targets[:, k], fake[:, k], mixed]))
+                        torch.cat([real[:, k], fake[:, k], mixed]))
         real_s, fake_s, mixed_s = scores.split([b, b, m])
         (grad,) = torch.autograd.grad(mixed_s.sum(), mixed, create_graph=True)
         real_scores.append(real_s)
@@ -102,16 +105,26 @@ def _cat_particles(*parts: Particles) -> Particles:
                      torch.cat([p.mask for p in parts]))
 
 
+def nearest_targets(fake: Tensor, batch: SequenceBatch) -> Tensor:
+    """``[B, L, 3]``: the reference positions of each sequence under the equivalent labelling nearest to the
+    generated atoms ``fake [B, L, 3]`` (``batch.relabellings``: a ring turned by 180 degrees, a CH2's hydrogens
+    swapped; gdbm.topology.symmetry), so that neither the squared distance nor the critic holds the generator
+    to one of several equally valid labellings. With one labelling, ``batch.targets``."""
+    if batch.relabellings.shape[1] == 1:
+        return batch.targets
+    mask = batch.step_mask.to(fake.dtype).unsqueeze(1)  # [B, 1, L]
+    rows = torch.arange(len(fake), device=fake.device).view(-1, 1, 1)
+    targets = batch.targets[rows, batch.relabellings]  # [B, R, L, 3]
+    distance = ((fake.detach().unsqueeze(1) - targets).square().sum(-1) * mask).sum(-1)  # [B, R]
+    best = distance.argmin(1)  # [B]
+    return targets[torch.arange(len(fake), device=fake.device), best]
+
+
 def _squared_distance(fake: Tensor, batch: SequenceBatch) -> Tensor:
     """Mean squared distance (nm^2) of generated atoms ``[B, L, 3]`` to the reference, over the real steps; each
-    sequence against the nearest of its equivalent labellings (``batch.relabellings``: a ring turned by 180
-    degrees, a CH2's hydrogens swapped), so symmetric atoms are not pulled to the mean of their places."""
-    mask = batch.step_mask.float()  # [B, L]
-    b, r, length = batch.relabellings.shape
-    rows = torch.arange(b, device=fake.device).view(b, 1, 1)
-    targets = batch.targets[rows, batch.relabellings]  # [B, R, L, 3]
-    per_labelling = ((fake.unsqueeze(1) - targets).square().sum(-1) * mask.unsqueeze(1)).sum(-1)  # [B, R]
-    return per_labelling.min(1).values.sum() / mask.sum().clamp_min(1)
+    sequence against its nearest equivalent labelling (:func:`nearest_targets`), so symmetric atoms are not
+    pulled to the mean of their places."""
+    return _masked_mean((fake - nearest_targets(fake, batch)).square().sum(-1), batch.step_mask.float())
 
 
 def _labelled(batch: SequenceBatch, symmetric: bool) -> SequenceBatch:
