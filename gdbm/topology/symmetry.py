@@ -4,9 +4,10 @@ A phenyl ring's two ortho carbons (and its two meta ones) are interchangeable: t
 by 180 degrees gives the same molecule with their labels swapped; so are the two hydrogens of a
 CH2 and the three of a CH3. Given the atoms placed before a step, a reference structure could
 as well carry either labelling, so a squared distance to the labelled reference teaches a
-generator to put the first ortho carbon midway between the two sides: on the ring's axis. The
-supervised loss instead takes, per sequence, the nearest of its equivalent labellings
-(:func:`gdbm.training.trainer._squared_distance`), as structure predictors do for symmetric atoms.
+generator to put the first ortho carbon midway between the two sides: on the ring's axis. With
+``training.symmetric_atoms`` the supervised loss instead takes, per sequence, the nearest of its
+equivalent labellings (:func:`gdbm.training.trainer.nearest_targets`), as structure predictors do for
+symmetric atoms (on sPS it made no measurable difference: docs/generator-diagnosis.md section 12).
 
 A relabelling is an automorphism of the molecular graph (atoms matched by type) that fixes every
 atom outside ``movable`` (the step's atoms and its hidden hydrogens) and maps the step's atoms

@@ -107,11 +107,12 @@ class TrainingConfig(_Strict):
                                  "(nm^2) between the centre of each generated sequence and the reference's is "
                                  "added to the generator's loss: the sequence's share of its bead's CG position, "
                                  "so CG consistency (0: off)")
-    symmetric_atoms: bool = Field(True, description="the squared distances to the reference (supervised phase, "
-                                  "tether, held-out numbers) take each sequence's nearest equivalent labelling: "
-                                  "a phenyl ring turned by 180 degrees, a CH2's hydrogens swapped "
-                                  "(gdbm.topology.symmetry); false: the labels as in the reference frames, as "
-                                  "before 6 Dec 2026 (pulls the first ortho carbon onto the ring's axis)")
+    symmetric_atoms: bool = Field(False, description="the squared distances to the reference (supervised phase, "
+                                  "tether, held-out numbers) and the critic's real atoms take each sequence's "
+                                  "nearest equivalent labelling: a phenyl ring turned by 180 degrees, a CH2's "
+                                  "hydrogens swapped (gdbm.topology.symmetry). Off by default: on sPS it "
+                                  "changed neither the ring's turn nor any other column measurably "
+                                  "(docs/generator-diagnosis.md section 12)")
     gp_fraction: float = Field(1.0, gt=0, le=1, description="fraction of each critic batch whose interpolates "
                                "are penalised (the penalty's double backward dominates CPU time)")
     checkpoint_every: int = Field(100, ge=1)
