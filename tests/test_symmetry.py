@@ -10,7 +10,7 @@ import torch
 from gdbm.data import read_frames
 from gdbm.data.samples import SequenceDataset, collate
 from gdbm.ordering import OrderingConfig
-from gdbm.topology.symmetry import bond_graph, step_relabellings
+from gdbm.topology.symmetry import step_relabellings
 from gdbm.topology.system import load_mapped_system
 from gdbm.training.order_policy import reorder_sample
 from gdbm.training.trainer import _labelled, _squared_distance, nearest_targets
@@ -25,7 +25,6 @@ def _dataset(two_chains: Path) -> SequenceDataset:
 def test_the_ring_step_may_turn_by_half_a_turn_and_a_ch2_may_swap_its_hydrogens(two_chains: Path):
     data = _dataset(two_chains)
     system = load_mapped_system(two_chains / "topol.top", two_chains / "PS1.map")
-    graph = bond_graph(system.aa)
     names = system.aa.names
     kinds: dict[str, int] = {}
     for step in range(len(data.steps.atoms)):
@@ -43,7 +42,7 @@ def test_the_ring_step_may_turn_by_half_a_turn_and_a_ch2_may_swap_its_hydrogens(
             assert len(orders) == 1
             kinds["backbone"] = kinds.get("backbone", 0) + 1
         hidden = data.steps.hidden[step]
-        again = step_relabellings(graph, atoms, hidden[hidden >= 0].tolist())
+        again = step_relabellings(system.aa, atoms, hidden[hidden >= 0].tolist())
         assert torch.equal(again, orders)  # the cache per molecule type gives every instance its own answer
     assert kinds["ring"] == 20 and kinds["backbone"] > 0
     middle_h = [s for s in range(len(data.steps.atoms)) if not bool(data.steps.heavy[s])

@@ -41,7 +41,7 @@ from gdbm.ordering import OrderingConfig, SystemPlan, plan_system
 from gdbm.physics.bonded import term_energies
 from gdbm.physics.nonbonded import lj_energy_linear_core
 from gdbm.utils.pbc import minimum_image
-from gdbm.topology.symmetry import bond_graph, step_relabellings
+from gdbm.topology.symmetry import step_relabellings
 from gdbm.topology.system import MappedSystem
 from gdbm.topology.topology import Term
 
@@ -235,7 +235,7 @@ class SequenceDataset(Dataset):
         self.spec = spec or FeatureSpec.from_system(system, self.config)
         self.features = SystemFeatures(system, self.spec)
         self.prior = PriorIndex(aa, self.steps.atoms)
-        self._bonds = bond_graph(aa)
+        self._aa = aa
         self._step_kind = [(self.plan.molecules[m], p) for m, p in zip(molecule.tolist(), position.tolist())]
         self._relabellings: dict[tuple[str, int], Tensor] = {}  # per molecule type and plan position
         atoms, boxes = frames.positions, frames.boxes  # [F, n, 3], [F, 3, 3]
@@ -277,7 +277,7 @@ class SequenceDataset(Dataset):
         key = self._step_kind[step]
         if key not in self._relabellings:
             seq, hidden = self.steps.atoms[step], self.steps.hidden[step]
-            self._relabellings[key] = step_relabellings(self._bonds, seq[seq >= 0].tolist(),
+            self._relabellings[key] = step_relabellings(self._aa, seq[seq >= 0].tolist(),
                                                         hidden[hidden >= 0].tolist())
         return self._relabellings[key]
 

@@ -12,7 +12,7 @@ symmetric atoms (on sPS it made no measurable difference: docs/generator-diagnos
 A relabelling is an automorphism of the molecular graph (atoms matched by type) that fixes every
 atom outside ``movable`` (the step's atoms and its hidden hydrogens) and maps the step's atoms
 onto themselves; only atoms bonded to a movable one constrain it, so the search runs on that
-small subgraph (networkx's VF2 matcher).
+small subgraph of the bonds that touch the movable atoms (networkx's VF2 matcher).
 """
 
 from __future__ import annotations
@@ -31,22 +31,17 @@ log = logging.getLogger(__name__)
 MAX_RELABELLINGS = 64  # e.g. two CH3 groups in one step: 36; more are cut (identity kept first)
 
 
-def bond_graph(aa: Topology) -> nx.Graph:
-    """The chemical bonds of ``aa`` as a graph over atom indices, each node labelled by its atom type."""
-    graph = nx.Graph()
-    graph.add_nodes_from((i, {"label": t}) for i, t in enumerate(aa.types))
-    graph.add_edges_from(aa.connectivity.tolist())
-    return graph
-
-
-def step_relabellings(graph: nx.Graph, atoms: list[int], hidden: list[int] = ()) -> Tensor:
+def step_relabellings(aa: Topology, atoms: list[int], hidden: list[int] = ()) -> Tensor:
     """``[R, L]`` (R >= 1, the identity first): for each equivalent labelling of the step's ``atoms`` (global
     indices, in placement order), ``order[r, i]`` is the slot whose reference position atom ``i`` may take."""
-    movable = set(atoms) | set(hidden)
-    border = {n for a in movable for n in graph[a]} - movable
-    local = graph.subgraph(movable | border).copy()
-    for n in border:  # fixed atoms: a label no other atom has
-        local.nodes[n]["label"] = ("fixed", n)
+    movable = torch.tensor(sorted(set(atoms) | set(hidden)), dtype=torch.long)
+    bonds = aa.connectivity[torch.isin(aa.connectivity, movable).any(1)]  # [m, 2] the bonds that touch them
+    local = nx.Graph()
+    local.add_edges_from(bonds.tolist())
+    local.add_nodes_from(movable.tolist())
+    free = set(movable.tolist())
+    for n in local.nodes:  # movable atoms by type; a fixed neighbour by a label no other atom has
+        local.nodes[n]["label"] = aa.types[n] if n in free else ("fixed", n)
     slot = {a: i for i, a in enumerate(atoms)}
     identity = tuple(range(len(atoms)))
     orders = {identity: None}
