@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from gdbm.data.environment import (
-    EnvironmentConfig, find_neighbours, fixpoints, local_environments, local_frames, rotation_to_z,
+    EnvironmentConfig, azimuth_points, find_neighbours, fixpoints, local_environments, local_frames, rotation_to_z,
 )
 from gdbm.data.features import CHANNELS, FeatureSpec, InteractionChannels, SystemFeatures
 from gdbm.data.trajectory import Frames, read_frames
@@ -63,6 +63,44 @@ def test_local_frame_puts_the_fixpoint_on_z(system: MappedSystem, frame: tuple[F
     local = (frames.rotation @ bond.unsqueeze(-1)).squeeze(-1)
     torch.testing.assert_close(local[:, :2], torch.zeros(N_BEADS, 2), atol=1e-5, rtol=0)
     torch.testing.assert_close(local[:, 2], bond.norm(dim=-1), atol=1e-5, rtol=1e-5)
+
+
+def test_azimuth_points_follow_cg_bonds_past_the_fixpoint(system: MappedSystem) -> None:
+    fp = fixpoints(system.mapping)
+    az = azimuth_points(system.mapping, fp)
+    # 0-based; the CG beads are bonded in a line (backbone, side chain, backbone, ...; Fritz's model) and
+    # [align] points a backbone bead to the backbone bead before it, a side chain to its own backbone bead:
+    # a backbone bead's x axis then points to the side chain before it (the first one's to its own), a side
+    # chain's to the next backbone bead (the last one's to the side chain before); 20 beads per chain
+    assert az[:8].tolist() == [1, 2, 1, 4, 3, 6, 5, 8]
+    assert int(az[19]) == 17
+    assert torch.equal(az[20:40], az[:20] + 20)
+    assert bool((az != torch.arange(N_BEADS)).all() and (az != fp).all())
+
+
+def test_local_frame_turns_the_azimuth_bead_onto_x(system: MappedSystem, frame: tuple[Frames, Frames]) -> None:
+    aa, cg = frame
+    beads, box = cg.positions[0].double(), aa.boxes[0].double()
+    fp = fixpoints(system.mapping)
+    az = azimuth_points(system.mapping, fp)
+    frame_index, bead = torch.zeros(N_BEADS, dtype=torch.long), torch.arange(N_BEADS)
+    plain = local_frames(beads.unsqueeze(0), box.unsqueeze(0), frame_index, bead, fp)
+    turned = local_frames(beads.unsqueeze(0), box.unsqueeze(0), frame_index, bead, fp, az)
+    _is_proper_rotation(turned.rotation)
+    bond = minimum_image(beads[fp] - beads, box)  # [N, 3] still on +z
+    local = (turned.rotation @ bond.unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(local[:, :2], torch.zeros(N_BEADS, 2, dtype=torch.float64), atol=1e-9, rtol=0)
+    second = (turned.rotation @ minimum_image(beads[az] - beads, box).unsqueeze(-1)).squeeze(-1)  # [N, 3]
+    assert float(second[:, 1].abs().max()) < 1e-9 and bool((second[:, 0] > 0).all())
+    # the same frame turned about z: the turn is the only difference, and it maps back
+    extra = turned.rotation @ plain.rotation.transpose(1, 2)
+    torch.testing.assert_close(extra[:, 2], torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64).expand(N_BEADS, 3))
+    # any rigid turn of the whole frame leaves the local picture unchanged (what makes the turn learnable)
+    spin = rotation_to_z(torch.tensor([[0.3, -0.5, 0.8]], dtype=torch.float64))[0]
+    moved = local_frames((beads @ spin.T).unsqueeze(0), (box @ spin.T).unsqueeze(0), frame_index, bead, fp, az)
+    near = minimum_image(beads[torch.randperm(N_BEADS)[:N_BEADS]] - beads, box)  # [N, 3] a vector per centre
+    torch.testing.assert_close(torch.einsum("bij,bj->bi", moved.rotation, near @ spin.T),
+                               torch.einsum("bij,bj->bi", turned.rotation, near), atol=1e-9, rtol=0)
 
 
 @pytest.mark.parametrize("cutoff", [0.7, 1.2])  # 1.2 nm: more than half the thinnest box width

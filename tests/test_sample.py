@@ -305,3 +305,43 @@ def test_score_hidden_scores_heavy_candidates_with_the_adjacent_beads_hydrogens(
                 assert bool(is_h[adjacent].all())
                 seen_adjacent += int(torch.isin(seen, adjacent).sum())
         assert (seen_adjacent > 0) == score_hidden
+
+
+def test_fixed_azimuth_reaches_the_generator_unturned_in_training_and_sampling(two_chains: Path):
+    """``environment.azimuth: bead``: no random turn about z; every environment the generator sees, in a
+    training batch or a sampling pass, has its azimuth bead in the xz half-plane with x > 0."""
+    from gdbm.data.environment import azimuth_points, fixpoints
+    from gdbm.training.trainer import shard_draw
+
+    config = load_config(two_chains / "tiny.yaml")
+    config = config.model_copy(update={"environment": config.environment.model_copy(update={"azimuth": "bead"})})
+    trainer = build_trainer(config, two_chains / "run_azimuth")
+    assert trainer.turn is False
+    index = shard_draw(len(trainer.dataset), config.training.batch_size, trainer.distributed,
+                       torch.Generator().manual_seed(0), None)  # the draw _batch makes first
+    batch = trainer._batch(torch.Generator().manual_seed(0))
+    unturned = torch.stack([trainer.dataset[int(i)].rotation for i in index])
+    assert len(index) > 1 and torch.equal(batch.rotation, unturned)
+
+    system, cg, args = _untrained_sampler(two_chains, "run_azimuth_sampler")
+    sampler = Backmapper(*args[:4], config.environment, SamplerConfig(n_gibbs=1, candidates=3, stereo=False))
+    assert sampler.turn is False
+    azimuth = azimuth_points(system.mapping, fixpoints(system.mapping))
+    generate, seen = sampler._generate, []
+
+    def recording(env, atoms, rng):
+        seen.append(env)
+        return generate(env, atoms, rng)
+
+    sampler._generate = recording
+    sampler.backmap(cg, progress=False)
+    checked = 0
+    for env in seen:
+        gap, centre_bead = torch.cdist(env.frames.centre.double(), cg.positions[0].double()).min(dim=1)  # [B]
+        assert float(gap.max()) < 1e-5  # each environment sits on its own bead
+        x_bead = azimuth[centre_bead]  # [B]
+        hit = (env.bead == x_bead.unsqueeze(1)) & env.mask  # [B, P] the azimuth bead in the environment
+        local = env.positions[hit]  # [h, 3]
+        assert float(local[:, 1].abs().max()) < 1e-4 and bool((local[:, 0] > 0).all())
+        checked += len(local)
+    assert checked > 50

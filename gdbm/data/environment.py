@@ -7,8 +7,10 @@ For a batch of (frame, bead) *items* (thesis Sec. 4.3.1):
   along the minimum-image vector; the rotation is proper (det +1), antiparallel axes included;
 - the environment holds every bead and every present atom whose minimum-image distance to the
   centre is below the cutoff (default 0.7 nm, DBM's), at that image, in the local frame;
-- an optional random rotation about z (augmentation, seeded) is folded into the returned
-  rotation, so ``box = centre + local @ rotation`` always maps back.
+- the turn about z is either free (a random rotation, DBM's augmentation, seeded, folded into the
+  returned rotation) or fixed by an *azimuth* bead (``EnvironmentConfig.azimuth = "bead"``): the
+  local x axis then points to that bead's projection on the xy plane. Either way
+  ``box = centre + local @ rotation`` maps back.
 
 What the particles *are* (their features) is :mod:`gdbm.data.features`.
 """
@@ -35,6 +37,14 @@ class EnvironmentConfig(BaseModel):
     atom_types: Literal["forcefield", "prior"] = Field(
         "forcefield", description="atom-type vocabulary: force-field types or the mapping's prior types")
     split_channels: bool = Field(False, description="split interaction channels by the particle's atom type")
+    azimuth: Literal["random", "bead"] = Field(
+        "random", description="the turn about the local z axis: 'random' (a random angle per environment in "
+        "training and per candidate in sampling, DBM's augmentation) or 'bead' (x towards a second bead, see "
+        "azimuth_points; no random turn), so the network need not read the turn from the atoms near the axis")
+
+    def random_turns(self, aligned: bool) -> bool:
+        """Whether environments are turned by random angles about z (only aligned conditioners are turned)."""
+        return aligned and self.azimuth == "random"
 
 
 def fixpoints(mapping: SystemMapping) -> Tensor:
@@ -45,6 +55,32 @@ def fixpoints(mapping: SystemMapping) -> Tensor:
     first = torch.full((n,), n, dtype=torch.long).scatter_reduce(0, both[:, 0], both[:, 1], "amin")  # [n]
     first = torch.where(first < n, first, -1)
     return torch.where(mapping.align >= 0, mapping.align, first)
+
+
+def azimuth_points(mapping: SystemMapping, fixpoint: Tensor) -> Tensor:
+    """``[n_beads]`` the bead each bead's local x axis points to, or -1 (no second direction).
+
+    The first bead (by index) CG-bonded to the bead other than its fixpoint, else the first one
+    CG-bonded to the fixpoint other than the bead. For a polymer's side-chain bead aligned to its
+    backbone bead that is a neighbouring backbone bead, so the side chain's turn about its bond to the
+    backbone becomes a fixed direction in the local frame.
+    """
+    n = mapping.n_beads
+    bonds = mapping.cg_bonds
+    both = torch.cat([bonds, bonds.flip(1)])  # [2c, 2] (bead, neighbour)
+    lowest = torch.full((n,), n, dtype=torch.long).scatter_reduce(0, both[:, 0], both[:, 1], "amin")  # [n]
+    rest = both[both[:, 1] != lowest[both[:, 0]]]
+    next_lowest = torch.full((n,), n, dtype=torch.long).scatter_reduce(0, rest[:, 0], rest[:, 1], "amin")
+
+    def lowest_but(owner: Tensor, skip: Tensor) -> Tensor:  # [n] lowest neighbour of owner that is not skip
+        o = owner.clamp(min=0)
+        pick = torch.where(lowest[o] != skip, lowest[o], next_lowest[o])
+        return torch.where(owner >= 0, pick, n)
+
+    beads = torch.arange(n)
+    own = lowest_but(beads, fixpoint)
+    second = torch.where(own < n, own, lowest_but(fixpoint, beads))
+    return torch.where((second < n) & (fixpoint >= 0), second, -1)
 
 
 def rotation_to_z(axis: Tensor) -> Tensor:
@@ -98,16 +134,27 @@ class LocalFrames:
         return LocalFrames(self.centre, extra @ self.rotation)
 
 
-def local_frames(beads: Tensor, boxes: Tensor, frame: Tensor, bead: Tensor, fixpoint: Tensor) -> LocalFrames:
+def local_frames(beads: Tensor, boxes: Tensor, frame: Tensor, bead: Tensor, fixpoint: Tensor,
+                 azimuth: Tensor | None = None) -> LocalFrames:
     """Centre on bead ``bead [B]`` of frame ``frame [B]`` and align its fixpoint bond to +z.
 
     ``beads``: ``[F, N, 3]``; ``boxes``: ``[F, 3, 3]``; ``fixpoint``: ``[N]`` (see :func:`fixpoints`).
+    With ``azimuth [N]`` (see :func:`azimuth_points`) the frame is then turned about z so that bead's
+    direction lies in the xz half-plane with x > 0 (beads with -1, or on the z axis, are not turned).
     """
     centre = beads[frame, bead]  # [B, 3]
-    fp = fixpoint.to(bead.device)[bead]  # [B]
-    axis = minimum_image((beads[frame, fp.clamp(min=0)] - centre).unsqueeze(1), boxes[frame]).squeeze(1)  # [B, 3]
-    axis = torch.where((fp >= 0).unsqueeze(-1), axis, 0.0)
-    return LocalFrames(centre, rotation_to_z(axis))
+
+    def towards(points: Tensor) -> Tensor:  # [B, 3] minimum-image vectors to points[bead], zero where -1
+        p = points.to(bead.device)[bead]  # [B]
+        v = minimum_image((beads[frame, p.clamp(min=0)] - centre).unsqueeze(1), boxes[frame]).squeeze(1)
+        return torch.where((p >= 0).unsqueeze(-1), v, 0.0)
+
+    rotation = rotation_to_z(towards(fixpoint))  # [B, 3, 3]
+    if azimuth is not None:
+        v = torch.einsum("bij,bj->bi", rotation, towards(azimuth))  # [B, 3] in the aligned frame
+        angle = torch.where(v[:, :2].norm(dim=-1) > 1e-6, torch.atan2(v[:, 1], v[:, 0]), 0.0)  # [B]
+        rotation = rotation_about_z(-angle.to(torch.float64)).to(rotation.dtype) @ rotation
+    return LocalFrames(centre, rotation)
 
 
 @dataclass
@@ -246,15 +293,16 @@ def pad_by_item(item: Tensor, n_items: int, values: Tensor, fill: float | int) -
 
 def local_environments(atoms: Tensor, beads: Tensor, boxes: Tensor, frame: Tensor, bead: Tensor, fixpoint: Tensor,
                        cutoff: float = 0.7, *, atom_present: Tensor | None = None, absent: Tensor | None = None,
-                       generator: torch.Generator | None = None) -> Environment:
+                       generator: torch.Generator | None = None, azimuth: Tensor | None = None) -> Environment:
     """Environments of items (frame, bead) ``[B]``, ready for :meth:`gdbm.data.features.SystemFeatures.particles`.
 
     ``atom_present [F, n]`` says which atoms exist in each frame (forward sampling: the placed
     ones); ``absent [B, k]`` (-1 padded) drops more atoms per item (the atoms being placed and
     the hidden hydrogens). With ``generator`` each environment is turned by a random angle
-    about z, and the returned frames include that turn.
+    about z, and the returned frames include that turn; ``azimuth [N]`` fixes the turn instead
+    (:func:`local_frames`).
     """
-    frames = local_frames(beads, boxes, frame, bead, fixpoint)
+    frames = local_frames(beads, boxes, frame, bead, fixpoint, azimuth)
     if generator is not None:
         frames = frames.rotated(random_z_rotations(len(frame), generator, frames.rotation.dtype).to(atoms.device))
     near = find_neighbours(atoms, beads, boxes, frame, bead, cutoff, atom_present)

@@ -32,7 +32,8 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import ConcatDataset, Dataset
 
 from gdbm.data.particles import Particles
-from gdbm.data.environment import EnvironmentConfig, find_neighbours, fixpoints, local_frames, random_z_rotations
+from gdbm.data.environment import (EnvironmentConfig, azimuth_points, find_neighbours, fixpoints, local_frames,
+                                   random_z_rotations)
 from gdbm.data.features import FeatureSpec, SystemFeatures
 from gdbm.data.prior import PriorIndex
 from gdbm.data.trajectory import Frames
@@ -217,7 +218,8 @@ class SequenceDataset(Dataset):
     """Every plan step of every frame as a :class:`SequenceSample`, oversampled by the mapping's ``[mult]``.
 
     Built once: local frames of every (frame, bead) (centred on the bead; with ``align`` also rotated
-    so the fixpoint bond lies on +z, for conditioners that declare ``aligned``), their neighbours within the cutoff (one
+    so the fixpoint bond lies on +z, for conditioners that declare ``aligned``, and turned to the
+    azimuth bead when the config says so), their neighbours within the cutoff (one
     vesin search per frame), every atom relative to its home bead. Items are assembled on
     access (context minus sequence and hidden atoms, channels, prior terms).
     """
@@ -249,7 +251,8 @@ class SequenceDataset(Dataset):
         frame = torch.arange(n_frames).repeat_interleave(n_beads)  # [F * N] every (frame, bead)
         bead = torch.arange(n_beads).repeat(n_frames)
         fixpoint = fixpoints(mapping) if align else torch.full((n_beads,), -1)  # -1: centred, not rotated
-        self.frames = local_frames(beads, boxes, frame, bead, fixpoint)  # [F * N, ...]
+        azimuth = azimuth_points(mapping, fixpoint) if align and self.config.azimuth == "bead" else None
+        self.frames = local_frames(beads, boxes, frame, bead, fixpoint, azimuth)  # [F * N, ...]
         near = find_neighbours(atoms, beads, boxes, frame, bead, self.config.cutoff)
         self.context_ptr = torch.cat([torch.zeros(1, dtype=torch.long),
                                       torch.cumsum(torch.bincount(near.item, minlength=len(frame)), 0)])
@@ -324,6 +327,7 @@ class TrainingSet(ConcatDataset):
         super().__init__(parts)
         self.parts = parts
         self.spec = parts[0].spec
+        self.config = parts[0].config  # one environment config for every part (the training config's)
         self.sample_weights: Tensor | None = None
         if shares is not None:
             if len(shares) != len(parts) or min(shares) <= 0:

@@ -5,7 +5,7 @@ bead) is generated for many items at once: the same step of every molecule insta
 every frame of a chunk, split into batches whose items do not interact (no item's new atoms
 can enter another's environment, so none waits for another). For each item, ``candidates`` versions are generated
 (``last_candidates`` in the last pass: 4 and 16 by default), each in its
-environment turned by a random angle about z and with its own noise; the one whose atoms
+environment turned by a random angle about z (none with ``EnvironmentConfig.azimuth = "bead"``) and with its own noise; the one whose atoms
 have the lowest energy with their environment (bonded terms + Lennard-Jones, the terms of
 the energy prior) is kept; where the step decides a stereocentre's handedness, each wrongly handed
 centre adds ``stereo_penalty`` to a candidate's score, and items left wrongly handed get more rounds of
@@ -29,7 +29,8 @@ from torch import Tensor
 from gdbm.utils.progress import tqdm
 
 from gdbm.conditioners.interface import Generator
-from gdbm.data.environment import (Environment, EnvironmentConfig, fixpoints, local_environments, pairs_within,
+from gdbm.data.environment import (Environment, EnvironmentConfig, azimuth_points, fixpoints, local_environments,
+                                   pairs_within,
                                    random_z_rotations)
 from gdbm.data.features import FeatureSpec, SystemFeatures, TypeAliases
 from gdbm.data.prior import PriorIndex
@@ -194,9 +195,13 @@ class Backmapper:
         self.groups = [torch.nonzero(position == p).squeeze(1) for p in range(int(position.max()) + 1)]
         self.features = SystemFeatures(system, spec, aliases)
         self.prior = PriorIndex(system.aa, self.steps.atoms)
-        # aligned conditioners get environments rotated to the fixpoint bond and turned per candidate
+        # aligned conditioners get environments rotated to the fixpoint bond, then turned per candidate by a
+        # random angle, or to the azimuth bead when the environment config says so
         self.aligned = getattr(generator, "aligned", True)
         self.fixpoint = fixpoints(system.mapping) if self.aligned else torch.full((system.mapping.n_beads,), -1)
+        self.azimuth = (azimuth_points(system.mapping, self.fixpoint)
+                        if self.aligned and self.environment.azimuth == "bead" else None)
+        self.turn = self.environment.random_turns(self.aligned)
         self.stereo = StereoFix(stereo, system.aa) if stereo is not None and self.config.stereo else None
         # centres the rule inverted, per pass of the last chunk ([frames] each): how often the generator got them wrong
         self.inverted: list[Tensor] = []
@@ -325,7 +330,7 @@ class Backmapper:
     def _generate(self, env: Environment, atoms: Tensor, rng: torch.Generator) -> tuple[Tensor, Tensor]:
         """``candidates`` sequences per item: local positions ``[B, K, L, 3]`` in the item's frame."""
         b, k = len(atoms), self._candidates
-        turn = (random_z_rotations(b * k, rng, env.positions.dtype) if self.aligned
+        turn = (random_z_rotations(b * k, rng, env.positions.dtype) if self.turn
                 else torch.eye(3, dtype=env.positions.dtype).expand(b * k, 3, 3))  # [B K, 3, 3]
         positions = env.positions.repeat_interleave(k, 0) @ turn.transpose(1, 2)  # [B K, P, 3]
         atom_ids = env.atom.repeat_interleave(k, 0)
@@ -380,12 +385,14 @@ class Backmapper:
                rng: torch.Generator) -> None:
         """Generate, select and write the atoms of independent ``items``, ``max_batch`` environments at a time."""
         env = local_environments(atoms, beads, boxes, items.frame, items.bead, self.fixpoint,
-                                 self.environment.cutoff, atom_present=present, absent=items.absent)
+                                 self.environment.cutoff, atom_present=present, absent=items.absent,
+                                 azimuth=self.azimuth)
         scored = env
         if self.config.score_hidden and bool((items.absent >= 0).sum() > (items.unscored >= 0).sum()):
             # the same frames (same item, bead and fixpoint), more atoms: the adjacent beads' hydrogens
             scored = local_environments(atoms, beads, boxes, items.frame, items.bead, self.fixpoint,
-                                        self.environment.cutoff, atom_present=present, absent=items.unscored)
+                                        self.environment.cutoff, atom_present=present, absent=items.unscored,
+                                        azimuth=self.azimuth)
         per_call = max(1, self.config.max_batch // self._candidates)
         for start in range(0, len(items.frame), per_call):
             part, part_env = items.take(slice(start, start + per_call)), env.take(slice(start, start + per_call))

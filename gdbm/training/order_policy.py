@@ -86,7 +86,7 @@ def fit_order_policy(dataset: SequenceDataset, generator: Generator, graphs: dic
     context = StepContext(dataset, graphs)
     multi = torch.nonzero((context.atoms[dataset.item_step] >= 0).sum(1) > 1).squeeze(1)  # items worth ordering
     rng = torch.Generator().manual_seed(seed)
-    aligned = getattr(generator, "aligned", True)
+    turn = dataset.config.random_turns(getattr(generator, "aligned", True))
     for it in range(iterations):
         items = multi[torch.randint(len(multi), (batch_size,), generator=rng)]
         samples = [dataset[int(i)] for i in items]
@@ -100,7 +100,7 @@ def fit_order_policy(dataset: SequenceDataset, generator: Generator, graphs: dic
             order, logp = policy.orders(context.graphs[name], placed, atoms, generator=rng)
             logps.append(logp)
             reordered += [reorder_sample(sample, o) for o in order]
-        batch = collate(reordered, rng, rotate=aligned)
+        batch = collate(reordered, rng, rotate=turn)
         with torch.no_grad():
             noise = torch.randn(*batch.step_mask.shape, generator.noise_dim, generator=rng)
             deviation = energy_deviation(batch, generate_sequence(generator, batch, noise), lj_core)

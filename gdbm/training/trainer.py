@@ -301,7 +301,7 @@ class Trainer:
             self._generator = distributed.wrap(self.state.generator, self.device)
             self._critic = distributed.wrap(self.state.critic, self.device)
         self.log = CSVLog(self.out_dir / LOG) if distributed.is_main else None
-        self.turn = getattr(generator, "aligned", True)  # random turns about z only for aligned conditioners
+        self.turn = self.dataset.config.random_turns(getattr(generator, "aligned", True))  # random turns about z
         self.validation = validation
         self._validation_batch: ValidationBatch | None = None  # drawn at the first validation
         self._plot_failed = False
