@@ -221,6 +221,46 @@ def test_centre_weight_adds_the_centre_shift_to_both_losses(config, tmp_path: Pa
     assert adv_held.item() == pytest.approx(adversarial.item() + 5.0 * stats["centre_mse"], rel=1e-5)
 
 
+def test_best_of_k_supervised_loss_counts_each_sequences_nearest_sample(config, tmp_path: Path):
+    """``noise [K, B, L, N]``: the squared distance of each sequence's best sample (never more than any one
+    sample's), the prior averaged over the samples; one sample in a K axis is the plain loss; the trainer
+    draws K noises when ``training.supervised_samples`` says so."""
+    from gdbm.training.trainer import _sequence_squared_distance, supervised_loss
+
+    trainer = build_trainer(config, tmp_path / "run")
+    g = trainer.state.generator
+    g.eval()
+    batch = trainer._batch(trainer._rng(0, 1))
+    noises = torch.stack([trainer._noise(batch, trainer._rng(k, 1)) for k in range(3)])  # [K, B, L, N]
+    single = [supervised_loss(g, batch, n, trainer.prior, 1.0) for n in noises]
+    best, stats = supervised_loss(g, batch, noises, trainer.prior, 1.0)
+    one, one_stats = supervised_loss(g, batch, noises[:1], trainer.prior, 1.0)
+    assert one.item() == pytest.approx(single[0][0].item(), rel=1e-6)
+    assert one_stats["supervised_mse"] == pytest.approx(single[0][1]["supervised_mse"], rel=1e-6)
+    per_sample = torch.stack([_sequence_squared_distance(generate_sequence(g, batch, n), batch) for n in noises])
+    expected = per_sample.min(0).values.sum() / batch.step_mask.sum()
+    assert stats["supervised_mse"] == pytest.approx(expected.item(), rel=1e-5)
+    assert stats["supervised_mse"] <= min(s["supervised_mse"] for _, s in single) + 1e-9
+    assert stats["prior_cost"] == pytest.approx(sum(s["prior_cost"] for _, s in single) / 3, rel=1e-5)
+    # only the winners get a gradient: a sample that is nobody's best leaves the loss unchanged
+    fake = [generate_sequence(g, batch, n).detach().requires_grad_(True) for n in noises]
+    from gdbm.training.trainer import _best_squared_distance
+    _best_squared_distance(fake, batch).backward()
+    winners = per_sample.argmin(0)  # [B]
+    for k, f in enumerate(fake):
+        touched = f.grad.abs().sum((1, 2)) > 0  # [B]
+        assert torch.equal(touched, winners == k)
+
+    k_config = config.model_copy(update={"training": config.training.model_copy(update={"supervised_samples": 3,
+                                                                                          "pretrain_steps": 1})})
+    k_trainer = build_trainer(k_config, tmp_path / "run_k")
+    drawn = []
+    original = k_trainer._noise
+    k_trainer._noise = lambda b, rng: drawn.append(1) or original(b, rng)
+    k_trainer.train_step()
+    assert len(drawn) == 3
+
+
 def test_resuming_with_another_config_warns_and_names_what_changed(config, tmp_path: Path):
     import warnings
 

@@ -113,6 +113,12 @@ class TrainingConfig(_Strict):
                                   "hydrogens swapped (gdbm.topology.symmetry). Off by default: on sPS it "
                                   "changed neither the ring's turn nor any other column measurably "
                                   "(docs/generator-diagnosis.md section 12)")
+    supervised_samples: int = Field(1, ge=1, description="supervised phase: samples per sequence, each with its "
+                                    "own noise; only the one nearest the reference counts in the squared "
+                                    "distance (best of K), the prior and the centre term hold every one. With 1 "
+                                    "the generator learns the conditional mean and ignores its noise; with more "
+                                    "its noise spreads the samples over the places an atom can take, which "
+                                    "gives the sampler's candidates something to choose from")
     gp_fraction: float = Field(1.0, gt=0, le=1, description="fraction of each critic batch whose interpolates "
                                "are penalised (the penalty's double backward dominates CPU time)")
     checkpoint_every: int = Field(100, ge=1)

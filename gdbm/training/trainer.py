@@ -120,11 +120,25 @@ def nearest_targets(fake: Tensor, batch: SequenceBatch) -> Tensor:
     return targets[torch.arange(len(fake), device=fake.device), best]
 
 
+def _sequence_squared_distance(fake: Tensor, batch: SequenceBatch) -> Tensor:
+    """``[B]`` summed squared distance (nm^2) of each sequence's generated atoms ``[B, L, 3]`` to the reference
+    over its real steps, against its nearest equivalent labelling (:func:`nearest_targets`)."""
+    return ((fake - nearest_targets(fake, batch)).square().sum(-1) * batch.step_mask.to(fake.dtype)).sum(1)
+
+
 def _squared_distance(fake: Tensor, batch: SequenceBatch) -> Tensor:
     """Mean squared distance (nm^2) of generated atoms ``[B, L, 3]`` to the reference, over the real steps; each
     sequence against its nearest equivalent labelling (:func:`nearest_targets`), so symmetric atoms are not
     pulled to the mean of their places."""
-    return _masked_mean((fake - nearest_targets(fake, batch)).square().sum(-1), batch.step_mask.float())
+    return _sequence_squared_distance(fake, batch).sum() / batch.step_mask.sum().clamp_min(1)
+
+
+def _best_squared_distance(fakes: list[Tensor], batch: SequenceBatch) -> Tensor:
+    """:func:`_squared_distance` of each sequence's sample nearest the reference among ``fakes``
+    (K x ``[B, L, 3]``): the best-of-K (variety) loss, whose gradient reaches only the winning samples."""
+    per_sample = torch.stack([_sequence_squared_distance(f, batch) for f in fakes])  # [K, B]
+    best = per_sample.gather(0, per_sample.detach().argmin(0, keepdim=True)).squeeze(0)  # [B]
+    return best.sum() / batch.step_mask.sum().clamp_min(1)
 
 
 def _labelled(batch: SequenceBatch, symmetric: bool) -> SequenceBatch:
@@ -207,28 +221,37 @@ def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, p
     (and ``centre_weight`` times the centre shift, :func:`_centre_shift`).
 
     Teaches the generator where atoms go before the adversarial game teaches it how they
-    scatter; it learns the conditional mean, so its noise input is still unused at the end of it.
+    scatter; with ``noise [B, L, noise_dim]`` it learns the conditional mean, so its noise input is
+    still unused at the end of it. With ``noise [K, B, L, noise_dim]`` each sequence is unrolled K times
+    and only its sample nearest the reference counts in the squared distance
+    (:func:`_best_squared_distance`), while the prior and the centre term average over all K: the noise
+    then chooses among the places an atom can take.
     ``reference``: the energies of generated and reference atoms go into the numbers whatever the
     prior's mode (validation on held-out frames).
     """
-    fake = generate_sequence(generator, batch, noise)  # [B, L, 3]
-    mse, centre = _squared_distance(fake, batch), _centre_shift(fake, batch)
+    fakes = [generate_sequence(generator, batch, n) for n in (noise.unsqueeze(0) if noise.dim() == 3 else noise)]
+    mse = _squared_distance(fakes[0], batch) if len(fakes) == 1 else _best_squared_distance(fakes, batch)
+    centre = torch.stack([_centre_shift(f, batch) for f in fakes]).mean()
     stats = {"supervised_mse": mse.item(), "centre_mse": centre.item()}  # both logged in the warm-up
-    return _with_prior(mse + centre_weight * centre, batch, fake, prior, prior_weight, stats, reference)
+    return _with_prior(mse + centre_weight * centre, batch, fakes, prior, prior_weight, stats, reference)
 
 
-def _with_prior(loss: Tensor, batch: SequenceBatch, fake: Tensor, prior: EnergyPrior, prior_weight: float,
-                stats: dict[str, float], reference: bool = False) -> tuple[Tensor, dict[str, float]]:
-    """``loss`` plus the weighted energy prior of the generated sequences; the energies go into ``stats``
+def _with_prior(loss: Tensor, batch: SequenceBatch, fake: Tensor | list[Tensor], prior: EnergyPrior,
+                prior_weight: float, stats: dict[str, float],
+                reference: bool = False) -> tuple[Tensor, dict[str, float]]:
+    """``loss`` plus the weighted energy prior of the generated sequences (``[B, L, 3]``, or a list of K
+    samples of them: the mean over the samples); the energies go into ``stats``
     (the reference's too when the prior matches them, or when ``reference`` asks for them)."""
     stats["prior_weight"] = prior_weight
     mode = prior.config.mode
+    fakes = fake if isinstance(fake, list) else [fake]
     if mode != "none" or reference:
         core = prior.config.lj_core
-        fake_e = prior_energies(batch, fake.to(torch.float64), core)
+        each = [prior_energies(batch, f.to(torch.float64), core) for f in fakes]
+        fake_e = {name: torch.stack([e[name] for e in each]).mean(0) for name in each[0]}  # {category: [B]}
         real_e = prior_energies(batch, batch.targets.to(torch.float64), core) if mode == "match" or reference else None
         if mode != "none":
-            cost = prior(fake_e, real_e)  # [B] float64
+            cost = torch.stack([prior(e, real_e) for e in each]).mean(0)  # [B] float64
             loss = loss + prior_weight * cost.mean().to(loss.dtype)
             stats["prior_cost"] = cost.mean().item()
         for name, e in fake_e.items():
@@ -420,7 +443,9 @@ class Trainer:
         s, t = self.state, self.config.training
         rng = self._rng(s.step, t.n_critic)
         batch = self._batch(rng)
-        loss, stats = supervised_loss(self._generator, batch, self._noise(batch, rng), self.prior,
+        noise = (self._noise(batch, rng) if t.supervised_samples == 1
+                 else torch.stack([self._noise(batch, rng) for _ in range(t.supervised_samples)]))  # [(K,) B, L, N]
+        loss, stats = supervised_loss(self._generator, batch, noise, self.prior,
                                       self.prior.weight(s.step), centre_weight=t.centre_weight)
         for group in s.opt_generator.param_groups:
             group["lr"] = supervised_lr(t, s.step)
