@@ -30,8 +30,7 @@ from gdbm.utils.progress import tqdm
 
 from gdbm.conditioners.interface import Generator
 from gdbm.data.environment import (Environment, EnvironmentConfig, azimuth_points, fixpoints, local_environments,
-                                   pairs_within,
-                                   random_z_rotations)
+                                   pairs_within, random_z_rotations)
 from gdbm.data.features import FeatureSpec, SystemFeatures, TypeAliases
 from gdbm.data.prior import PriorIndex
 from gdbm.data.stereo import stereo_template_from_file

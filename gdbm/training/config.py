@@ -116,9 +116,10 @@ class TrainingConfig(_Strict):
     supervised_samples: int = Field(1, ge=1, description="supervised phase: samples per sequence, each with its "
                                     "own noise; only the one nearest the reference counts in the squared "
                                     "distance (best of K), the prior and the centre term hold every one. With 1 "
-                                    "the generator learns the conditional mean and ignores its noise; with more "
-                                    "its noise spreads the samples over the places an atom can take, which "
-                                    "gives the sampler's candidates something to choose from")
+                                    "the generator learns the conditional mean and ignores its noise; more is "
+                                    "meant to make the noise choose among the places an atom can take. On sPS "
+                                    "(K = 4, up to 600 updates) the samples stayed 0.002-0.005 nm apart "
+                                    "(docs/generator-diagnosis.md section 13)")
     gp_fraction: float = Field(1.0, gt=0, le=1, description="fraction of each critic batch whose interpolates "
                                "are penalised (the penalty's double backward dominates CPU time)")
     checkpoint_every: int = Field(100, ge=1)
