@@ -144,7 +144,7 @@ def test_training_mix_shares_set_the_composition_of_a_draw():
 
     class Part(torch.utils.data.Dataset):
         def __init__(self, n):
-            self.n, self.spec = n, _Spec()
+            self.n, self.spec, self.config = n, _Spec(), None  # config: the parts' environment config
 
         def __len__(self):
             return self.n
