@@ -239,6 +239,28 @@ def test_selection_weights_scale_each_energy_category_of_the_score(two_chains: P
         SamplerConfig(selection_weights={"bond": -1.0})
 
 
+def test_cli_hydrogen_lookahead_shapes():
+    import argparse
+
+    from gdbm.cli.backmap import add_sampling_arguments, job_options
+    from gdbm.utils.errors import InputError
+
+    parser = argparse.ArgumentParser()
+    add_sampling_arguments(parser, "CG")
+
+    def sampler(*flags: str) -> SamplerConfig:
+        args = parser.parse_args(["--checkpoint", "x", "-o", "out.pdb", *flags])
+        args.top, args.map, args.cg_map = "topol.top", "PS1.map", None
+        return job_options(args)["sampler"]
+
+    assert sampler().hydrogen_lookahead == ()
+    assert sampler("--hydrogen-lookahead").hydrogen_lookahead == ("planar_ch", "ch", "ch2")
+    assert sampler("--hydrogen-lookahead", "planar_ch, ch2").hydrogen_lookahead == ("planar_ch", "ch2")
+    for bad in ("ch3", "", "planar_ch,x"):
+        with pytest.raises(InputError, match="--hydrogen-lookahead"):
+            sampler("--hydrogen-lookahead", bad)
+
+
 def test_cli_selection_weights():
     import argparse
 
@@ -345,3 +367,82 @@ def test_fixed_azimuth_reaches_the_generator_unturned_in_training_and_sampling(t
         assert float(local[:, 1].abs().max()) < 1e-4 and bool((local[:, 0] > 0).all())
         checked += len(local)
     assert checked > 50
+
+
+def test_hydrogen_lookahead_adds_the_lj_of_ideal_sites_to_heavy_steps_only(two_chains: Path):
+    """``hydrogen_lookahead``: a heavy-atom step's score gains the Lennard-Jones energy of ideal hydrogen sites on
+    its atoms with everything the score sees (recomputed here pair by pair); a hydrogen step's does not change."""
+    from gdbm.topology.hydrogens import HydrogenGroups, ideal_sites
+
+    system, cg, args = _untrained_sampler(two_chains, "run_lookahead")
+    calls: list[tuple] = []
+    sampler = Backmapper(*args, SamplerConfig(n_gibbs=1, candidates=3, stereo=False,
+                                              hydrogen_lookahead=("planar_ch", "ch", "ch2")))
+    score = sampler._energies
+
+    def recording(items, env, local):
+        calls.append((items, env, local))
+        return score(items, env, local)
+
+    sampler._energies = recording
+    sampler.backmap(cg, progress=False)
+    plain = Backmapper(*args, SamplerConfig(n_gibbs=1, candidates=3, stereo=False))
+    aa, groups = system.aa, HydrogenGroups.from_topology(system.aa)
+    excluded = {tuple(p) for p in aa.exclusions.tolist()}
+    c6, c12, kind = aa.lj.c6, aa.lj.c12, aa.lj.atom_type
+    checked = {"heavy": 0, "hydrogen": 0}
+    for items, env, local in calls[len(calls) // 2:]:  # the sweep: every heavy neighbour placed
+        extra = score(items, env, local)[0] - plain._energies(items, env, local)[0]  # [B, K]
+        for b in range(len(items.frame)):
+            seq = items.atoms[b][items.atoms[b] >= 0]
+            heavy = seq[aa.masses[seq] > 2.0]
+            if not len(heavy):
+                assert float(extra[b].abs().max()) == 0.0
+                checked["hydrogen"] += 1
+                continue
+            atom = env.mask[b] & (env.atom[b] >= 0)  # atoms, not beads
+            where = {int(a): p.double() for a, p in zip(env.atom[b][atom], env.positions[b][atom])}
+            for k in range(local.shape[1]):
+                at = dict(where)
+                at.update({int(a): local[b, k, i].double() for i, a in enumerate(seq)})
+                sites = {}
+                for c in heavy.tolist():
+                    if groups.shape[c] is None:
+                        continue
+                    hs = groups.hydrogens[c][groups.hydrogens[c] >= 0]
+                    nb = groups.heavy[c][groups.heavy[c] >= 0]
+                    if not all(int(a) in at for a in nb):
+                        continue
+                    near = torch.stack([at[int(a)] for a in nb] + [at[int(nb[0])]] * (3 - len(nb)))
+                    pos = ideal_sites(at[c], near, torch.tensor(len(nb)), torch.tensor(len(hs)), groups.length[c],
+                                      groups.angle[c])
+                    sites.update({int(h): pos[i] for i, h in enumerate(hs)})
+                expected = 0.0
+                others = list(at.items())
+                for h, p in sites.items():
+                    for a, q in others + [(g, r) for g, r in sites.items() if g > h]:
+                        if (min(h, a), max(h, a)) in excluded:
+                            continue
+                        r = float((p - q).norm())
+                        expected += float(c12[kind[h], kind[a]]) / r**12 - float(c6[kind[h], kind[a]]) / r**6
+                assert abs(float(extra[b, k]) - expected) <= 1e-6 * max(1.0, abs(expected))
+            checked["heavy"] += 1
+        if min(checked.values()) >= 3:
+            break
+    assert min(checked.values()) >= 3
+    # planar_ch alone: the same sites on the phenyl's carbons, none on the backbone's CH and CH2
+    planar = Backmapper(*args, SamplerConfig(n_gibbs=1, candidates=3, stereo=False, hydrogen_lookahead=("planar_ch",)))
+    seen = {"phenyl": 0, "backbone": 0}
+    for items, env, local in calls[len(calls) // 2:]:
+        every = score(items, env, local)[0] - plain._energies(items, env, local)[0]
+        ring_only = planar._energies(items, env, local)[0] - plain._energies(items, env, local)[0]
+        for b in range(len(items.frame)):
+            seq = items.atoms[b][items.atoms[b] >= 0]
+            heavy = seq[aa.masses[seq] > 2.0]
+            if len(heavy) and all(aa.types[a].startswith("C_AR") for a in heavy.tolist()):
+                torch.testing.assert_close(ring_only[b], every[b])
+                seen["phenyl"] += 1
+            elif len(heavy) and not any(aa.types[a].startswith("C_AR") for a in heavy.tolist()):
+                assert float(ring_only[b].abs().max()) == 0.0 < float(every[b].abs().max())
+                seen["backbone"] += 1
+    assert min(seen.values()) > 0

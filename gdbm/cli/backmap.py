@@ -82,6 +82,11 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
                    help="score the candidates of a heavy-atom step with the adjacent beads' hydrogens present "
                         "(the network still does not see them): lets their clashes decide, e.g. a phenyl ring's "
                         "turn against the backbone's hydrogens")
+    p.add_argument("--hydrogen-lookahead", nargs="?", const="planar_ch,ch,ch2", metavar="SHAPES",
+                   help="score the candidates of a heavy-atom step with ideal hydrogen sites on its atoms standing "
+                        "in for the bead's own hydrogens (built later), so that their contacts, e.g. a phenyl's "
+                        "hydrogens against its neighbours', count when the heavy atoms are chosen; SHAPES: "
+                        "planar_ch (aromatic CH), ch (tetrahedral CH), ch2, comma-separated (default all three)")
     p.add_argument("--clash-retries", type=int, default=0, metavar="ROUNDS",
                    help="rounds of --candidates more for a bead whose kept candidate has a clashing atom pair "
                         "(default 0 = off)")
@@ -126,6 +131,7 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
 
 
 SELECTION_TERMS = ("bond", "angle", "proper", "improper", "lj")
+LOOKAHEAD_SHAPES = ("planar_ch", "ch", "ch2")  # gdbm.topology.hydrogens.SHAPES
 
 
 def _selection_weights(text: str | None) -> dict[str, float]:
@@ -146,6 +152,16 @@ def _selection_weights(text: str | None) -> dict[str, float]:
         if not weights[term] >= 0:
             raise InputError(f"--selection-weights: {term} must be >= 0, got {value}")
     return weights
+
+
+def _lookahead_shapes(text: str | None) -> tuple[str, ...]:
+    """``--hydrogen-lookahead planar_ch,ch2`` as ``("planar_ch", "ch2")``; unset: ``()`` (off)."""
+    shapes = tuple(dict.fromkeys(item.strip() for item in (text or "").split(",") if item.strip()))
+    unknown = [shape for shape in shapes if shape not in LOOKAHEAD_SHAPES]
+    if unknown or (text is not None and not shapes):
+        raise InputError(f"--hydrogen-lookahead: unknown shape {(unknown or [text])[0]!r}; expected some of "
+                         f"{', '.join(LOOKAHEAD_SHAPES)}, comma-separated")
+    return shapes
 
 
 def job_options(args: argparse.Namespace) -> dict:
@@ -180,7 +196,7 @@ def job_options(args: argparse.Namespace) -> dict:
                            max_batch=args.max_batch, compile=args.compile, stereo=not args.no_stereo,
                            stereo_select=not args.no_stereo_select, clash_retries=args.clash_retries,
                            clash_energy=args.clash_energy, selection_weights=selection_weights,
-                           score_hidden=args.score_hidden)
+                           score_hidden=args.score_hidden, hydrogen_lookahead=_lookahead_shapes(args.hydrogen_lookahead))
     if args.no_stereo and args.stereo_from:
         raise InputError("--stereo-from and --no-stereo contradict each other")
     check_device(args.device)

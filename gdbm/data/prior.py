@@ -77,6 +77,27 @@ class PriorIndex:
         a = torch.cat([sequence[seq_slot], sequence[i]])  # [p] global atoms
         b = torch.cat([atoms[ctx_slot], sequence[j]])
         slots = torch.stack([torch.cat([n_context + seq_slot, n_context + i]), torch.cat([ctx_slot, n_context + j])], 1)
+        return self._pair_term(a, b, slots)
+
+    def lookahead_lj(self, context_atom: Tensor, sequence: Tensor, extra: Tensor) -> Term:
+        """Non-excluded LJ pairs of ``extra [E]`` atoms (slots after the sequence's: ``P + L + [0, E)``) with the
+        context atoms, the ``sequence [L]`` and each other (i < j): atoms a step will place later, scored early."""
+        atoms = context_atom[context_atom >= 0]
+        n_context, n_seq, n_extra = len(context_atom), len(sequence), len(extra)
+        old = torch.cat([atoms, sequence])  # [P_a + L]
+        old_slot = torch.cat([torch.arange(len(atoms)), n_context + torch.arange(n_seq)])
+        new_slot = n_context + n_seq + torch.arange(n_extra)
+        e = torch.arange(n_extra).unsqueeze(1).expand(n_extra, len(old)).flatten()  # [E (P_a + L)]
+        o = torch.arange(len(old)).repeat(n_extra)
+        i, j = torch.triu_indices(n_extra, n_extra, 1)
+        a = torch.cat([extra[e], extra[i]])
+        b = torch.cat([old[o], extra[j]])
+        slots = torch.stack([torch.cat([new_slot[e], new_slot[i]]), torch.cat([old_slot[o], new_slot[j]])], 1)
+        return self._pair_term(a, b, slots)
+
+    def _pair_term(self, a: Tensor, b: Tensor, slots: Tensor) -> Term:
+        """The ``pair_lj`` term of global atom pairs ``a [p]``, ``b [p]`` at local ``slots [p, 2]``, exclusions
+        removed."""
         key = (torch.minimum(a, b) * self.n_atoms + torch.maximum(a, b)).double()
         where = torch.searchsorted(self.exclusions, key).clamp_(max=max(len(self.exclusions) - 1, 0))
         keep = self.exclusions[where] != key if len(self.exclusions) else torch.ones_like(key, dtype=torch.bool)

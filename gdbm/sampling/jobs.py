@@ -132,8 +132,9 @@ class BackmapJob:
             del out["sampler"]["last_candidates"]
         if not out["sampler"]["selection_weights"]:  # the default: as jobs before the field wrote it
             del out["sampler"]["selection_weights"]
-        if not out["sampler"]["score_hidden"]:  # the default: as jobs before the field wrote it
-            del out["sampler"]["score_hidden"]
+        for flag in ("score_hidden", "hydrogen_lookahead"):  # off, the default: as jobs before the field wrote it
+            if not out["sampler"][flag]:
+                del out["sampler"][flag]
         out["ordering"] = self.ordering.model_dump(mode="json") if self.ordering else None
         for key in ("cg_map", "stereo_from"):  # unset: the settings of older jobs, so their parts and stamps still match
             if out[key] is None:
