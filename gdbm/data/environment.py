@@ -46,6 +46,13 @@ class EnvironmentConfig(BaseModel):
         """Whether environments are turned by random angles about z (only aligned conditioners are turned)."""
         return aligned and self.azimuth == "random"
 
+    def axes(self, mapping: SystemMapping, aligned: bool) -> tuple[Tensor, Tensor | None]:
+        """Each bead's local-frame anchors: ``fixpoint [n_beads]`` (z axis; -1: centred, not rotated) and
+        ``azimuth [n_beads]`` (x axis, :func:`azimuth_points`) or None (a random turn, or none when not
+        ``aligned``)."""
+        fixpoint = fixpoints(mapping) if aligned else torch.full((mapping.n_beads,), -1)
+        return fixpoint, azimuth_points(mapping, fixpoint) if aligned and self.azimuth == "bead" else None
+
 
 def fixpoints(mapping: SystemMapping) -> Tensor:
     """``[n_beads]`` the bead each bead's local z axis points to: ``align``, else the first CG-bonded bead, else -1."""

@@ -32,8 +32,7 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import ConcatDataset, Dataset
 
 from gdbm.data.particles import Particles
-from gdbm.data.environment import (EnvironmentConfig, azimuth_points, find_neighbours, fixpoints, local_frames,
-                                   random_z_rotations)
+from gdbm.data.environment import EnvironmentConfig, find_neighbours, local_frames, random_z_rotations
 from gdbm.data.features import FeatureSpec, SystemFeatures
 from gdbm.data.prior import PriorIndex
 from gdbm.data.trajectory import Frames
@@ -250,8 +249,7 @@ class SequenceDataset(Dataset):
 
         frame = torch.arange(n_frames).repeat_interleave(n_beads)  # [F * N] every (frame, bead)
         bead = torch.arange(n_beads).repeat(n_frames)
-        fixpoint = fixpoints(mapping) if align else torch.full((n_beads,), -1)  # -1: centred, not rotated
-        azimuth = azimuth_points(mapping, fixpoint) if align and self.config.azimuth == "bead" else None
+        fixpoint, azimuth = self.config.axes(mapping, align)
         self.frames = local_frames(beads, boxes, frame, bead, fixpoint, azimuth)  # [F * N, ...]
         near = find_neighbours(atoms, beads, boxes, frame, bead, self.config.cutoff)
         self.context_ptr = torch.cat([torch.zeros(1, dtype=torch.long),

@@ -30,8 +30,8 @@ from torch import Tensor
 from gdbm.utils.progress import tqdm
 
 from gdbm.conditioners.interface import Generator
-from gdbm.data.environment import (Environment, EnvironmentConfig, azimuth_points, fixpoints, local_environments,
-                                   pairs_within, random_z_rotations)
+from gdbm.data.environment import (Environment, EnvironmentConfig, local_environments, pairs_within,
+                                   random_z_rotations)
 from gdbm.data.features import FeatureSpec, SystemFeatures, TypeAliases
 from gdbm.data.prior import PriorIndex
 from gdbm.data.stereo import stereo_template_from_file
@@ -208,9 +208,7 @@ class Backmapper:
         # aligned conditioners get environments rotated to the fixpoint bond, then turned per candidate by a
         # random angle, or to the azimuth bead when the environment config says so
         self.aligned = getattr(generator, "aligned", True)
-        self.fixpoint = fixpoints(system.mapping) if self.aligned else torch.full((system.mapping.n_beads,), -1)
-        self.azimuth = (azimuth_points(system.mapping, self.fixpoint)
-                        if self.aligned and self.environment.azimuth == "bead" else None)
+        self.fixpoint, self.azimuth = self.environment.axes(system.mapping, self.aligned)
         self.turn = self.environment.random_turns(self.aligned)
         self.stereo = StereoFix(stereo, system.aa) if stereo is not None and self.config.stereo else None
         # centres the rule inverted, per pass of the last chunk ([frames] each): how often the generator got them wrong
