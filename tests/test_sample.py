@@ -185,37 +185,34 @@ def test_each_pass_generates_its_own_number_of_candidates(two_chains: Path):
     assert seen == [4] * per_pass + [16] * per_pass
 
 
-def test_cli_candidates_per_pass_and_bad_lists():
+def _cli_sampler(*flags: str) -> SamplerConfig:
+    """The sampler config ``gdbm backmap FLAGS`` builds (with the arguments backmap adds itself)."""
     import argparse
 
     from gdbm.cli.backmap import add_sampling_arguments, job_options
-    from gdbm.utils.errors import InputError
 
     parser = argparse.ArgumentParser()
     add_sampling_arguments(parser, "CG")
-
-    def sampler(candidates: str) -> SamplerConfig:
-        args = parser.parse_args(["--checkpoint", "x", "-o", "out.pdb", "--candidates", candidates])
-        args.top, args.map, args.cg_map = "topol.top", "PS1.map", None  # the arguments backmap adds itself
-        return job_options(args)["sampler"]
-
-    assert sampler("4,4,16").pass_candidates == (4, 4, 16)
-    assert sampler("6").candidates == 6 and sampler("6").pass_candidates is None and sampler("6").last_candidates == 6
-    args = parser.parse_args(["--checkpoint", "x", "-o", "out.pdb"])
+    args = parser.parse_args(["--checkpoint", "x", "-o", "out.pdb", *flags])
     args.top, args.map, args.cg_map = "topol.top", "PS1.map", None
-    assert job_options(args)["sampler"] == SamplerConfig()  # no --candidates: the library's default
+    return job_options(args)["sampler"]
+
+
+def test_cli_candidates_per_pass_and_bad_lists():
+    from gdbm.utils.errors import InputError
+
+    assert _cli_sampler("--candidates", "4,4,16").pass_candidates == (4, 4, 16)
+    six = _cli_sampler("--candidates", "6")
+    assert six.candidates == 6 and six.pass_candidates is None and six.last_candidates == 6
+    assert _cli_sampler() == SamplerConfig()  # no --candidates: the library's default
     for bad in ("4,0", "4,x", ""):
         with pytest.raises(InputError, match="--candidates"):
-            sampler(bad)
+            _cli_sampler("--candidates", bad)
 
 
-def test_selection_weights_scale_each_energy_category_of_the_score(two_chains: Path):
-    """The candidate score is a weighted sum: doubling the bond weight adds the bond energy once more."""
-    from pydantic import ValidationError
-
-    system, cg, args = _untrained_sampler(two_chains, "run_weights")
+def _scoring_calls(sampler: Backmapper, cg: Frames) -> list[tuple]:
+    """``(items, env, local)`` of every candidate scoring in one backmap of ``cg``."""
     calls: list[tuple] = []
-    sampler = Backmapper(*args, SamplerConfig(n_gibbs=0, candidates=3, stereo=False))
     score = sampler._energies
 
     def recording(items, env, local):
@@ -224,6 +221,18 @@ def test_selection_weights_scale_each_energy_category_of_the_score(two_chains: P
 
     sampler._energies = recording
     sampler.backmap(cg, progress=False)
+    sampler._energies = score
+    return calls
+
+
+def test_selection_weights_scale_each_energy_category_of_the_score(two_chains: Path):
+    """The candidate score is a weighted sum: doubling the bond weight adds the bond energy once more."""
+    from pydantic import ValidationError
+
+    system, cg, args = _untrained_sampler(two_chains, "run_weights")
+    sampler = Backmapper(*args, SamplerConfig(n_gibbs=0, candidates=3, stereo=False))
+    score = sampler._energies
+    calls = _scoring_calls(sampler, cg)
     items, env, local = calls[len(calls) // 2]
     scores = {w: Backmapper(*args, SamplerConfig(n_gibbs=0, candidates=3, stereo=False,
                                                  selection_weights={"bond": w}))._energies(items, env, local)[0]
@@ -240,46 +249,24 @@ def test_selection_weights_scale_each_energy_category_of_the_score(two_chains: P
 
 
 def test_cli_hydrogen_lookahead_shapes():
-    import argparse
-
-    from gdbm.cli.backmap import add_sampling_arguments, job_options
     from gdbm.utils.errors import InputError
 
-    parser = argparse.ArgumentParser()
-    add_sampling_arguments(parser, "CG")
-
-    def sampler(*flags: str) -> SamplerConfig:
-        args = parser.parse_args(["--checkpoint", "x", "-o", "out.pdb", *flags])
-        args.top, args.map, args.cg_map = "topol.top", "PS1.map", None
-        return job_options(args)["sampler"]
-
-    assert sampler().hydrogen_lookahead == ()
-    assert sampler("--hydrogen-lookahead").hydrogen_lookahead == ("planar_ch", "ch", "ch2")
-    assert sampler("--hydrogen-lookahead", "planar_ch, ch2").hydrogen_lookahead == ("planar_ch", "ch2")
+    assert _cli_sampler().hydrogen_lookahead == ()
+    assert _cli_sampler("--hydrogen-lookahead").hydrogen_lookahead == ("planar_ch", "ch", "ch2")
+    assert _cli_sampler("--hydrogen-lookahead", "planar_ch, ch2").hydrogen_lookahead == ("planar_ch", "ch2")
     for bad in ("ch3", "", "planar_ch,x"):
         with pytest.raises(InputError, match="--hydrogen-lookahead"):
-            sampler("--hydrogen-lookahead", bad)
+            _cli_sampler("--hydrogen-lookahead", bad)
 
 
 def test_cli_selection_weights():
-    import argparse
-
-    from gdbm.cli.backmap import add_sampling_arguments, job_options
     from gdbm.utils.errors import InputError
 
-    parser = argparse.ArgumentParser()
-    add_sampling_arguments(parser, "CG")
-
-    def sampler(*flags: str) -> SamplerConfig:
-        args = parser.parse_args(["--checkpoint", "x", "-o", "out.pdb", *flags])
-        args.top, args.map, args.cg_map = "topol.top", "PS1.map", None
-        return job_options(args)["sampler"]
-
-    assert sampler("--selection-weights", "bond=0.1, lj=2").selection_weights == {"bond": 0.1, "lj": 2.0}
-    assert sampler().selection_weights == {}
+    assert _cli_sampler("--selection-weights", "bond=0.1, lj=2").selection_weights == {"bond": 0.1, "lj": 2.0}
+    assert _cli_sampler().selection_weights == {}
     for bad in ("coulomb=1", "bond", "bond=x", "bond=-1"):
         with pytest.raises(InputError, match="--selection-weights"):
-            sampler("--selection-weights", bad)
+            _cli_sampler("--selection-weights", bad)
 
 
 def test_bfloat16_sampling_runs_the_voxel_generator_channels_last(two_chains: Path):
@@ -300,22 +287,10 @@ def test_score_hidden_scores_heavy_candidates_with_the_adjacent_beads_hydrogens(
     system, cg, args = _untrained_sampler(two_chains, "run_hidden")
     home, is_h = system.mapping.home_bead, system.aa.masses < 2.0
 
-    def scored_atoms(score_hidden: bool) -> list[tuple]:
-        calls: list[tuple] = []
-        sampler = Backmapper(*args, SamplerConfig(n_gibbs=1, candidates=2, stereo=False, score_hidden=score_hidden))
-        score = sampler._energies
-
-        def recording(items, env, local):
-            calls.append((items, env))
-            return score(items, env, local)
-
-        sampler._energies = recording
-        sampler.backmap(cg, progress=False)
-        return calls
-
     for score_hidden in (False, True):
         seen_adjacent = 0
-        for items, env in scored_atoms(score_hidden):
+        sampler = Backmapper(*args, SamplerConfig(n_gibbs=1, candidates=2, stereo=False, score_hidden=score_hidden))
+        for items, env, _ in _scoring_calls(sampler, cg):
             for b in range(len(items.frame)):
                 seen = env.atom[b][env.mask[b]]
                 placing = items.atoms[b][items.atoms[b] >= 0]
@@ -375,17 +350,10 @@ def test_hydrogen_lookahead_adds_the_lj_of_ideal_sites_to_heavy_steps_only(two_c
     from gdbm.topology.hydrogens import HydrogenGroups, ideal_sites
 
     system, cg, args = _untrained_sampler(two_chains, "run_lookahead")
-    calls: list[tuple] = []
     sampler = Backmapper(*args, SamplerConfig(n_gibbs=1, candidates=3, stereo=False,
                                               hydrogen_lookahead=("planar_ch", "ch", "ch2")))
     score = sampler._energies
-
-    def recording(items, env, local):
-        calls.append((items, env, local))
-        return score(items, env, local)
-
-    sampler._energies = recording
-    sampler.backmap(cg, progress=False)
+    calls = _scoring_calls(sampler, cg)
     plain = Backmapper(*args, SamplerConfig(n_gibbs=1, candidates=3, stereo=False))
     aa, groups = system.aa, HydrogenGroups.from_topology(system.aa)
     excluded = {tuple(p) for p in aa.exclusions.tolist()}
