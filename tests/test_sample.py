@@ -263,6 +263,7 @@ def test_cli_selection_weights():
     from gdbm.utils.errors import InputError
 
     assert _cli_sampler("--selection-weights", "bond=0.1, lj=2").selection_weights == {"bond": 0.1, "lj": 2.0}
+    assert _cli_sampler("--selection-weights", "lookahead=0.5").selection_weights == {"lookahead": 0.5}
     assert _cli_sampler().selection_weights == {}
     for bad in ("coulomb=1", "bond", "bond=x", "bond=-1"):
         with pytest.raises(InputError, match="--selection-weights"):
@@ -400,10 +401,14 @@ def test_hydrogen_lookahead_adds_the_lj_of_ideal_sites_to_heavy_steps_only(two_c
     assert min(checked.values()) >= 3
     # planar_ch alone: the same sites on the phenyl's carbons, none on the backbone's CH and CH2
     planar = Backmapper(*args, SamplerConfig(n_gibbs=1, candidates=3, stereo=False, hydrogen_lookahead=("planar_ch",)))
+    half = Backmapper(*args, SamplerConfig(n_gibbs=1, candidates=3, stereo=False, hydrogen_lookahead=("planar_ch",),
+                                           selection_weights={"lookahead": 0.5}))
     seen = {"phenyl": 0, "backbone": 0}
     for items, env, local in calls[len(calls) // 2:]:
         every = score(items, env, local)[0] - plain._energies(items, env, local)[0]
         ring_only = planar._energies(items, env, local)[0] - plain._energies(items, env, local)[0]
+        torch.testing.assert_close(half._energies(items, env, local)[0] - plain._energies(items, env, local)[0],
+                                   ring_only / 2)  # selection_weights["lookahead"] scales the sites' LJ
         for b in range(len(items.frame)):
             seq = items.atoms[b][items.atoms[b] >= 0]
             heavy = seq[aa.masses[seq] > 2.0]

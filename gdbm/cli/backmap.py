@@ -76,8 +76,9 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
                         "choice is kept); K: K in every pass; or one number per pass (forward pass, then each "
                         "sweep; the last repeats), e.g. 4,8,16")
     p.add_argument("--selection-weights", metavar="TERM=W,...",
-                   help="weight of each energy category (bond, angle, proper, improper, lj) in the score that "
-                        "picks a candidate, e.g. bond=0.1 (default 1 each)")
+                   help="weight of each energy category (bond, angle, proper, improper, lj; lookahead: the "
+                        "sites of --hydrogen-lookahead) in the score that picks a candidate, e.g. bond=0.1 "
+                        "(default 1 each)")
     p.add_argument("--score-hidden", action="store_true",
                    help="score the candidates of a heavy-atom step with the adjacent beads' hydrogens present "
                         "(the network still does not see them): lets their clashes decide, e.g. a phenyl ring's "
@@ -130,7 +131,7 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing output file and start over")
 
 
-SELECTION_TERMS = ("bond", "angle", "proper", "improper", "lj")
+SELECTION_TERMS = ("bond", "angle", "proper", "improper", "lj", "lookahead")
 LOOKAHEAD_SHAPES = ("planar_ch", "ch", "ch2")  # gdbm.topology.hydrogens.SHAPES
 
 

@@ -98,10 +98,11 @@ class SamplerConfig(BaseModel):
                                                      "whose kept candidate is still wrongly handed (a few per "
                                                      "sweep); a new one is kept when it has fewer wrong centres, "
                                                      "or as few at lower energy")
-    selection_weights: dict[Literal["bond", "angle", "proper", "improper", "lj"], NonNegativeFloat] = Field(
+    selection_weights: dict[Literal["bond", "angle", "proper", "improper", "lj", "lookahead"], NonNegativeFloat] = Field(
         default_factory=dict, description="weight of each energy category in the score that picks a candidate "
                                           "(default 1 each): e.g. bond 0.1 lets the Lennard-Jones and angle "
-                                          "terms, not the noise of the bond lengths, decide between candidates")
+                                          "terms, not the noise of the bond lengths, decide between candidates; "
+                                          "lookahead: the ideal hydrogen sites' LJ (``hydrogen_lookahead``)")
     score_hidden: bool = Field(False, description="score the candidates of a heavy-atom step with the adjacent "
                                                  "beads' hydrogens present (those placed so far); the network "
                                                  "still does not see them. The bead's own hydrogens stay out: "
@@ -441,7 +442,7 @@ class Backmapper:
                         worst_pair.scatter_reduce_(0, owner, e.to(torch.float64), "amax")
             if self.step_sites is not None:
                 x = positions.view(b, k, slots, 3)[item]  # [K, P + L, 3]
-                total[item * k:(item + 1) * k] += (weights.get("lj", 1.0) *
+                total[item * k:(item + 1) * k] += (weights.get("lookahead", 1.0) *
                                                    self._lookahead(int(items.step[item]), context, seq[seq >= 0], x))
         return total.view(b, k), worst_pair.view(b, k)
 
