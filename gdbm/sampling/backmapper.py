@@ -289,10 +289,10 @@ class Backmapper:
     def _lookahead(self, step: int, context: Tensor, sequence: Tensor, positions: Tensor) -> Tensor:
         """``[K]``: Lennard-Jones energy of ideal hydrogen sites on the step's heavy atoms, per candidate, with
         the context atoms ``context [P]`` (-1: none), the ``sequence [L]`` and each other; ``positions
-        [K, P + L, 3]`` local. Sites whose heavy neighbours are absent, or whose hydrogens are present, are
-        left out."""
+        [K, P + L', 3]`` local, the sequence's slots maybe padded (L' >= L). Sites whose heavy neighbours are
+        absent, or whose hydrogens are present, are left out."""
         assert self.hydrogens is not None and self.step_sites is not None
-        k, slots = positions.shape[:2]
+        k = len(positions)
         centres = self.step_sites[step]
         centres = centres[centres >= 0]
         groups = self.hydrogens
