@@ -59,11 +59,14 @@ def test_learned_plan_keeps_the_steps_and_permutes_inside_them(sps: Path):
 
 
 def test_reordered_samples_keep_their_energies(sps: Path):
-    """Reordering moves the prior's sequence indices with the atoms: the reference energies are unchanged."""
+    """Reordering moves the prior's sequence indices with the atoms (the hydrogen look-ahead's too): the
+    reference energies are unchanged."""
     system = load_mapped_system(sps / "topol.top", sps / "PS1.map")
     frames = read_frames(sps / "train_t568" / "aa" / "90.gro")
-    dataset = SequenceDataset(frames, system, beads=read_frames(sps / "train_t568" / "cg" / "90.gro"))
+    dataset = SequenceDataset(frames, system, beads=read_frames(sps / "train_t568" / "cg" / "90.gro"),
+                              lookahead=("planar_ch", "ch", "ch2"))
     samples = [dataset[i] for i in range(0, 600, 7) if len(dataset[i].atoms) > 2]
+    assert any(s.lookahead is not None for s in samples)
     turned = [reorder_sample(s, torch.randperm(len(s.atoms), generator=torch.Generator().manual_seed(k)))
               for k, s in enumerate(samples)]
     a, b = collate(samples, rotate=False), collate(turned, rotate=False)

@@ -197,3 +197,43 @@ def test_prior_selects_terms_with_a_sequence_atom_and_present_others(dataset: Se
             rows = top.terms[t.kind].index.tolist()
             expected = {tuple(r) for r in rows if seq & set(r) and set(r) <= present}
             assert got == expected
+
+
+def test_lookahead_sites_sit_on_the_hidden_hydrogens_and_batch_like_samples(system: MappedSystem,
+                                                                            frames: tuple[Frames, Tensor]) -> None:
+    """The prior's ``lookahead`` term: ideal sites on a heavy step's atoms, near the reference hydrogens the
+    step hides, their LJ pairs the same pairs as in the full frame, and one batch call equal to per-sample sums."""
+    aa, beads = frames
+    data = SequenceDataset(aa, system, beads=beads, lookahead=("planar_ch", "ch", "ch2"))
+    samples = [data[i] for i in _spread(data, 80)]
+    assert all(s.lookahead is None for s in samples if not s.heavy)
+    samples = [s for s in samples if s.lookahead is not None]
+    assert len(samples) >= 20
+    owner_of = data.hydrogens.hydrogens
+    errors, per_sample = [], []
+    for s in samples:
+        local = torch.cat([s.context_positions, s.positions]).double()  # [P + L, 3]
+        owner = torch.cat([s.context_atom, s.atoms])  # local slot -> global atom
+        sites = s.lookahead.positions(local)  # [E, 3]
+        hydrogens = owner_of[owner[s.lookahead.sites[:, 0]]]
+        hydrogens = hydrogens[hydrogens >= 0]  # [E] the atoms the sites stand for, in order
+        assert not torch.isin(hydrogens, owner).any()  # hidden from the step
+        box = aa.boxes[s.frame].double()
+        real = minimum_image(aa.positions[s.frame, hydrogens].double() - s.centre.double(), box) @ s.rotation.double().T
+        errors.append((sites.unsqueeze(1) - real.unsqueeze(0)).norm(dim=-1).min(1).values)  # swapped CH2 pairs too
+        # the same pairs in the full frame: context and sequence slots are their atoms, sites come after the frame
+        n = aa.positions.shape[1]
+        in_box = torch.cat([aa.positions[s.frame].double(), s.centre.double() + sites @ s.rotation.double()])
+        index = s.lookahead.pairs.index
+        glob = torch.where(index < len(owner), owner[index.clamp(max=len(owner) - 1)], n + index - len(owner))
+        in_frame = evaluate_terms([Term("pair_lj", glob, s.lookahead.pairs.params)], in_box, box, coulomb=False)
+        energy = s.lookahead.energies(local).sum()
+        torch.testing.assert_close(energy, in_frame["lj"], rtol=1e-4, atol=2e-3)
+        per_sample.append(energy)
+    error = torch.cat(errors)
+    assert float(error.pow(2).mean().sqrt()) < 0.04 and len(error) >= 40
+    batch = collate(samples, torch.Generator().manual_seed(5))  # turned: the sites turn with their atoms
+    bare = prior_energies(batch, batch.targets.double())["lookahead"]
+    torch.testing.assert_close(bare, torch.stack(per_sample), rtol=1e-4, atol=2e-3)
+    cored = prior_energies(batch, batch.targets.double(), lj_core=0.8)["lookahead"]
+    assert torch.all(cored <= bare + 1e-9)  # the linear core caps, never raises, the energy

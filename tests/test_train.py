@@ -347,3 +347,29 @@ def test_fit_warns_when_the_cg_frames_were_made_by_another_mapping(two_chains):
         assert check_cg_frames(aa, cg, fritz, "PS1_cg_fritz.map", "cg.gro") < 0.001  # the mapping that made them
     with pytest.warns(UserWarning, match=r"cg.gro: the CG frames sit 0.0\d\d nm rms .* mapped by PS1.map"):
         assert check_cg_frames(aa, cg, dbm, "PS1.map", "cg.gro") > 0.03
+
+
+def test_lookahead_prior_term_charges_the_sites_of_hidden_hydrogens(config, tmp_path: Path):
+    """``prior.hydrogen_lookahead`` gives heavy steps ideal sites of their hidden hydrogens, and the prior's
+    ``lookahead`` term adds the weighted |E - E_ref| of the sites' LJ to the loss."""
+    from gdbm.data.samples import prior_energies
+    from gdbm.training.trainer import supervised_loss
+
+    only = {"mode": "match", "weight": 1.0, "ramp_start": 0, "ramp_end": 0, "terms": {"lookahead": 1.0},
+            "hydrogen_lookahead": ["planar_ch", "ch", "ch2"]}
+    looking = load_config(tmp_path / "tiny.yaml", {**TINY, "prior": only,
+                                                   "training": {**TINY["training"], "batch_size": 24}})
+    trainer = build_trainer(looking, tmp_path / "run")
+    g = trainer.state.generator
+    g.eval()
+    batch = trainer._batch(trainer._rng(0, 1))
+    assert batch.lookahead is not None and bool(batch.heavy[batch.lookahead_sample].all())
+    noise = trainer._noise(batch, trainer._rng(0, 1))
+    plain, _ = supervised_loss(g, batch, noise, trainer.prior, 0.0)
+    charged, stats = supervised_loss(g, batch, noise, trainer.prior, 1.0)
+    fake = generate_sequence(g, batch, noise).detach().double()
+    gap = (prior_energies(batch, fake, looking.prior.lj_core)["lookahead"]
+           - prior_energies(batch, batch.targets.double(), looking.prior.lj_core)["lookahead"]).abs()
+    assert gap.max() > 0 and stats["prior_cost"] == pytest.approx(gap.mean().item(), rel=1e-5)
+    assert charged.item() == pytest.approx(plain.item() + gap.mean().item(), rel=1e-4)
+    assert {"energy_lookahead", "reference_lookahead"} <= set(stats)

@@ -12,14 +12,74 @@ For the atoms pi_I of one step and the atoms present around them, the prior hold
 Indices are local: context particles ``[0, P)`` then sequence atoms ``P + [0, L)``, so the
 terms can be evaluated on the sample's local positions (any rotation) with
 :func:`gdbm.physics.energy.evaluate_terms`.
+
+A heavy-atom step may also carry a :class:`HydrogenLookahead`: ideal sites of the hydrogens a
+later step places (:mod:`gdbm.topology.hydrogens`) and their LJ pairs, so that the energy sees
+where a ring's hydrogens will land (the sampler's candidate score, and the ``lookahead`` prior term).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
+from gdbm.physics.bonded import term_energies
+from gdbm.physics.nonbonded import lj_energy_linear_core
+from gdbm.topology.hydrogens import HydrogenGroups, ideal_sites
 from gdbm.topology.topology import Term, Topology
+
+
+def pair_lj_energies(term: Term, positions: Tensor, lj_core: float | None = None) -> Tensor:
+    """``[..., m]`` Lennard-Jones energy of the ``pair_lj`` ``term`` on ``positions [..., N, 3]``, continued
+    linearly below ``lj_core * sigma`` (:func:`gdbm.physics.nonbonded.lj_energy_linear_core`; None = bare)."""
+    if lj_core is None:
+        return term_energies(term, positions, coulomb=False)["lj"]
+    d = positions[..., term.index[:, 1], :] - positions[..., term.index[:, 0], :]  # [..., m, 3]
+    return lj_energy_linear_core((d * d).sum(-1), term.params["c6"].to(d.dtype), term.params["c12"].to(d.dtype),
+                                 lj_core)
+
+
+@dataclass
+class HydrogenLookahead:
+    """Ideal hydrogen sites on some heavy atoms and the sites' LJ pairs, in slots of a position array.
+
+    The sites are computed from the positions (so energies are differentiable in the heavy atoms);
+    pair slots at or beyond the array's length ``N`` name the sites, ``N + e``, in the order of
+    :meth:`positions`: row by row, the first hydrogen, then the second of a CH2.
+    """
+
+    sites: Tensor  # [g, 4] long slots: the heavy atom, then its heavy neighbours (padding repeats the atom)
+    n_heavy: Tensor  # [g] long
+    n_hydrogens: Tensor  # [g] long, 1 or 2
+    length: Tensor  # [g, 2] nm, float64
+    angle: Tensor  # [g] rad, float64 (H-X-H of a CH2)
+    pairs: Term  # pair_lj
+
+    @property
+    def valid(self) -> Tensor:
+        """``[g, 2]`` bool: which of each row's two site slots is a hydrogen."""
+        return torch.arange(2, device=self.n_hydrogens.device) < self.n_hydrogens.unsqueeze(1)
+
+    @property
+    def n_sites(self) -> int:
+        return int(self.n_hydrogens.sum())
+
+    def positions(self, positions: Tensor) -> Tensor:
+        """``[..., E, 3]``: the sites on ``positions [..., N, 3]``."""
+        x = positions.to(torch.float64) if positions.dtype != torch.float64 else positions
+        every = ideal_sites(x[..., self.sites[:, 0], :], x[..., self.sites[:, 1:], :], self.n_heavy,
+                            self.n_hydrogens, self.length, self.angle)  # [..., g, 2, 3]
+        return every[..., self.valid, :].to(positions.dtype)
+
+    def energies(self, positions: Tensor, lj_core: float | None = None) -> Tensor:
+        """``[..., m]`` the LJ energy of every pair, the sites built on ``positions [..., N, 3]``."""
+        return pair_lj_energies(self.pairs, torch.cat([positions, self.positions(positions)], -2), lj_core)
+
+    def to(self, device: torch.device | str) -> "HydrogenLookahead":
+        return HydrogenLookahead(self.sites.to(device), self.n_heavy.to(device), self.n_hydrogens.to(device),
+                                 self.length.to(device), self.angle.to(device), self.pairs.to(device))
 
 
 class PriorIndex:
@@ -94,6 +154,28 @@ class PriorIndex:
         b = torch.cat([old[o], extra[j]])
         slots = torch.stack([torch.cat([new_slot[e], new_slot[i]]), torch.cat([old_slot[o], new_slot[j]])], 1)
         return self._pair_term(a, b, slots)
+
+    def hydrogen_lookahead(self, groups: HydrogenGroups, centres: Tensor, context_atom: Tensor,
+                           sequence: Tensor) -> HydrogenLookahead | None:
+        """Ideal sites on the heavy atoms ``centres [g]`` and their LJ pairs with the context atoms
+        ``context_atom [P]`` (-1 for beads), the ``sequence [L]`` and each other, in local slots (sites at
+        ``P + L + e``). Atoms whose heavy neighbours are absent, or whose hydrogens are present, are left
+        out; None when none is left."""
+        atoms = context_atom[context_atom >= 0]
+        n_context = len(context_atom)
+        heavy = groups.heavy[centres]  # [g, 3]
+        slot = self._slots(torch.cat([centres.unsqueeze(1), heavy], 1), atoms, sequence, n_context)  # [g, 4]
+        hydrogens = groups.hydrogens[centres]  # [g, 2]
+        present = torch.isin(hydrogens, atoms) & (hydrogens >= 0)
+        ok = (slot[:, 0] >= 0) & ((slot[:, 1:] >= 0) | (heavy < 0)).all(1) & ~present.any(1)
+        if not ok.any():
+            return None
+        slot, heavy, hydrogens, centres = slot[ok], heavy[ok], hydrogens[ok], centres[ok]
+        slot[:, 1:] = torch.where(heavy >= 0, slot[:, 1:], slot[:, :1])
+        n_hydrogens = (hydrogens >= 0).sum(1)
+        extra = hydrogens[hydrogens >= 0]  # [E], row by row
+        return HydrogenLookahead(slot, (heavy >= 0).sum(1), n_hydrogens, groups.length[centres],
+                                 groups.angle[centres], self.lookahead_lj(context_atom, sequence, extra))
 
     def _pair_term(self, a: Tensor, b: Tensor, slots: Tensor) -> Term:
         """The ``pair_lj`` term of global atom pairs ``a [p]``, ``b [p]`` at local ``slots [p, 2]``, exclusions

@@ -34,13 +34,13 @@ from torch.utils.data import ConcatDataset, Dataset
 from gdbm.data.particles import Particles
 from gdbm.data.environment import EnvironmentConfig, find_neighbours, local_frames, random_z_rotations
 from gdbm.data.features import FeatureSpec, SystemFeatures
-from gdbm.data.prior import PriorIndex
+from gdbm.data.prior import HydrogenLookahead, PriorIndex, pair_lj_energies
 from gdbm.data.trajectory import Frames
 from gdbm.utils.errors import InputError
 from gdbm.ordering import OrderingConfig, SystemPlan, plan_system
 from gdbm.physics.bonded import term_energies
-from gdbm.physics.nonbonded import lj_energy_linear_core
 from gdbm.utils.pbc import minimum_image
+from gdbm.topology.hydrogens import HydrogenGroups
 from gdbm.topology.symmetry import step_relabellings
 from gdbm.topology.system import MappedSystem
 from gdbm.topology.topology import Term
@@ -68,6 +68,7 @@ class SequenceSample:
     sequence_channel: Tensor  # [L, L] int8 channel of sequence atom j w.r.t. target i; -1 on the diagonal
     prior: list[Term]  # local indices: context [0, P), sequence P + [0, L)
     relabellings: Tensor  # [R, L] long, the identity first: equivalent labellings (gdbm.topology.symmetry)
+    lookahead: HydrogenLookahead | None = None  # ideal sites of the hydrogens a later step places, local slots
 
 
 @dataclass
@@ -94,6 +95,8 @@ class SequenceBatch:
     prior: list[Term]  # index into [B * (P + L)] positions (see prior_positions)
     prior_sample: list[Tensor]  # per prior term, [m] the sample of each instance
     relabellings: Tensor  # [B, R, L] long: per sample, its equivalent labellings, padded with the identity
+    lookahead: HydrogenLookahead | None = None  # every sample's, sites after the [B * (P + L)] positions
+    lookahead_sample: Tensor | None = None  # [p] the sample of each lookahead pair
 
     @property
     def target_types(self) -> Tensor:
@@ -104,7 +107,7 @@ class SequenceBatch:
         def move(value):
             if isinstance(value, list):
                 return [v.to(device) for v in value]
-            return value.to(device) if isinstance(value, Tensor) else value
+            return value.to(device) if isinstance(value, (Tensor, HydrogenLookahead)) else value
 
         return SequenceBatch(**{f.name: move(getattr(self, f.name)) for f in fields(self)})
 
@@ -139,15 +142,17 @@ def prior_energies(batch: SequenceBatch, sequence: Tensor, lj_core: float | None
     n = len(batch.frame)
     out: dict[str, Tensor] = {}
     for term, sample in zip(batch.prior, batch.prior_sample):
-        if term.kind == "pair_lj" and lj_core is not None:
-            d = positions[term.index[:, 1]] - positions[term.index[:, 0]]  # [m, 3]
-            energies = {"lj": lj_energy_linear_core((d * d).sum(-1), term.params["c6"].to(d.dtype),
-                                                    term.params["c12"].to(d.dtype), lj_core)}
+        if term.kind == "pair_lj":
+            energies = {"lj": pair_lj_energies(term, positions, lj_core)}
         else:
             energies = term_energies(term, positions, coulomb=False)
         for category, e in energies.items():
             total = out.setdefault(category, torch.zeros(n, dtype=torch.float64, device=positions.device))
             out[category] = total.index_add(0, sample, e.to(torch.float64))
+    if batch.lookahead is not None:
+        e = batch.lookahead.energies(positions, lj_core)  # [p]
+        out["lookahead"] = torch.zeros(n, dtype=torch.float64, device=positions.device).index_add(
+            0, batch.lookahead_sample, e.to(torch.float64))
     return out
 
 
@@ -173,6 +178,7 @@ def collate(samples: list[SequenceSample], generator: torch.Generator | None = N
         context_channel[k, :len(s.atoms), :len(s.context_atom)] = s.context_channel
         sequence_channel[k, :len(s.atoms), :len(s.atoms)] = s.sequence_channel
     prior, prior_sample = _flatten_prior(samples, n_ctx, p, length)
+    lookahead, lookahead_sample = _flatten_lookahead(samples, n_ctx, n_seq, p, length)
     n_relabel = max(len(s.relabellings) for s in samples)
     relabellings = torch.arange(length).repeat(b, n_relabel, 1)  # [B, R, L] the identity
     for k, s in enumerate(samples):
@@ -189,7 +195,7 @@ def collate(samples: list[SequenceSample], generator: torch.Generator | None = N
         frame=torch.tensor([s.frame for s in samples]), bead=torch.tensor([s.bead for s in samples]),
         heavy=torch.tensor([s.heavy for s in samples]), centre=torch.stack([s.centre for s in samples]),
         rotation=turn @ torch.stack([s.rotation for s in samples]), prior=prior, prior_sample=prior_sample,
-        relabellings=relabellings,
+        relabellings=relabellings, lookahead=lookahead, lookahead_sample=lookahead_sample,
     )
 
 
@@ -204,13 +210,42 @@ def _flatten_prior(samples: list[SequenceSample], n_ctx: Tensor, p: int,
     for kind, parts in by_kind.items():
         sample = torch.cat([torch.full((len(t),), k, dtype=torch.long) for k, t in parts])  # [m]
         local = torch.cat([t.index for _, t in parts])  # [m, arity]
-        ctx = n_ctx[sample].unsqueeze(1)  # [m, 1]
-        slot = torch.where(local < ctx, local, p + local - ctx)  # sequence slots move to P + j
-        index = sample.unsqueeze(1) * (p + length) + slot
         params = {name: torch.cat([t.params[name] for _, t in parts]) for name in parts[0][1].params}
-        terms.append(Term(kind, index, params))
+        terms.append(Term(kind, _batch_slots(local, sample, n_ctx, p, length), params))
         owners.append(sample)
     return terms, owners
+
+
+def _batch_slots(local: Tensor, sample: Tensor, n_ctx: Tensor, p: int, length: int) -> Tensor:
+    """Local slots ``[m, k]`` of samples ``sample [m]`` as slots of the batch's ``[B * (P + L)]`` positions."""
+    ctx = n_ctx[sample].unsqueeze(1)  # [m, 1]
+    return sample.unsqueeze(1) * (p + length) + torch.where(local < ctx, local, p + local - ctx)  # sequence at P + j
+
+
+def _flatten_lookahead(samples: list[SequenceSample], n_ctx: Tensor, n_seq: Tensor, p: int,
+                       length: int) -> tuple[HydrogenLookahead | None, Tensor | None]:
+    """The samples' hydrogen look-aheads as one, in batch slots (sites after the ``[B * (P + L)]`` positions,
+    sample by sample), and the sample of each pair; ``(None, None)`` when no sample has one."""
+    parts = [(k, s.lookahead) for k, s in enumerate(samples) if s.lookahead is not None]
+    if not parts:
+        return None, None
+    counts = torch.zeros(len(samples), dtype=torch.long)
+    for k, look in parts:
+        counts[k] = look.n_sites
+    first_site = len(samples) * (p + length) + torch.cumsum(counts, 0) - counts  # [B]
+    row_sample = torch.cat([torch.full((len(look.sites),), k, dtype=torch.long) for k, look in parts])  # [g]
+    pair_sample = torch.cat([torch.full((len(look.pairs),), k, dtype=torch.long) for k, look in parts])  # [m]
+    pairs = torch.cat([look.pairs.index for _, look in parts])  # [m, 2]
+    site = pairs - (n_ctx + n_seq)[pair_sample].unsqueeze(1)  # >= 0: the e-th site of its sample
+    pairs = torch.where(site >= 0, first_site[pair_sample].unsqueeze(1) + site,
+                        _batch_slots(pairs, pair_sample, n_ctx, p, length))
+    params = {name: torch.cat([look.pairs.params[name] for _, look in parts]) for name in parts[0][1].pairs.params}
+    merged = HydrogenLookahead(
+        _batch_slots(torch.cat([look.sites for _, look in parts]), row_sample, n_ctx, p, length),
+        *(torch.cat([getattr(look, name) for _, look in parts]) for name in ("n_heavy", "n_hydrogens", "length",
+                                                                              "angle")),
+        Term("pair_lj", pairs, params))
+    return merged, pair_sample
 
 
 class SequenceDataset(Dataset):
@@ -220,12 +255,15 @@ class SequenceDataset(Dataset):
     so the fixpoint bond lies on +z, for conditioners that declare ``aligned``, and turned to the
     azimuth bead when the config says so), their neighbours within the cutoff (one
     vesin search per frame), every atom relative to its home bead. Items are assembled on
-    access (context minus sequence and hidden atoms, channels, prior terms).
+    access (context minus sequence and hidden atoms, channels, prior terms). With ``lookahead`` (shapes
+    of :data:`gdbm.topology.hydrogens.SHAPES`) a heavy step also carries ideal sites of the hydrogens it
+    hides, for the prior's ``lookahead`` term.
     """
 
     def __init__(self, frames: Frames, system: MappedSystem, plan: SystemPlan | OrderingConfig | None = None,
                  config: EnvironmentConfig | None = None, *, beads: Tensor | Frames | None = None,
-                 spec: FeatureSpec | None = None, oversample: bool = True, align: bool = True) -> None:
+                 spec: FeatureSpec | None = None, oversample: bool = True, align: bool = True,
+                 lookahead: tuple[str, ...] = ()) -> None:
         aa, mapping = system.aa, system.mapping
         if frames.n_particles != aa.n_atoms:
             raise InputError(f"frames hold {frames.n_particles} atoms but the topology has {aa.n_atoms}",
@@ -236,6 +274,9 @@ class SequenceDataset(Dataset):
         self.spec = spec or FeatureSpec.from_system(system, self.config)
         self.features = SystemFeatures(system, self.spec)
         self.prior = PriorIndex(aa, self.steps.atoms)
+        # heavy steps' ideal hydrogen sites of these shapes (gdbm.topology.hydrogens), for the lookahead prior term
+        self.hydrogens = HydrogenGroups.from_topology(aa) if lookahead else None
+        self.site_centres = self.hydrogens.centres_per_step(self.steps.atoms, lookahead) if self.hydrogens else None
         self._aa = aa
         self._step_kind = [(self.plan.molecules[m], p) for m, p in zip(molecule.tolist(), position.tolist())]
         self._relabellings: dict[tuple[str, int], Tensor] = {}  # per molecule type and plan position
@@ -305,8 +346,16 @@ class SequenceDataset(Dataset):
             atoms=seq, positions=self.atom_local[f, seq], target_type=self.features.atom_type[seq],
             context_channel=channels(seq.unsqueeze(1), atom.unsqueeze(0)).to(torch.int8),  # [L, P]
             sequence_channel=sequence_channel, prior=self.prior.terms_for(s, atom, seq),
-            relabellings=self.relabellings(s),
+            relabellings=self.relabellings(s), lookahead=self._lookahead(s, atom, seq),
         )
+
+    def _lookahead(self, step: int, context_atom: Tensor, sequence: Tensor) -> HydrogenLookahead | None:
+        """The ideal sites of the hydrogens of step ``step``'s heavy atoms, when the dataset asks for them."""
+        if self.site_centres is None:
+            return None
+        centres = self.site_centres[step]
+        centres = centres[centres >= 0]
+        return self.prior.hydrogen_lookahead(self.hydrogens, centres, context_atom, sequence) if len(centres) else None
 
 
 class TrainingSet(ConcatDataset):

@@ -42,7 +42,7 @@ from gdbm.physics.bonded import term_energies
 from gdbm.physics.energy import EnergyModel
 from gdbm.physics.relax import CentreConstraint, project_constraints, relax
 from gdbm.utils.precision import Precision, resolve_precision
-from gdbm.topology.hydrogens import HydrogenGroups, ideal_sites
+from gdbm.topology.hydrogens import HydrogenGroups
 from gdbm.topology.mapping import SystemMapping
 from gdbm.topology.stereo import StereoFix, StereoTemplate, candidate_handedness
 from gdbm.topology.system import MappedSystem
@@ -218,7 +218,8 @@ class Backmapper:
                              else None)
         self._candidates = self.config.candidates_in(0)  # of the pass being run
         self.hydrogens = HydrogenGroups.from_topology(system.aa) if self.config.hydrogen_lookahead else None
-        self.step_sites = self._sites_per_step() if self.hydrogens is not None else None
+        self.step_sites = (self.hydrogens.centres_per_step(self.steps.atoms, self.config.hydrogen_lookahead)
+                           if self.hydrogens is not None else None)
         # per pass: items with a wrongly handed candidate, items where that changed the choice, items with no
         # rightly handed candidate (left to the rule), items whose kept candidate clashed, before and after
         # the clash retries
@@ -272,55 +273,20 @@ class Backmapper:
             out[step, :len(rows)] = torch.tensor(rows, dtype=torch.long)
         return out
 
-    def _sites_per_step(self) -> Tensor:
-        """``[S, G]`` (-1 padded): per plan step, its heavy atoms with ideal hydrogen sites of the configured
-        shapes whose hydrogens the step does not place (they come in a later step)."""
-        assert self.hydrogens is not None
-        per_step = []
-        for atoms in self.steps.atoms.tolist():
-            placed = {a for a in atoms if a >= 0}
-            per_step.append([a for a in atoms if a >= 0 and self.hydrogens.shape[a] in self.config.hydrogen_lookahead
-                             and not placed.intersection(self.hydrogens.hydrogens[a].tolist())])
-        out = torch.full((len(per_step), max(1, max(map(len, per_step), default=0))), -1, dtype=torch.long)
-        for step, centres in enumerate(per_step):
-            out[step, :len(centres)] = torch.tensor(centres, dtype=torch.long)
-        return out
-
     def _lookahead(self, step: int, context: Tensor, sequence: Tensor, positions: Tensor) -> Tensor:
         """``[K]``: Lennard-Jones energy of ideal hydrogen sites on the step's heavy atoms, per candidate, with
         the context atoms ``context [P]`` (-1: none), the ``sequence [L]`` and each other; ``positions
         [K, P + L', 3]`` local, the sequence's slots maybe padded (L' >= L). Sites whose heavy neighbours are
         absent, or whose hydrogens are present, are left out."""
         assert self.hydrogens is not None and self.step_sites is not None
-        k = len(positions)
         centres = self.step_sites[step]
         centres = centres[centres >= 0]
-        groups = self.hydrogens
-        if not len(centres):
-            return torch.zeros(k, dtype=torch.float64)
-        atoms = context[context >= 0]
-        slot = self.prior._slots(torch.cat([centres.unsqueeze(1), groups.heavy[centres]], 1), atoms, sequence,
-                                 len(context))  # [g, 4]
-        n_heavy = (groups.heavy[centres] >= 0).sum(1)
-        hydrogens = groups.hydrogens[centres]  # [g, 2]
-        present = torch.isin(hydrogens, atoms) & (hydrogens >= 0)
-        ok = (slot[:, 0] >= 0) & ((slot[:, 1:] >= 0) | (groups.heavy[centres] < 0)).all(1) & ~present.any(1)
-        if not ok.any():
-            return torch.zeros(k, dtype=torch.float64)
-        slot, n_heavy, hydrogens, centres = slot[ok], n_heavy[ok], hydrogens[ok], centres[ok]
-        x = positions.double()
-        sites = ideal_sites(x[:, slot[:, 0]], x[:, slot[:, 1:].clamp(min=0)], n_heavy, (hydrogens >= 0).sum(1),
-                            groups.length[centres], groups.angle[centres])  # [K, g, 2, 3]
-        valid = hydrogens >= 0
-        extra = hydrogens[valid]  # [E]
-        grown = torch.cat([x[:, :len(context) + len(sequence)], sites[:, valid]], 1)  # [K, P + L + E, 3] unpadded
-        term = self.prior.lookahead_lj(context, sequence, extra)
-        width = grown.shape[1]
-        index = (term.index.unsqueeze(0) + (torch.arange(k) * width).view(k, 1, 1)).flatten(0, 1)
-        params = {n: v.repeat(k) for n, v in term.params.items()}
-        owner = torch.arange(k).repeat_interleave(len(term))
-        energy = term_energies(Term(term.kind, index, params), grown.reshape(-1, 3), coulomb=False)["lj"]
-        return torch.zeros(k, dtype=torch.float64).index_add_(0, owner, energy.to(torch.float64))
+        look = (self.prior.hydrogen_lookahead(self.hydrogens, centres, context, sequence) if len(centres)
+                else None)
+        if look is None:
+            return torch.zeros(len(positions), dtype=torch.float64)
+        x = positions[:, :len(context) + len(sequence)].double()  # [K, P + L, 3] unpadded
+        return look.energies(x).sum(-1)
 
     def _wrongly_handed(self, items: _Items, env: Environment, local: Tensor, atoms: Tensor, present: Tensor,
                         beads: Tensor, boxes: Tensor) -> Tensor | None:

@@ -81,6 +81,19 @@ class HydrogenGroups:
             angle[x] = hxh.get(x, TETRAHEDRAL)
         return cls(heavy, hydrogens, length, angle, shape)
 
+    def centres_per_step(self, step_atoms: Tensor, shapes: tuple[str, ...]) -> Tensor:
+        """``[S, G]`` (-1 padded): per plan step (``step_atoms [S, L]``, -1 padded), its heavy atoms with ideal
+        sites of one of ``shapes`` whose hydrogens the step does not place (they come in a later step)."""
+        per_step = []
+        for atoms in step_atoms.tolist():
+            placed = {a for a in atoms if a >= 0}
+            per_step.append([a for a in atoms if a >= 0 and self.shape[a] in shapes
+                             and not placed.intersection(self.hydrogens[a].tolist())])
+        out = torch.full((len(per_step), max(1, max(map(len, per_step), default=0))), -1, dtype=torch.long)
+        for step, centres in enumerate(per_step):
+            out[step, :len(centres)] = torch.tensor(centres, dtype=torch.long)
+        return out
+
 
 def ideal_sites(centre: Tensor, heavy: Tensor, n_heavy: Tensor, n_hydrogens: Tensor, length: Tensor,
                 angle: Tensor) -> Tensor:

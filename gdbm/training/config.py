@@ -17,7 +17,7 @@ from gdbm.conditioners.registry import CONDITIONERS, ConditionerEntry, condition
 from gdbm.utils.errors import InputError
 from gdbm.ordering import OrderingConfig
 
-PRIOR_TERMS = ("bond", "angle", "proper", "improper", "lj")
+PRIOR_TERMS = ("bond", "angle", "proper", "improper", "lj", "lookahead")
 
 
 class _Strict(BaseModel):
@@ -143,6 +143,9 @@ class PriorConfig(_Strict):
     terms: dict[str, float] = Field(default_factory=lambda: {t: 1.0 for t in PRIOR_TERMS})
     lj_core: float | None = Field(0.8, gt=0, description="LJ continues linearly below lj_core * sigma "
                                   "(finite cost for overlapping atoms); null = bare LJ")
+    hydrogen_lookahead: tuple[Literal["planar_ch", "ch", "ch2"], ...] = Field(
+        (), description="heavy steps also score the LJ of ideal sites of their hydrogens of these shapes "
+        "(gdbm.topology.hydrogens), the prior's 'lookahead' term; () = none")
 
     def model_post_init(self, _context) -> None:
         unknown = set(self.terms) - set(PRIOR_TERMS)

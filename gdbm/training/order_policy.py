@@ -33,15 +33,21 @@ def reorder_sample(sample: SequenceSample, order: Tensor) -> SequenceSample:
     inverse = torch.empty_like(order)
     inverse[order] = torch.arange(len(order))
 
+    def move_slots(index: Tensor) -> Tensor:  # sequence slots follow the order; context and site slots stay
+        sequence = (index >= n_context) & (index < n_context + len(order))
+        return torch.where(sequence, n_context + inverse[(index - n_context).clamp(0, len(order) - 1)], index)
+
     def move(term: Term) -> Term:
-        index = torch.where(term.index >= n_context, n_context + inverse[(term.index - n_context).clamp(min=0)],
-                            term.index)
-        return Term(term.kind, index, term.params)
+        return Term(term.kind, move_slots(term.index), term.params)
+
+    look = sample.lookahead
+    if look is not None:
+        look = replace(look, sites=move_slots(look.sites), pairs=move(look.pairs))
 
     return replace(sample, atoms=sample.atoms[order], positions=sample.positions[order],
                    target_type=sample.target_type[order], context_channel=sample.context_channel[order],
                    sequence_channel=sample.sequence_channel[order][:, order], prior=[move(t) for t in sample.prior],
-                   relabellings=inverse[sample.relabellings[:, order]])
+                   relabellings=inverse[sample.relabellings[:, order]], lookahead=look)
 
 
 class StepContext:

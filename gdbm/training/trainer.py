@@ -619,7 +619,8 @@ def _samples(config: ExperimentConfig, frames: Frames, system: MappedSystem, bea
              spec: FeatureSpec, oversample: bool = True) -> SequenceDataset:
     """The samples of some frames of one system, as the config's ordering, environment and conditioner want them."""
     return SequenceDataset(frames, system, config.ordering, config.environment, beads=beads, spec=spec,
-                           oversample=oversample, align=config.model.entry.aligned)
+                           oversample=oversample, align=config.model.entry.aligned,
+                           lookahead=config.prior.hydrogen_lookahead)
 
 
 def build_validation_set(config: ExperimentConfig, loaded: Sources,
