@@ -39,10 +39,9 @@ import torch
 from torch import Tensor
 
 from gdbm.utils.pbc import minimum_image
+from gdbm.topology.hydrogens import TETRAHEDRAL, HydrogenGroups
 from gdbm.topology.mapping import SystemMapping
 from gdbm.topology.topology import Topology
-
-TETRAHEDRAL = math.radians(109.47)
 
 
 def _unit(v: Tensor) -> Tensor:
@@ -66,39 +65,9 @@ class HydrogenBuilder:
     SHAPES = ((3, 1), (2, 1), (2, 2), (1, 3))
 
     def __init__(self, top: Topology):
-        hydrogen = torch.tensor([e == "H" for e in top.elements])
-        b0 = {}
-        for kind, term in top.terms.items():
-            if kind.startswith("bond") and "b0" in term.params:
-                for (i, j), length in zip(term.index.tolist(), term.params["b0"].tolist()):
-                    b0[(min(i, j), max(i, j))] = length
-        hxh = {}
-        for kind, term in top.terms.items():
-            if kind.startswith("angle") and "theta0" in term.params:
-                for (i, j, k), theta in zip(term.index.tolist(), term.params["theta0"].tolist()):
-                    if hydrogen[i] and hydrogen[k]:
-                        hxh[j] = theta  # radians, as the topology stores angles
-        neighbours: list[list[int]] = [[] for _ in range(top.n_atoms)]
-        for i, j in top.connectivity.tolist():
-            neighbours[i].append(j)
-            neighbours[j].append(i)
-        found: dict[tuple[int, int], list[tuple]] = {s: [] for s in self.SHAPES}
-        for x in range(top.n_atoms):
-            if hydrogen[x]:
-                continue
-            hs = [a for a in neighbours[x] if hydrogen[a] and len(neighbours[a]) == 1]
-            heavy = [a for a in neighbours[x] if not hydrogen[a]]
-            shape = (len(heavy), len(hs))
-            if hs and shape in found and len(heavy) + len(hs) == len(neighbours[x]):
-                lengths = [b0.get((min(x, a), max(x, a)), 0.109) for a in hs]
-                found[shape].append((x, heavy, hs, lengths, hxh.get(x, TETRAHEDRAL)))
-        self.groups = {}
-        for shape, rows in found.items():
-            if rows:
-                x, heavy, hs, lengths, angle = zip(*rows)
-                self.groups[shape] = _Group(torch.tensor(x), torch.tensor(heavy), torch.tensor(hs),
-                                            torch.tensor(lengths, dtype=torch.float64),
-                                            torch.tensor(angle, dtype=torch.float64))
+        table = HydrogenGroups.from_topology(top)  # b0, H-X-H theta0 and neighbours per heavy atom
+        self.groups = {shape: _Group(*rows) for shape in self.SHAPES
+                       if (rows := table.rows(*shape)) is not None}
 
     @property
     def n_hydrogens(self) -> int:

@@ -376,14 +376,14 @@ def test_hydrogen_lookahead_adds_the_lj_of_ideal_sites_to_heavy_steps_only(two_c
                 at.update({int(a): local[b, k, i].double() for i, a in enumerate(seq)})
                 sites = {}
                 for c in heavy.tolist():
-                    if groups.shape[c] is None:
+                    if not bool(groups.has_sites[c]):
                         continue
                     hs = groups.hydrogens[c][groups.hydrogens[c] >= 0]
                     nb = groups.heavy[c][groups.heavy[c] >= 0]
                     if not all(int(a) in at for a in nb):
                         continue
                     near = torch.stack([at[int(a)] for a in nb] + [at[int(nb[0])]] * (3 - len(nb)))
-                    pos = ideal_sites(at[c], near, torch.tensor(len(nb)), torch.tensor(len(hs)), groups.length[c],
+                    pos = ideal_sites(at[c], near, torch.tensor(len(nb)), torch.tensor(len(hs)), groups.length[c, :2],
                                       groups.angle[c])
                     sites.update({int(h): pos[i] for i, h in enumerate(hs)})
                 expected = 0.0

@@ -165,7 +165,7 @@ class PriorIndex:
         n_context = len(context_atom)
         heavy = groups.heavy[centres]  # [g, 3]
         slot = self._slots(torch.cat([centres.unsqueeze(1), heavy], 1), atoms, sequence, n_context)  # [g, 4]
-        hydrogens = groups.hydrogens[centres]  # [g, 2]
+        hydrogens = groups.hydrogens[centres, :2]  # [g, 2] (shapes with sites have at most two)
         present = torch.isin(hydrogens, atoms) & (hydrogens >= 0)
         ok = (slot[:, 0] >= 0) & ((slot[:, 1:] >= 0) | (heavy < 0)).all(1) & ~present.any(1)
         if not ok.any():
@@ -174,7 +174,7 @@ class PriorIndex:
         slot[:, 1:] = torch.where(heavy >= 0, slot[:, 1:], slot[:, :1])
         n_hydrogens = (hydrogens >= 0).sum(1)
         extra = hydrogens[hydrogens >= 0]  # [E], row by row
-        return HydrogenLookahead(slot, (heavy >= 0).sum(1), n_hydrogens, groups.length[centres],
+        return HydrogenLookahead(slot, (heavy >= 0).sum(1), n_hydrogens, groups.length[centres, :2],
                                  groups.angle[centres], self.lookahead_lj(context_atom, sequence, extra))
 
     def _pair_term(self, a: Tensor, b: Tensor, slots: Tensor) -> Term:

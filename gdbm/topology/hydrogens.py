@@ -26,22 +26,37 @@ TETRAHEDRAL = math.radians(109.47)
 SHAPES = {(2, 1): "planar_ch", (3, 1): "ch", (2, 2): "ch2"}
 """(heavy neighbours, hydrogens) with ideal sites, and their names: an aromatic (or other planar) CH, a
 tetrahedral CH, a CH2."""
+METHYL = (1, 3)
+"""A CH3: tabled (its b0 and neighbours), without ideal sites."""
 
 
 @dataclass
 class HydrogenGroups:
-    """Per heavy atom with ideal sites: its heavy neighbours, hydrogens, X-H lengths and H-X-H angle."""
+    """Per heavy atom of a shape in :data:`SHAPES` or a methyl: its heavy neighbours, terminal hydrogens,
+    X-H lengths and H-X-H angle (all -1 / 0 for other atoms)."""
 
-    heavy: Tensor  # [n, 3] heavy neighbours, -1 padded (k = 2 or 3)
-    hydrogens: Tensor  # [n, 2] -1 padded (h = 1 or 2)
-    length: Tensor  # [n, 2] nm, float64
+    heavy: Tensor  # [n, 3] heavy neighbours, -1 padded (k = 1, 2 or 3)
+    hydrogens: Tensor  # [n, 3] -1 padded (h = 1, 2 or 3)
+    length: Tensor  # [n, 3] nm, float64
     angle: Tensor  # [n] rad, float64
-    shape: list[str | None]  # [n] the atom's name in SHAPES, None without ideal sites
+    shape: list[str | None]  # [n] the atom's name in SHAPES, "ch3" for a methyl, else None
 
     @property
     def has_sites(self) -> Tensor:
-        """``[n]`` bool: the atom has ideal sites."""
-        return torch.tensor([name is not None for name in self.shape], dtype=torch.bool)
+        """``[n]`` bool: the atom has ideal sites (a shape of SHAPES)."""
+        names = set(SHAPES.values())
+        return torch.tensor([name in names for name in self.shape], dtype=torch.bool)
+
+    def rows(self, n_heavy: int, n_hydrogens: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor] | None:
+        """The atoms with ``n_heavy`` heavy neighbours and ``n_hydrogens`` hydrogens: ``(atoms [g], heavy [g, k],
+        hydrogens [g, h], length [g, h], angle [g])``; None when there are none."""
+        tabled = torch.tensor([name is not None for name in self.shape], dtype=torch.bool)
+        atoms = torch.nonzero(tabled & ((self.heavy >= 0).sum(1) == n_heavy)
+                              & ((self.hydrogens >= 0).sum(1) == n_hydrogens)).squeeze(1)
+        if not len(atoms):
+            return None
+        return (atoms, self.heavy[atoms, :n_heavy], self.hydrogens[atoms, :n_hydrogens],
+                self.length[atoms, :n_hydrogens], self.angle[atoms])
 
     @classmethod
     def from_topology(cls, top: Topology) -> "HydrogenGroups":
@@ -62,8 +77,8 @@ class HydrogenGroups:
             neighbours[i].append(j)
             neighbours[j].append(i)
         heavy = torch.full((n, 3), -1, dtype=torch.long)
-        hydrogens = torch.full((n, 2), -1, dtype=torch.long)
-        length = torch.zeros(n, 2, dtype=torch.float64)
+        hydrogens = torch.full((n, 3), -1, dtype=torch.long)
+        length = torch.zeros(n, 3, dtype=torch.float64)
         angle = torch.full((n,), TETRAHEDRAL, dtype=torch.float64)
         shape: list[str | None] = [None] * n
         for x in range(n):
@@ -71,9 +86,10 @@ class HydrogenGroups:
                 continue
             hs = [a for a in neighbours[x] if hydrogen[a] and len(neighbours[a]) == 1]
             others = [a for a in neighbours[x] if not hydrogen[a]]
-            if (len(others), len(hs)) not in SHAPES or len(others) + len(hs) != len(neighbours[x]):
+            kind = (len(others), len(hs))
+            if (kind not in SHAPES and kind != METHYL) or len(others) + len(hs) != len(neighbours[x]):
                 continue
-            shape[x] = SHAPES[(len(others), len(hs))]
+            shape[x] = SHAPES.get(kind, "ch3")
             heavy[x, :len(others)] = torch.tensor(others)
             hydrogens[x, :len(hs)] = torch.tensor(hs)
             length[x, :len(hs)] = torch.tensor([b0.get((min(x, a), max(x, a)), 0.109) for a in hs],
