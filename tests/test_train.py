@@ -373,3 +373,28 @@ def test_lookahead_prior_term_charges_the_sites_of_hidden_hydrogens(config, tmp_
     assert gap.max() > 0 and stats["prior_cost"] == pytest.approx(gap.mean().item(), rel=1e-5)
     assert charged.item() == pytest.approx(plain.item() + gap.mean().item(), rel=1e-4)
     assert {"energy_lookahead", "reference_lookahead"} <= set(stats)
+
+
+def test_bfloat16_updates_train_the_same_model_in_channels_last(config, tmp_path: Path):
+    """``training.precision: bfloat16``: autocast updates with channels-last convolutions; the supervised loss
+    stays near the float32 one on the same draw, and the weights (float32) move."""
+    import warnings
+
+    def first_update(precision: str):
+        text = config.model_dump(mode="json")
+        text["training"].update(precision=precision, pretrain_steps=2)
+        cfg = type(config).model_validate(text)
+        trainer = build_trainer(cfg, tmp_path / precision)
+        before = [p.detach().clone() for p in trainer.state.generator.parameters()]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # bfloat16 may be emulated on the test machine
+            stats = trainer.train_step()
+        moved = any(not torch.equal(a, b) for a, b in zip(before, trainer.state.generator.parameters()))
+        return trainer, stats, moved
+
+    plain, f32, _ = first_update("float32")
+    fast, bf16, moved = first_update("bfloat16")
+    assert fast.precision == "bfloat16" and plain.precision == "float32" and moved
+    assert fast.state.generator.memory_format == torch.channels_last_3d
+    assert all(p.dtype == torch.float32 for p in fast.state.generator.parameters())
+    assert bf16["supervised_mse"] == pytest.approx(f32["supervised_mse"], rel=0.05)

@@ -26,6 +26,7 @@ from gdbm.conditioners.interface import Critic, Generator, Particles
 from gdbm.data.features import FeatureSpec
 from gdbm.utils.distributed import Distributed
 from gdbm.utils.errors import InputError, one_line
+from gdbm.utils.precision import resolve_precision
 from gdbm.data.samples import SequenceBatch, SequenceDataset, TrainingSet, collate, particles_for_step, prior_energies
 from gdbm.data.trajectory import Frames
 from gdbm.topology.stereo import StereoTemplate
@@ -312,6 +313,11 @@ class Trainer:
         self.distributed = distributed
         self.device = distributed.device(t.device)
         self.prior = EnergyPrior(config.prior)
+        self.precision = resolve_precision(t.precision, self.device)  # what "auto" is on this hardware
+        if self.precision == "bfloat16":
+            for network in (generator, critic):  # bfloat16 convolutions want channels-last activations
+                if hasattr(network, "channels_last"):
+                    network.channels_last()
         self.state = TrainState(
             generator.to(self.device), critic.to(self.device),
             torch.optim.Adam(generator.parameters(), lr=t.lr_generator, betas=t.betas),
@@ -429,7 +435,7 @@ class Trainer:
         fixed, saved, was_training = self._validation_batch, rng_state(), g.training
         g.eval()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), self._arithmetic():
                 _, stats = supervised_loss(g, _labelled(fixed.batch, t.symmetric_atoms), fixed.noise, self.prior,
                                            self.prior.weight(self.state.step), reference=True)
         finally:
@@ -438,8 +444,18 @@ class Trainer:
         return {f"val_{k}": v for k, v in stats.items()
                 if k in VALIDATION_NUMBERS or k.startswith(("energy_", "reference_"))}
 
+    def _arithmetic(self) -> torch.autocast:
+        """The networks' arithmetic: bfloat16 autocast when ``training.precision`` resolves to it (positions,
+        losses and energies stay in float32 / float64: autocast casts only convolutions and matrix products,
+        and the voxel head's softmax and mean run in float32)."""
+        return torch.autocast(self.device.type, torch.bfloat16, enabled=self.precision == "bfloat16")
+
     def pretrain_step(self) -> dict[str, float]:
         """One supervised generator update (:func:`supervised_loss`) at :func:`supervised_lr`; no critic."""
+        with self._arithmetic():
+            return self._pretrain_step()
+
+    def _pretrain_step(self) -> dict[str, float]:
         s, t = self.state, self.config.training
         rng = self._rng(s.step, t.n_critic)
         batch = self._batch(rng)
@@ -460,9 +476,13 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         """One generator update: supervised during the first ``pretrain_steps``, else n_critic critic
         updates and one adversarial generator update; returns the logged numbers."""
+        with self._arithmetic():
+            return self._train_step()
+
+    def _train_step(self) -> dict[str, float]:
         s, t = self.state, self.config.training
         if s.step < t.pretrain_steps:
-            return self.pretrain_step()
+            return self._pretrain_step()
         stats: dict[str, float] = {}
         scale = adversarial_lr_scale(t, s.step)
         for optimiser, lr in ((s.opt_critic, t.lr_critic), (s.opt_generator, t.lr_generator)):
