@@ -68,7 +68,7 @@ class HydrogenLookahead:
 
     def positions(self, positions: Tensor) -> Tensor:
         """``[..., E, 3]``: the sites on ``positions [..., N, 3]``."""
-        x = positions.to(torch.float64) if positions.dtype != torch.float64 else positions
+        x = positions.double()  # the site directions in float64, as the sampler's score
         every = ideal_sites(x[..., self.sites[:, 0], :], x[..., self.sites[:, 1:], :], self.n_heavy,
                             self.n_hydrogens, self.length, self.angle)  # [..., g, 2, 3]
         return every[..., self.valid, :].to(positions.dtype)
