@@ -157,10 +157,11 @@ class PriorIndex:
 
     def hydrogen_lookahead(self, groups: HydrogenGroups, centres: Tensor, context_atom: Tensor,
                            sequence: Tensor) -> HydrogenLookahead | None:
-        """Ideal sites on the heavy atoms ``centres [g]`` and their LJ pairs with the context atoms
+        """Ideal sites on the heavy atoms ``centres [g]`` (-1 entries ignored) and their LJ pairs with the context atoms
         ``context_atom [P]`` (-1 for beads), the ``sequence [L]`` and each other, in local slots (sites at
         ``P + L + e``). Atoms whose heavy neighbours are absent, or whose hydrogens are present, are left
         out; None when none is left."""
+        centres = centres[centres >= 0]
         atoms = context_atom[context_atom >= 0]
         n_context = len(context_atom)
         heavy = groups.heavy[centres]  # [g, 3]

@@ -353,9 +353,7 @@ class SequenceDataset(Dataset):
         """The ideal sites of the hydrogens of step ``step``'s heavy atoms, when the dataset asks for them."""
         if self.site_centres is None:
             return None
-        centres = self.site_centres[step]
-        centres = centres[centres >= 0]
-        return self.prior.hydrogen_lookahead(self.hydrogens, centres, context_atom, sequence) if len(centres) else None
+        return self.prior.hydrogen_lookahead(self.hydrogens, self.site_centres[step], context_atom, sequence)
 
 
 class TrainingSet(ConcatDataset):

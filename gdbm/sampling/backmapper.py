@@ -279,10 +279,7 @@ class Backmapper:
         [K, P + L', 3]`` local, the sequence's slots maybe padded (L' >= L). Sites whose heavy neighbours are
         absent, or whose hydrogens are present, are left out."""
         assert self.hydrogens is not None and self.step_sites is not None
-        centres = self.step_sites[step]
-        centres = centres[centres >= 0]
-        look = (self.prior.hydrogen_lookahead(self.hydrogens, centres, context, sequence) if len(centres)
-                else None)
+        look = self.prior.hydrogen_lookahead(self.hydrogens, self.step_sites[step], context, sequence)
         if look is None:
             return torch.zeros(len(positions), dtype=torch.float64)
         x = positions[:, :len(context) + len(sequence)].double()  # [K, P + L, 3] unpadded

@@ -450,12 +450,9 @@ class Trainer:
         and the voxel head's softmax and mean run in float32)."""
         return torch.autocast(self.device.type, torch.bfloat16, enabled=self.precision == "bfloat16")
 
-    def pretrain_step(self) -> dict[str, float]:
-        """One supervised generator update (:func:`supervised_loss`) at :func:`supervised_lr`; no critic."""
-        with self._arithmetic():
-            return self._pretrain_step()
-
     def _pretrain_step(self) -> dict[str, float]:
+        """One supervised generator update (:func:`supervised_loss`) at :func:`supervised_lr`; no critic
+        (called by :meth:`train_step`, under its arithmetic)."""
         s, t = self.state, self.config.training
         rng = self._rng(s.step, t.n_critic)
         batch = self._batch(rng)
