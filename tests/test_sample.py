@@ -146,6 +146,9 @@ def test_held_centres_put_every_bead_on_its_cg_input_after_each_pass(two_chains:
 
     held = Backmapper(*args, SamplerConfig(n_gibbs=1, candidates=1, hold_centres=True)).backmap(cg, progress=False)
     assert off(held) < 1e-4  # a rigid shift per bead (PS1.map: no shared atoms), float32 output
+    assert SamplerConfig(hold_centres=True).hold_centres == "rigid" and SamplerConfig().hold_centres == "off"
+    smooth = Backmapper(*args, SamplerConfig(n_gibbs=1, candidates=1, hold_centres="smooth")).backmap(cg, progress=False)
+    assert off(smooth) < 1e-4 and float((smooth.positions - held.positions).abs().max()) > 1e-3  # another shift
     both = Backmapper(*args, SamplerConfig(n_gibbs=0, candidates=1, hold_centres=True, constrain_bonds=True))
     out = both.backmap(cg, progress=False)
     pairs, b0 = bond_constraints(system.aa)

@@ -107,10 +107,12 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
     p.add_argument("--constrain-bonds", action="store_true",
                    help="after each pass, set every bond to its b0 (when the reference MD constrained bonds; with "
                         "--temporal: bonds to hydrogen)")
-    p.add_argument("--hold-centres", action="store_true",
-                   help="after each pass, shift each CG bead's atoms (mass-weighted; rigidly for a centre of mass) "
-                        "so that its centre by --cg-map sits on its CG input position (with --constrain-bonds: "
-                        "both, alternated)")
+    p.add_argument("--hold-centres", nargs="?", const="rigid", default="off", choices=("rigid", "smooth"),
+                   metavar="rigid|smooth",
+                   help="after each pass, move the atoms so that each CG bead's centre (by --cg-map) sits on its CG "
+                        "input position: rigid (the default when given bare) shifts each bead's atoms as one body "
+                        "and bends the bonds between beads; smooth spreads each correction along the molecule, "
+                        "changing bond and 1-3 vectors least (with --constrain-bonds: both, alternated)")
     p.add_argument("--relax", type=int, default=0, metavar="STEPS",
                    help="steps of steepest descent on the force field after the last sweep, every CG bead's "
                         "centre held on its input (removes close contacts; default 0 = off)")

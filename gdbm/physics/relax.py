@@ -20,7 +20,7 @@ one bad contact freeze every other atom.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 import torch
 from torch import Tensor
@@ -34,6 +34,12 @@ from gdbm.topology.topology import Topology
 FIRST_ROUNDS = 30  # alternations of the bond and centre projections for a raw structure (bonds off by 0.1 nm)
 STEP_ROUNDS = 2  # and after a small step
 CLIP_QUANTILE = 0.9  # atoms with forces above this quantile of their frame's all move the full step
+
+
+class CentreProjection(Protocol):
+    """Anything that moves positions ``[F, n, 3]`` so that the CG bead centres sit on their targets."""
+
+    def project(self, positions: Tensor, boxes: Tensor) -> Tensor: ...
 
 
 @dataclass
@@ -76,7 +82,7 @@ class CentreConstraint:
 
 
 def project_constraints(positions: Tensor, boxes: Tensor, top: Topology, *, bonds: bool = False,
-                        centres: CentreConstraint | None = None, rounds: int = FIRST_ROUNDS) -> Tensor:
+                        centres: CentreProjection | None = None, rounds: int = FIRST_ROUNDS) -> Tensor:
     """Positions ``[F, n, 3]`` projected onto the bond constraints and/or the bead centres.
 
     Alternates the two projections ``rounds`` times when both apply (each undoes a little of

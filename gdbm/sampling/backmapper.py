@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt, field_validator, model_validator
 from torch import Tensor
 from gdbm.utils.progress import tqdm
 
@@ -40,7 +41,8 @@ from gdbm.utils.errors import InputError
 from gdbm.ordering import OrderingConfig, SystemPlan
 from gdbm.physics.bonded import term_energies
 from gdbm.physics.energy import EnergyModel
-from gdbm.physics.relax import CentreConstraint, project_constraints, relax
+from gdbm.physics.centre_shift import SmoothCentreShift
+from gdbm.physics.relax import CentreConstraint, CentreProjection, project_constraints, relax
 from gdbm.utils.precision import Precision, resolve_precision
 from gdbm.topology.hydrogens import HydrogenGroups
 from gdbm.topology.mapping import SystemMapping
@@ -80,9 +82,12 @@ class SamplerConfig(BaseModel):
                                              "for many frames per process, not one")
     constrain_bonds: bool = Field(False, description="after each pass, project every bond to its b0 (for "
                                                      "references simulated with bond constraints)")
-    hold_centres: bool = Field(False, description="after each pass, move each CG bead's atoms (mass-weighted: a "
-                                                  "rigid shift for a centre of mass) so that its centre by the "
-                                                  "hold mapping sits on the CG input")
+    hold_centres: Literal["off", "rigid", "smooth"] = Field(
+        "off", description="after each pass, move the atoms so that every CG bead's centre by the hold mapping sits "
+                           "on the CG input: rigid moves each bead's atoms as one body (mass-weighted: a rigid "
+                           "shift for a centre of mass), which bends the bonds between beads; smooth spreads each "
+                           "bead's correction along the molecule, changing the bond and 1-3 vectors least "
+                           "(gdbm.physics.centre_shift). True/False read as rigid/off")
     stereo: bool = Field(True, description="after each pass, invert every stereocentre handed against the "
                                            "model's training data (gdbm.topology.stereo)")
     stereo_select: bool = Field(True, description="with stereo: score the candidates of a step that places a "
@@ -131,6 +136,12 @@ class SamplerConfig(BaseModel):
                                                 "separate batches when their beads are closer than cutoff + reach")
     max_batch: int = Field(4096, ge=1, description="environments (items x candidates) per network call: bounds "
                                                     "the memory of large boxes and many candidates")
+
+    @field_validator("hold_centres", mode="before")
+    @classmethod
+    def _hold_centres_flag(cls, value: object) -> object:
+        """The earlier boolean: True is the rigid shift, False none."""
+        return {True: "rigid", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
     @model_validator(mode="before")
     @classmethod
@@ -256,6 +267,18 @@ class Backmapper:
         stereo = stereo_template_from_file(system.aa, stereo_from) if stereo_from is not None else load_stereo(checkpoint)
         return cls(system, generator, spec, plan_system(system, ordering or experiment.ordering), experiment.environment,
                    config, device=device, hold=held, aliases=aliases, stereo=stereo)
+
+    def _held_centres(self, beads: Tensor) -> CentreProjection | None:
+        """The projection ``hold_centres`` asks for, onto one chunk's CG positions ``beads`` ``[F, n_beads, 3]``."""
+        if self.config.hold_centres == "rigid":
+            return CentreConstraint(self.hold, beads.double(), self.system.aa.masses)
+        if self.config.hold_centres == "smooth":
+            return self._smooth_shift.holding(beads.double())
+        return None
+
+    @cached_property
+    def _smooth_shift(self) -> SmoothCentreShift:
+        return SmoothCentreShift(self.hold, self.system.aa)
 
     def _centres_per_step(self) -> Tensor:
         """``[S, M]`` (-1 padded): per plan step, the stereocentres (rows of the rule's centres) whose carbon
@@ -547,9 +570,9 @@ class Backmapper:
                              "selection: %s", (first_frame * samples + start) // samples, name, wrong.tolist(),
                              len(self.stereo), self.selection)
                 self.selection = dict.fromkeys(self.selection, 0)
-                if self.config.constrain_bonds or self.config.hold_centres:
-                    held = CentreConstraint(self.hold, beads.double(), aa.masses) if self.config.hold_centres else None
-                    atoms = project_constraints(atoms, boxes, aa, bonds=self.config.constrain_bonds, centres=held)
+                if self.config.constrain_bonds or self.config.hold_centres != "off":
+                    atoms = project_constraints(atoms, boxes, aa, bonds=self.config.constrain_bonds,
+                                                centres=self._held_centres(beads))
             if energy is not None:
                 held = CentreConstraint(self.hold, beads.double(), aa.masses)
                 atoms = relax(atoms, boxes, energy, relax_steps, centres=held, bonds=self.config.constrain_bonds,
