@@ -149,11 +149,25 @@ def test_held_centres_put_every_bead_on_its_cg_input_after_each_pass(two_chains:
     assert SamplerConfig(hold_centres=True).hold_centres == "rigid" and SamplerConfig().hold_centres == "off"
     smooth = Backmapper(*args, SamplerConfig(n_gibbs=1, candidates=1, hold_centres="smooth")).backmap(cg, progress=False)
     assert off(smooth) < 1e-4 and float((smooth.positions - held.positions).abs().max()) > 1e-3  # another shift
+
     both = Backmapper(*args, SamplerConfig(n_gibbs=0, candidates=1, hold_centres=True, constrain_bonds=True))
     out = both.backmap(cg, progress=False)
     pairs, b0 = bond_constraints(system.aa)
     lengths = minimum_image(out.positions[:, pairs[:, 1]] - out.positions[:, pairs[:, 0]], out.boxes).norm(dim=-1)
     assert off(out) < 1e-4 and float((lengths - b0).abs().max()) < 1e-3  # the two projections alternated
+
+
+def test_a_pass_far_off_the_cg_centres_warns_of_the_hold_mapping(two_chains: Path, caplog):
+    system, cg, args = _untrained_sampler(two_chains, "run_far")
+    sampler = Backmapper(*args, SamplerConfig(hold_centres="smooth"))
+    start = cg.positions[:, :1].double().expand(len(cg), system.aa.n_atoms, 3)  # [F, n, 3] all atoms on bead 0
+    on = sampler._smooth_shift.project(start, cg.boxes.double(), cg.positions.double())  # every centre on its bead
+    with caplog.at_level("INFO", logger="gdbm.sampling.backmapper"):
+        sampler._report_centre_offset(on, cg.positions, cg.boxes, "forward")
+        assert "0.0000 nm (rms)" in caplog.text and "is --cg-map" not in caplog.text
+        far = on + torch.tensor([0.1, 0.0, 0.0], dtype=torch.float64)
+        sampler._report_centre_offset(far, cg.positions, cg.boxes, "sweep 1")
+        assert "0.100 nm (rms) from the CG input: is --cg-map" in caplog.text
 
 
 def test_each_pass_generates_its_own_number_of_candidates(two_chains: Path):

@@ -38,6 +38,7 @@ from gdbm.data.prior import PriorIndex
 from gdbm.data.stereo import stereo_template_from_file
 from gdbm.data.trajectory import Frames
 from gdbm.utils.errors import InputError
+from gdbm.utils.pbc import minimum_image
 from gdbm.ordering import OrderingConfig, SystemPlan
 from gdbm.physics.bonded import term_energies
 from gdbm.physics.energy import EnergyModel
@@ -51,6 +52,9 @@ from gdbm.topology.system import MappedSystem
 from gdbm.topology.topology import Term
 
 log = logging.getLogger(__name__)
+
+
+SUSPICIOUS_CENTRE_OFFSET = 0.05  # nm rms: trained generators miss the CG centres by 0.003-0.04 nm
 
 
 class SamplerConfig(BaseModel):
@@ -275,6 +279,17 @@ class Backmapper:
         if self.config.hold_centres == "smooth":
             return self._smooth_shift.holding(beads.double())
         return None
+
+    def _report_centre_offset(self, atoms: Tensor, beads: Tensor, boxes: Tensor, name: str) -> None:
+        """Log how far the pass left the bead centres from the CG input before ``hold_centres`` moves them; warn
+        when it is far more than a generator's error (a hold mapping other than the one that made the CG frames)."""
+        off = minimum_image(beads.double() - self.hold.map_positions(atoms.double(), boxes.double()), boxes.double())
+        rms = float(off.pow(2).sum(-1).mean().sqrt())
+        log.info("%s pass: bead centres %.4f nm (rms) from the CG input before the %s projection",
+                 name, rms, self.config.hold_centres)
+        if rms > SUSPICIOUS_CENTRE_OFFSET:
+            log.warning("the bead centres by the hold mapping are %.3f nm (rms) from the CG input: is --cg-map the "
+                        "mapping that made the CG frames? (the projection moves the atoms that far)", rms)
 
     @cached_property
     def _smooth_shift(self) -> SmoothCentreShift:
@@ -570,6 +585,8 @@ class Backmapper:
                              "selection: %s", (first_frame * samples + start) // samples, name, wrong.tolist(),
                              len(self.stereo), self.selection)
                 self.selection = dict.fromkeys(self.selection, 0)
+                if self.config.hold_centres != "off":
+                    self._report_centre_offset(atoms, beads, boxes, name)
                 if self.config.constrain_bonds or self.config.hold_centres != "off":
                     atoms = project_constraints(atoms, boxes, aa, bonds=self.config.constrain_bonds,
                                                 centres=self._held_centres(beads))
