@@ -11,6 +11,8 @@ molecule, for the displacement ``dx`` that changes the bonded and 1-3 vectors le
 so a bead's correction spreads smoothly along the chain, each bond and angle taking a small part.
 It is a linear projection: the same ``[n_atoms_m, n_beads_m]`` operator per molecule type for
 every frame (its KKT system solved once), using only the topology, the mapping and the CG input.
+On sPS it bends less than the rigid shift but still widens the junction angle, less so when it
+runs after every pass of the sampler (docs/generator-diagnosis.md sections 10 and 16).
 """
 
 from __future__ import annotations
