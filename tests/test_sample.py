@@ -165,9 +165,9 @@ def test_a_pass_far_off_the_cg_centres_warns_of_the_hold_mapping(two_chains: Pat
     with caplog.at_level("INFO", logger="gdbm.sampling.backmapper"):
         sampler._report_centre_offset(on, cg.positions, cg.boxes, "forward")
         assert "0.0000 nm (rms)" in caplog.text and "is --cg-map" not in caplog.text
-        far = on + torch.tensor([0.1, 0.0, 0.0], dtype=torch.float64)
+        far = on + torch.tensor([0.2, 0.0, 0.0], dtype=torch.float64)
         sampler._report_centre_offset(far, cg.positions, cg.boxes, "sweep 1")
-        assert "0.100 nm (rms) from the CG input: is --cg-map" in caplog.text
+        assert "0.200 nm (rms) from the CG input: is --cg-map" in caplog.text
 
 
 def test_each_pass_generates_its_own_number_of_candidates(two_chains: Path):
