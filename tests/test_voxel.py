@@ -167,6 +167,20 @@ def test_channels_last_generator_places_the_same_atoms(norm, full_blocks):
             assert generator(particles, types, noise).dtype == torch.float32  # the collapse stays float32
 
 
+def test_upsampling_density_head_is_its_transposed_convolution():
+    """The head's matmul form writes the same logits as the transposed convolution it stands for,
+    in either memory layout, with gradients for its weights."""
+    from gdbm.conditioners.voxel.blocks import DensityHead
+
+    head = DensityHead(6, upsample=True)
+    x = torch.randn(3, 6, 4, 4, 4, requires_grad=True)
+    expected = torch.softmax(head.conv(x).flatten(1), -1).view(3, 1, 8, 8, 8)
+    torch.testing.assert_close(head(x), expected)
+    torch.testing.assert_close(head(x.contiguous(memory_format=torch.channels_last_3d)), expected)
+    (head(x) * torch.randn(3, 1, 8, 8, 8)).sum().backward()
+    assert head.conv.weight.grad.abs().sum() > 0 and head.conv.bias.grad is not None
+
+
 @LAYOUTS
 def test_critic_scores_and_gradient_penalty_backpropagates(norm, full_blocks):
     _, critic = models(norm, full_blocks=full_blocks)
