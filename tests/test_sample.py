@@ -202,6 +202,34 @@ def test_each_pass_generates_its_own_number_of_candidates(two_chains: Path):
     assert seen == [4] * per_pass + [16] * per_pass
 
 
+def test_hydrogen_steps_take_their_own_number_of_candidates(two_chains: Path):
+    """``hydrogen_candidates``: the hydrogen-only steps get that many (at most the pass's), the rest the pass's."""
+    system, cg, args = _untrained_sampler(two_chains, "run_hydrogen_candidates")
+    hydrogen = torch.tensor([e == "H" for e in system.aa.elements])
+
+    def candidates_seen(pass_candidates: int) -> set[tuple[bool, int]]:
+        sampler = Backmapper(*args, SamplerConfig(n_gibbs=0, candidates=pass_candidates, hydrogen_candidates=2,
+                                                  stereo=False))
+        seen: set[tuple[bool, int]] = set()
+        generate = sampler._generate
+
+        def counting(env, atoms, rng):
+            local, turn = generate(env, atoms, rng)  # [b, K, L, 3]
+            kinds = {bool(hydrogen[row[row >= 0]].all()) for row in atoms}
+            assert len(kinds) == 1  # one network call never mixes hydrogen and heavy steps
+            seen.add((kinds.pop(), local.shape[1]))
+            return local, turn
+
+        sampler._generate = counting
+        sampler.backmap(cg, progress=False)
+        return seen
+
+    assert candidates_seen(3) == {(True, 2), (False, 3)}
+    assert candidates_seen(1) == {(True, 1), (False, 1)}  # never more than the pass's
+    assert _cli_sampler("--hydrogen-candidates", "4").hydrogen_candidates == 4
+    assert _cli_sampler().hydrogen_candidates is None
+
+
 def _cli_sampler(*flags: str) -> SamplerConfig:
     """The sampler config ``gdbm backmap FLAGS`` builds (with the arguments backmap adds itself)."""
     import argparse

@@ -75,6 +75,10 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
                    help="candidates per bead, lowest energy kept (default 4 in every pass and 16 in the last, whose "
                         "choice is kept); K: K in every pass; or one number per pass (forward pass, then each "
                         "sweep; the last repeats), e.g. 4,8,16")
+    p.add_argument("--hydrogen-candidates", type=int, metavar="K",
+                   help="candidates per bead for the hydrogen-only steps, in every pass (at most --candidates' "
+                        "number there; default: the same as the heavy atoms): hydrogens are half a "
+                        "hydrocarbon's atoms, so this is the cheapest cut in time, best with --hydrogen-lookahead")
     p.add_argument("--selection-weights", metavar="TERM=W,...",
                    help="weight of each energy category (bond, angle, proper, improper, lj; lookahead: the "
                         "sites of --hydrogen-lookahead) in the score that picks a candidate, e.g. bond=0.1 "
@@ -194,12 +198,15 @@ def job_options(args: argparse.Namespace) -> dict:
         raise InputError("--clash-energy must be > 0 kJ/mol")
     if args.max_batch < 1:
         raise InputError("--max-batch must be >= 1")
+    if args.hydrogen_candidates is not None and args.hydrogen_candidates < 1:
+        raise InputError("--hydrogen-candidates must be >= 1")
     config = SamplerConfig(n_gibbs=args.gibbs, **candidates, seed=args.seed, precision=args.precision,
                            constrain_bonds=args.constrain_bonds, hold_centres=args.hold_centres, relax_steps=args.relax,
                            max_batch=args.max_batch, compile=args.compile, stereo=not args.no_stereo,
                            stereo_select=not args.no_stereo_select, clash_retries=args.clash_retries,
                            clash_energy=args.clash_energy, selection_weights=selection_weights,
-                           score_hidden=args.score_hidden, hydrogen_lookahead=_lookahead_shapes(args.hydrogen_lookahead))
+                           score_hidden=args.score_hidden, hydrogen_lookahead=_lookahead_shapes(args.hydrogen_lookahead),
+                           hydrogen_candidates=args.hydrogen_candidates)
     if args.no_stereo and args.stereo_from:
         raise InputError("--stereo-from and --no-stereo contradict each other")
     check_device(args.device)

@@ -73,6 +73,11 @@ class SamplerConfig(BaseModel):
         None, min_length=1, description="candidates per pass instead of ``candidates`` and ``last_candidates``: "
                                         "the forward pass (when there is one), then each sweep; the last value "
                                         "repeats")
+    hydrogen_candidates: PositiveInt | None = Field(
+        None, description="candidates per item for the hydrogen-only steps, in every pass (at most that pass's "
+                          "count); None: as many as the heavy atoms. Half the atoms of a hydrocarbon are "
+                          "hydrogens and the network's cost is per candidate, so fewer here is the cheapest cut "
+                          "where ``hydrogen_lookahead`` has already scored ideal hydrogen sites")
     seed: int = 0
     frames_per_chunk: int = Field(1, ge=1, description="CG frames processed together (memory vs speed)")
     precision: Precision = Field(
@@ -232,6 +237,8 @@ class Backmapper:
         self.step_centres = (self._centres_per_step() if self.stereo is not None and self.config.stereo_select
                              else None)
         self._candidates = self.config.candidates_in(0)  # of the pass being run
+        hydrogen_atom = torch.tensor([e == "H" for e in system.aa.elements] + [True])  # [n + 1]; -1 padding last
+        self.hydrogen_step = hydrogen_atom[self.steps.atoms].all(1)  # [steps] every atom a hydrogen
         self.hydrogens = HydrogenGroups.from_topology(system.aa) if self.config.hydrogen_lookahead else None
         self.step_sites = (self.hydrogens.centres_per_step(self.steps.atoms, self.config.hydrogen_lookahead)
                            if self.hydrogens is not None else None)
@@ -388,6 +395,15 @@ class Backmapper:
             taken = set(colour[neighbours[(start[k - 1] if k else 0):start[k]]].tolist())
             colour[k] = next(c for c in range(len(centre)) if c not in taken)
         return [items.take(colour == c) for c in range(int(colour.max()) + 1)]
+
+    def _by_candidates(self, items: _Items, candidates: int) -> list[tuple[_Items, int]]:
+        """``items`` with their candidate count: the hydrogen-only steps apart with ``hydrogen_candidates``."""
+        wanted = self.config.hydrogen_candidates
+        if wanted is None or wanted >= candidates:
+            return [(items, candidates)]
+        hydrogen = self.hydrogen_step[items.step]  # [B]
+        parts = [(items.take(~hydrogen), candidates), (items.take(hydrogen), wanted)]
+        return [(part, k) for part, k in parts if len(part.step)]
 
     def _generate(self, env: Environment, atoms: Tensor, rng: torch.Generator) -> tuple[Tensor, Tensor]:
         """``candidates`` sequences per item: local positions ``[B, K, L, 3]`` in the item's frame."""
@@ -573,10 +589,11 @@ class Backmapper:
                 atoms, present = torch.zeros(len(idx), aa.n_atoms, 3), torch.zeros(len(idx), aa.n_atoms, dtype=torch.bool)
             self.inverted = []
             for index, name in enumerate(passes):
-                self._candidates = self.config.candidates_in(index, last=index == len(passes) - 1)
+                pass_candidates = self.config.candidates_in(index, last=index == len(passes) - 1)
                 for group in self.groups:
                     for batch in self._independent(self._items(group, len(idx)), beads, boxes):
-                        self._place(batch, atoms, present, beads, boxes, rng)
+                        for part, self._candidates in self._by_candidates(batch, pass_candidates):
+                            self._place(part, atoms, present, beads, boxes, rng)
                     bar.update(len(idx))
                 if self.stereo is not None:
                     atoms, wrong = self.stereo(atoms, boxes)
