@@ -592,7 +592,8 @@ class Backmapper:
                 pass_candidates = self.config.candidates_in(index, last=index == len(passes) - 1)
                 for group in self.groups:
                     for batch in self._independent(self._items(group, len(idx)), beads, boxes):
-                        for part, self._candidates in self._by_candidates(batch, pass_candidates):
+                        for part, candidates in self._by_candidates(batch, pass_candidates):
+                            self._candidates = candidates
                             self._place(part, atoms, present, beads, boxes, rng)
                     bar.update(len(idx))
                 if self.stereo is not None:
