@@ -237,8 +237,6 @@ class Backmapper:
         self.step_centres = (self._centres_per_step() if self.stereo is not None and self.config.stereo_select
                              else None)
         self._candidates = self.config.candidates_in(0)  # of the pass being run
-        hydrogen_atom = torch.tensor([e == "H" for e in system.aa.elements] + [True])  # [n + 1]; -1 padding last
-        self.hydrogen_step = hydrogen_atom[self.steps.atoms].all(1)  # [steps] every atom a hydrogen
         self.hydrogens = HydrogenGroups.from_topology(system.aa) if self.config.hydrogen_lookahead else None
         self.step_sites = (self.hydrogens.centres_per_step(self.steps.atoms, self.config.hydrogen_lookahead)
                            if self.hydrogens is not None else None)
@@ -401,7 +399,7 @@ class Backmapper:
         wanted = self.config.hydrogen_candidates
         if wanted is None or wanted >= candidates:
             return [(items, candidates)]
-        hydrogen = self.hydrogen_step[items.step]  # [B]
+        hydrogen = ~self.steps.heavy[items.step]  # [B] the plan's hydrogen pass
         parts = [(items.take(~hydrogen), candidates), (items.take(hydrogen), wanted)]
         return [(part, k) for part, k in parts if len(part.step)]
 
