@@ -261,6 +261,53 @@ def test_best_of_k_supervised_loss_counts_each_sequences_nearest_sample(config, 
     assert len(drawn) == 3
 
 
+def test_energy_score_is_lowest_when_the_samples_scatter_as_the_reference_does():
+    """The energy score of two samples per sequence, over many sequences whose reference scatters with
+    standard deviation 1 about the same point, is lowest for samples with that spread: smaller (the
+    conditional mean's collapse) and larger spreads both score worse; masked steps do not count."""
+    from types import SimpleNamespace
+
+    from gdbm.training.trainer import _energy_score
+
+    g = torch.Generator().manual_seed(0)
+    n = 20000
+    batch = SimpleNamespace(targets=torch.randn(n, 2, 3, generator=g, dtype=torch.float64),
+                            step_mask=torch.tensor([True, False]).repeat(n, 1),
+                            relabellings=torch.zeros(n, 1, 2, dtype=torch.long))
+    scores = {}
+    for spread in (0.01, 0.5, 1.0, 1.5):
+        fakes = [spread * torch.randn(n, 2, 3, generator=g, dtype=torch.float64) for _ in range(2)]
+        for f in fakes:
+            f[:, 1] = 1e3  # a masked step, far away
+        scores[spread] = _energy_score(fakes, batch).item()
+    assert min(scores, key=scores.get) == 1.0, scores
+    assert scores[0.01] > scores[0.5] > scores[1.0] < scores[1.5]
+
+
+def test_energy_score_objective_scores_the_samples_together(config, tmp_path: Path):
+    """``training.supervised_objective: energy_score``: the loss is the energy score of the K samples (plus the
+    prior), the first sample's squared distance is only logged, and every sample gets a gradient."""
+    from gdbm.training.trainer import _energy_score, _squared_distance, supervised_loss
+
+    trainer = build_trainer(config, tmp_path / "run")
+    g = trainer.state.generator
+    g.eval()
+    batch = trainer._batch(trainer._rng(0, 1))
+    noises = torch.stack([trainer._noise(batch, trainer._rng(k, 1)) for k in range(2)])  # [K, B, L, N]
+    loss, stats = supervised_loss(g, batch, noises, trainer.prior, 0.0, objective="energy_score")
+    fakes = [generate_sequence(g, batch, n) for n in noises]
+    assert loss.item() == pytest.approx(_energy_score(fakes, batch).item(), rel=1e-5)
+    assert stats["energy_score"] == pytest.approx(loss.item(), rel=1e-6)
+    assert stats["supervised_mse"] == pytest.approx(_squared_distance(fakes[0], batch).item(), rel=1e-5)
+    leaves = [f.detach().requires_grad_(True) for f in fakes]
+    _energy_score(leaves, batch).backward()
+    assert all(bool((f.grad.abs().sum((1, 2)) > 0).all()) for f in leaves)
+
+    es_config = config.model_copy(update={"training": config.training.model_copy(
+        update={"supervised_samples": 2, "supervised_objective": "energy_score", "pretrain_steps": 1})})
+    assert "energy_score" in build_trainer(es_config, tmp_path / "run_es").train_step()
+
+
 def test_resuming_with_another_config_warns_and_names_what_changed(config, tmp_path: Path):
     import warnings
 

@@ -125,6 +125,12 @@ class TrainingConfig(_Strict):
                                     "meant to make the noise choose among the places an atom can take. On sPS "
                                     "(K = 4, up to 600 updates) the samples stayed 0.002-0.005 nm apart "
                                     "(docs/generator-diagnosis.md section 13)")
+    supervised_objective: Literal["best_of_k", "energy_score"] = Field(
+        "best_of_k", description="supervised phase with supervised_samples > 1: 'best_of_k' counts each sequence's "
+        "sample nearest the reference; 'energy_score' scores the K samples together by the energy score "
+        "(mean distance to the reference minus half the mean distance between samples, each sequence one "
+        "vector), a proper scoring rule: lowest when the samples scatter as the reference does given the "
+        "same input, so the noise learns the spread that the squared distance averages away")
     gp_fraction: float = Field(1.0, gt=0, le=1, description="fraction of each critic batch whose interpolates "
                                "are penalised (the penalty's double backward dominates CPU time)")
     checkpoint_every: int = Field(100, ge=1)

@@ -142,6 +142,22 @@ def _best_squared_distance(fakes: list[Tensor], batch: SequenceBatch) -> Tensor:
     return best.sum() / batch.step_mask.sum().clamp_min(1)
 
 
+def _energy_score(fakes: list[Tensor], batch: SequenceBatch) -> Tensor:
+    """Mean over the sequences of the energy score (nm; Gneiting and Raftery 2007) of K >= 2 samples
+    (K x ``[B, L, 3]``): mean distance of a sample to the reference minus half the mean distance between two
+    samples, each sequence's real atoms one vector. Strictly proper: it is lowest when the samples are drawn
+    from the reference's distribution given the same input, so it rewards the spread that the squared
+    distance (lowest at the conditional mean) trains away."""
+    mask = batch.step_mask.to(fakes[0].dtype).unsqueeze(-1)  # [B, L, 1]
+
+    def length(d: Tensor) -> Tensor:  # [B]; the small constant keeps the gradient finite at 0
+        return ((d * mask).square().sum((1, 2)) + 1e-12).sqrt()
+
+    to_reference = torch.stack([length(f - nearest_targets(f, batch)) for f in fakes]).mean(0)  # [B]
+    between = torch.stack([length(a - b) for i, a in enumerate(fakes) for b in fakes[i + 1:]]).mean(0)  # [B]
+    return (to_reference - 0.5 * between).mean()
+
+
 def _labelled(batch: SequenceBatch, symmetric: bool) -> SequenceBatch:
     """``batch``, or without ``symmetric`` the same with the reference's labels only (no relabellings)."""
     return batch if symmetric else replace(batch, relabellings=batch.relabellings[:, :1])
@@ -217,7 +233,8 @@ def _cosine(start: float, final: float, progress: float) -> float:
 
 def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, prior: EnergyPrior,
                     prior_weight: float, reference: bool = False,
-                    centre_weight: float = 0.0) -> tuple[Tensor, dict[str, float]]:
+                    centre_weight: float = 0.0,
+                    objective: str = "best_of_k") -> tuple[Tensor, dict[str, float]]:
     """Warm-up loss: mean squared distance (nm^2) of the unrolled sequences to the reference, plus the prior
     (and ``centre_weight`` times the centre shift, :func:`_centre_shift`).
 
@@ -226,15 +243,22 @@ def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, p
     still unused at the end of it. With ``noise [K, B, L, noise_dim]`` each sequence is unrolled K times
     and only its sample nearest the reference counts in the squared distance
     (:func:`_best_squared_distance`), while the prior and the centre term average over all K: the noise
-    then chooses among the places an atom can take.
+    then chooses among the places an atom can take; with ``objective="energy_score"`` the K samples are
+    scored together instead (:func:`_energy_score`), and the squared distance of the first is only logged.
     ``reference``: the energies of generated and reference atoms go into the numbers whatever the
     prior's mode (validation on held-out frames).
     """
     fakes = [generate_sequence(generator, batch, n) for n in (noise.unsqueeze(0) if noise.dim() == 3 else noise)]
-    mse = _squared_distance(fakes[0], batch) if len(fakes) == 1 else _best_squared_distance(fakes, batch)
+    scored = objective == "energy_score" and len(fakes) > 1
+    mse = (_squared_distance(fakes[0], batch) if len(fakes) == 1 or scored
+           else _best_squared_distance(fakes, batch))
     centre = torch.stack([_centre_shift(f, batch) for f in fakes]).mean()
     stats = {"supervised_mse": mse.item(), "centre_mse": centre.item()}  # both logged in the warm-up
-    return _with_prior(mse + centre_weight * centre, batch, fakes, prior, prior_weight, stats, reference)
+    fit = mse
+    if scored:
+        fit = _energy_score(fakes, batch)
+        stats["energy_score"] = fit.item()
+    return _with_prior(fit + centre_weight * centre, batch, fakes, prior, prior_weight, stats, reference)
 
 
 def _with_prior(loss: Tensor, batch: SequenceBatch, fake: Tensor | list[Tensor], prior: EnergyPrior,
@@ -459,7 +483,8 @@ class Trainer:
         noise = (self._noise(batch, rng) if t.supervised_samples == 1
                  else torch.stack([self._noise(batch, rng) for _ in range(t.supervised_samples)]))  # [(K,) B, L, N]
         loss, stats = supervised_loss(self._generator, batch, noise, self.prior,
-                                      self.prior.weight(s.step), centre_weight=t.centre_weight)
+                                      self.prior.weight(s.step), centre_weight=t.centre_weight,
+                                      objective=t.supervised_objective)
         for group in s.opt_generator.param_groups:
             group["lr"] = supervised_lr(t, s.step)
         s.opt_generator.zero_grad(set_to_none=True)
