@@ -230,6 +230,32 @@ def test_hydrogen_steps_take_their_own_number_of_candidates(two_chains: Path):
     assert _cli_sampler().hydrogen_candidates is None
 
 
+def test_noise_scale_multiplies_the_generators_latent_noise(two_chains: Path):
+    """``noise_scale``: with the same seed, every network call gets the same noise times the scale."""
+    _, cg, args = _untrained_sampler(two_chains, "run_noise_scale")
+
+    def noises(scale: float) -> list[torch.Tensor]:
+        sampler = Backmapper(*args, SamplerConfig(n_gibbs=0, candidates=2, stereo=False, noise_scale=scale))
+        seen: list[torch.Tensor] = []
+        forward = sampler.generator.forward
+        sampler.generator.forward = lambda particles, types, noise: seen.append(noise) or forward(particles, types, noise)
+        try:
+            sampler.backmap(cg, progress=False)
+        finally:
+            del sampler.generator.forward  # the samplers share one network
+        return seen
+
+    plain, hot = noises(1.0), noises(3.0)
+    assert len(plain) == len(hot) > 0
+    assert all(torch.allclose(3.0 * a, b) for a, b in zip(plain, hot))
+    assert _cli_sampler("--noise-scale", "2.5").noise_scale == 2.5
+    assert _cli_sampler().noise_scale == 1.0
+    from gdbm.utils.errors import InputError
+
+    with pytest.raises(InputError, match="noise-scale"):
+        _cli_sampler("--noise-scale", "0")
+
+
 def _cli_sampler(*flags: str) -> SamplerConfig:
     """The sampler config ``gdbm backmap FLAGS`` builds (with the arguments backmap adds itself)."""
     import argparse

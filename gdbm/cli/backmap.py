@@ -79,6 +79,9 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
                    help="candidates per bead for the hydrogen-only steps, in every pass (at most --candidates' "
                         "number there; default: the same as the heavy atoms): hydrogens are half a "
                         "hydrocarbon's atoms, so this is the cheapest cut in time, best with --hydrogen-lookahead")
+    p.add_argument("--noise-scale", type=float, default=1.0, metavar="S",
+                   help="the generator's latent noise times S (default 1): a sampling temperature of the network "
+                        "itself, spreading its candidates")
     p.add_argument("--selection-weights", metavar="TERM=W,...",
                    help="weight of each energy category (bond, angle, proper, improper, lj; lookahead: the "
                         "sites of --hydrogen-lookahead) in the score that picks a candidate, e.g. bond=0.1 "
@@ -200,13 +203,15 @@ def job_options(args: argparse.Namespace) -> dict:
         raise InputError("--max-batch must be >= 1")
     if args.hydrogen_candidates is not None and args.hydrogen_candidates < 1:
         raise InputError("--hydrogen-candidates must be >= 1")
+    if not args.noise_scale > 0:
+        raise InputError("--noise-scale must be > 0")
     config = SamplerConfig(n_gibbs=args.gibbs, **candidates, seed=args.seed, precision=args.precision,
                            constrain_bonds=args.constrain_bonds, hold_centres=args.hold_centres, relax_steps=args.relax,
                            max_batch=args.max_batch, compile=args.compile, stereo=not args.no_stereo,
                            stereo_select=not args.no_stereo_select, clash_retries=args.clash_retries,
                            clash_energy=args.clash_energy, selection_weights=selection_weights,
                            score_hidden=args.score_hidden, hydrogen_lookahead=_lookahead_shapes(args.hydrogen_lookahead),
-                           hydrogen_candidates=args.hydrogen_candidates)
+                           hydrogen_candidates=args.hydrogen_candidates, noise_scale=args.noise_scale)
     if args.no_stereo and args.stereo_from:
         raise InputError("--stereo-from and --no-stereo contradict each other")
     check_device(args.device)

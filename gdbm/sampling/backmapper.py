@@ -78,6 +78,9 @@ class SamplerConfig(BaseModel):
                           "count); None: as many as the heavy atoms. Half the atoms of a hydrocarbon are "
                           "hydrogens and the network's cost is per candidate, so fewer here is the cheapest cut "
                           "where ``hydrogen_lookahead`` has already scored ideal hydrogen sites")
+    noise_scale: float = Field(1.0, gt=0, description="the generator's latent noise times this (a sampling "
+                               "temperature of the network itself): a supervised model barely uses its noise, "
+                               "so its candidates differ mostly by the random turn; more spreads them")
     seed: int = 0
     frames_per_chunk: int = Field(1, ge=1, description="CG frames processed together (memory vs speed)")
     precision: Precision = Field(
@@ -422,7 +425,8 @@ class Backmapper:
                                 torch.cat([mask, seq[:, :j] >= 0], 1))
             particles = self.features.particles(grown, target.clamp(min=0)).to(self.device)
             types = self.spec.target_types(self.features.atom_type[target.clamp(min=0)]).to(self.device)
-            noise = torch.randn(len(target), self.generator.noise_dim, generator=rng).to(self.device)
+            noise = self.config.noise_scale * torch.randn(len(target), self.generator.noise_dim, generator=rng)
+            noise = noise.to(self.device)
             with torch.autocast(self.device.type, torch.bfloat16, enabled=self.precision == "bfloat16"):
                 placed.append(self.generator(particles, types, noise).to(positions.dtype).cpu())
         local = torch.stack(placed, 1) @ turn  # [B K, L, 3] back to the item's unturned frame
