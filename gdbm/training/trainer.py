@@ -16,7 +16,7 @@ import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -149,12 +149,10 @@ def _energy_score(fakes: list[Tensor], batch: SequenceBatch) -> Tensor:
     from the reference's distribution given the same input, so it rewards the spread that the squared
     distance (lowest at the conditional mean) trains away."""
     mask = batch.step_mask.to(fakes[0].dtype).unsqueeze(-1)  # [B, L, 1]
-
-    def length(d: Tensor) -> Tensor:  # [B]; the small constant keeps the gradient finite at 0
-        return ((d * mask).square().sum((1, 2)) + 1e-12).sqrt()
-
-    to_reference = torch.stack([length(f - nearest_targets(f, batch)) for f in fakes]).mean(0)  # [B]
-    between = torch.stack([length(a - b) for i, a in enumerate(fakes) for b in fakes[i + 1:]]).mean(0)  # [B]
+    tiny = 1e-12  # keeps the gradient of a length finite at 0
+    to_reference = torch.stack([(_sequence_squared_distance(f, batch) + tiny).sqrt() for f in fakes]).mean(0)  # [B]
+    between = torch.stack([(((a - b) * mask).square().sum((1, 2)) + tiny).sqrt()
+                           for i, a in enumerate(fakes) for b in fakes[i + 1:]]).mean(0)  # [B]
     return (to_reference - 0.5 * between).mean()
 
 
@@ -234,7 +232,7 @@ def _cosine(start: float, final: float, progress: float) -> float:
 def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, prior: EnergyPrior,
                     prior_weight: float, reference: bool = False,
                     centre_weight: float = 0.0,
-                    objective: str = "best_of_k") -> tuple[Tensor, dict[str, float]]:
+                    objective: Literal["best_of_k", "energy_score"] = "best_of_k") -> tuple[Tensor, dict[str, float]]:
     """Warm-up loss: mean squared distance (nm^2) of the unrolled sequences to the reference, plus the prior
     (and ``centre_weight`` times the centre shift, :func:`_centre_shift`).
 
@@ -250,13 +248,11 @@ def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, p
     """
     fakes = [generate_sequence(generator, batch, n) for n in (noise.unsqueeze(0) if noise.dim() == 3 else noise)]
     scored = objective == "energy_score" and len(fakes) > 1
-    mse = (_squared_distance(fakes[0], batch) if len(fakes) == 1 or scored
-           else _best_squared_distance(fakes, batch))
+    mse = _squared_distance(fakes[0], batch) if len(fakes) == 1 or scored else _best_squared_distance(fakes, batch)
+    fit = _energy_score(fakes, batch) if scored else mse
     centre = torch.stack([_centre_shift(f, batch) for f in fakes]).mean()
     stats = {"supervised_mse": mse.item(), "centre_mse": centre.item()}  # both logged in the warm-up
-    fit = mse
     if scored:
-        fit = _energy_score(fakes, batch)
         stats["energy_score"] = fit.item()
     return _with_prior(fit + centre_weight * centre, batch, fakes, prior, prior_weight, stats, reference)
 
