@@ -445,3 +445,40 @@ def test_bfloat16_updates_train_the_same_model_in_channels_last(config, tmp_path
     assert fast.state.generator.memory_format == torch.channels_last_3d
     assert all(p.dtype == torch.float32 for p in fast.state.generator.parameters())
     assert bf16["supervised_mse"] == pytest.approx(f32["supervised_mse"], rel=0.05)
+
+
+def test_shape_distance_ignores_where_a_sequence_points_and_charges_its_size():
+    """The shape term is zero for the reference turned and shifted as one body (a ring pointing elsewhere),
+    positive for the reference shrunk about its centre (the squared distance's hedge), and masked steps do not
+    count; in the supervised loss it enters with its weight."""
+    from types import SimpleNamespace
+
+    from gdbm.training.trainer import _shape_distance
+
+    g = torch.Generator().manual_seed(0)
+    targets = torch.randn(8, 4, 3, generator=g, dtype=torch.float64)
+    batch = SimpleNamespace(targets=targets, step_mask=torch.tensor([True, True, True, False]).repeat(8, 1),
+                            relabellings=torch.arange(4).repeat(8, 1, 1))
+    turn, _ = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=torch.float64))
+    moved = targets @ turn.T + torch.tensor([0.3, -0.2, 0.1], dtype=torch.float64)
+    moved[:, 3] = 50.0  # a masked step, far away
+    assert _shape_distance(moved, batch).item() == pytest.approx(0.0, abs=1e-10)
+    centre = targets[:, :3].mean(1, keepdim=True)
+    shrunk = centre + 0.75 * (targets - centre)
+    assert _shape_distance(shrunk, batch).item() > 0.01
+    assert _shape_distance(shrunk, batch).item() > _shape_distance(centre + 0.9 * (targets - centre), batch).item()
+
+
+def test_shape_weight_adds_the_shape_term_to_the_supervised_loss(config, tmp_path: Path):
+    from gdbm.training.trainer import _shape_distance, supervised_loss
+
+    trainer = build_trainer(config, tmp_path / "run")
+    g = trainer.state.generator
+    g.eval()
+    batch = trainer._batch(trainer._rng(0, 1))
+    noise = trainer._noise(batch, trainer._rng(0, 1))
+    plain, stats = supervised_loss(g, batch, noise, trainer.prior, 0.0)
+    weighted, _ = supervised_loss(g, batch, noise, trainer.prior, 0.0, shape_weight=2.0)
+    shape = _shape_distance(generate_sequence(g, batch, noise), batch).item()
+    assert shape > 0 and stats["shape_mse"] == pytest.approx(shape, rel=1e-5)
+    assert weighted.item() - plain.item() == pytest.approx(2.0 * shape, rel=1e-4)

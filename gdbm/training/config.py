@@ -112,6 +112,11 @@ class TrainingConfig(_Strict):
                                  "(nm^2) between the centre of each generated sequence and the reference's is "
                                  "added to the generator's loss: the sequence's share of its bead's CG position, "
                                  "so CG consistency (0: off)")
+    shape_weight: float = Field(0.0, ge=0, description="supervised phase: this weight times the squared "
+                                "differences (nm^2 per atom) between the generated and the reference's "
+                                "distances among each sequence's atoms is added to the loss: it holds bond "
+                                "lengths and a ring's size without fixing where the sequence points, which "
+                                "the squared distance alone shrinks and the bonded prior terms bias (0: off)")
     symmetric_atoms: bool = Field(False, description="the squared distances to the reference (supervised phase, "
                                   "tether, held-out numbers) and the critic's real atoms take each sequence's "
                                   "nearest equivalent labelling: a phenyl ring turned by 180 degrees, a CH2's "

@@ -156,6 +156,24 @@ def _energy_score(fakes: list[Tensor], batch: SequenceBatch) -> Tensor:
     return (to_reference - 0.5 * between).mean()
 
 
+def _shape_distance(fake: Tensor, batch: SequenceBatch) -> Tensor:
+    """Squared differences (nm^2) between the distances among each sequence's generated atoms ``[B, L, 3]`` and
+    the same distances in the reference (its nearest equivalent labelling), summed per atom over its partners
+    and averaged over the real steps: zero for any rigid turn or shift of the right shape, so it asks for the
+    sequence's size and geometry, not for its place. A deterministic network that cannot tell where a ring
+    points hedges under the squared distance by shrinking it; this term does not pay for that hedge."""
+    mask = batch.step_mask.to(fake.dtype)  # [B, L]
+    pair = (mask.unsqueeze(2) * mask.unsqueeze(1)) * (1 - torch.eye(mask.shape[1], dtype=fake.dtype,
+                                                                      device=fake.device))  # [B, L, L]
+    tiny = 1e-12  # keeps the gradient of a length finite at 0
+
+    def distances(x: Tensor) -> Tensor:
+        return ((x.unsqueeze(2) - x.unsqueeze(1)).square().sum(-1) + tiny).sqrt()  # [B, L, L]
+
+    difference = (distances(fake) - distances(nearest_targets(fake, batch))).square() * pair
+    return difference.sum() / mask.sum().clamp_min(1)
+
+
 def _labelled(batch: SequenceBatch, symmetric: bool) -> SequenceBatch:
     """``batch``, or without ``symmetric`` the same with the reference's labels only (no relabellings)."""
     return batch if symmetric else replace(batch, relabellings=batch.relabellings[:, :1])
@@ -232,9 +250,11 @@ def _cosine(start: float, final: float, progress: float) -> float:
 def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, prior: EnergyPrior,
                     prior_weight: float, reference: bool = False,
                     centre_weight: float = 0.0,
-                    objective: Literal["best_of_k", "energy_score"] = "best_of_k") -> tuple[Tensor, dict[str, float]]:
+                    objective: Literal["best_of_k", "energy_score"] = "best_of_k",
+                    shape_weight: float = 0.0) -> tuple[Tensor, dict[str, float]]:
     """Warm-up loss: mean squared distance (nm^2) of the unrolled sequences to the reference, plus the prior
-    (and ``centre_weight`` times the centre shift, :func:`_centre_shift`).
+    (and ``centre_weight`` times the centre shift, :func:`_centre_shift`, and ``shape_weight`` times the
+    distances' error, :func:`_shape_distance`, both over all K samples).
 
     Teaches the generator where atoms go before the adversarial game teaches it how they
     scatter; with ``noise [B, L, noise_dim]`` it learns the conditional mean, so its noise input is
@@ -251,10 +271,12 @@ def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, p
     mse = _squared_distance(fakes[0], batch) if len(fakes) == 1 or scored else _best_squared_distance(fakes, batch)
     fit = _energy_score(fakes, batch) if scored else mse
     centre = torch.stack([_centre_shift(f, batch) for f in fakes]).mean()
-    stats = {"supervised_mse": mse.item(), "centre_mse": centre.item()}  # both logged in the warm-up
+    shape = torch.stack([_shape_distance(f, batch) for f in fakes]).mean()
+    stats = {"supervised_mse": mse.item(), "centre_mse": centre.item(), "shape_mse": shape.item()}  # logged in the warm-up
     if scored:
         stats["energy_score"] = fit.item()
-    return _with_prior(fit + centre_weight * centre, batch, fakes, prior, prior_weight, stats, reference)
+    return _with_prior(fit + centre_weight * centre + shape_weight * shape, batch, fakes, prior, prior_weight, stats,
+                       reference)
 
 
 def _with_prior(loss: Tensor, batch: SequenceBatch, fake: Tensor | list[Tensor], prior: EnergyPrior,
@@ -306,7 +328,7 @@ class TrainState:
     seconds: float = 0.0
 
 
-VALIDATION_NUMBERS = ("supervised_mse", "centre_mse", "prior_cost")  # besides the energies; logged as val_<name>
+VALIDATION_NUMBERS = ("supervised_mse", "centre_mse", "shape_mse", "prior_cost")  # besides the energies; logged as val_<name>
 
 
 class Trainer:
@@ -480,7 +502,7 @@ class Trainer:
                  else torch.stack([self._noise(batch, rng) for _ in range(t.supervised_samples)]))  # [(K,) B, L, N]
         loss, stats = supervised_loss(self._generator, batch, noise, self.prior,
                                       self.prior.weight(s.step), centre_weight=t.centre_weight,
-                                      objective=t.supervised_objective)
+                                      objective=t.supervised_objective, shape_weight=t.shape_weight)
         for group in s.opt_generator.param_groups:
             group["lr"] = supervised_lr(t, s.step)
         s.opt_generator.zero_grad(set_to_none=True)
