@@ -272,7 +272,7 @@ def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, p
     fit = _energy_score(fakes, batch) if scored else mse
     centre = torch.stack([_centre_shift(f, batch) for f in fakes]).mean()
     shape = torch.stack([_shape_distance(f, batch) for f in fakes]).mean()
-    stats = {"supervised_mse": mse.item(), "centre_mse": centre.item(), "shape_mse": shape.item()}  # logged in the warm-up
+    stats = {"supervised_mse": mse.item(), "centre_mse": centre.item(), "shape_mse": shape.item()}  # the warm-up's
     if scored:
         stats["energy_score"] = fit.item()
     return _with_prior(fit + centre_weight * centre + shape_weight * shape, batch, fakes, prior, prior_weight, stats,
@@ -328,7 +328,8 @@ class TrainState:
     seconds: float = 0.0
 
 
-VALIDATION_NUMBERS = ("supervised_mse", "centre_mse", "shape_mse", "prior_cost")  # besides the energies; logged as val_<name>
+# besides the energies; logged as val_<name>
+VALIDATION_NUMBERS = ("supervised_mse", "centre_mse", "shape_mse", "prior_cost")
 
 
 class Trainer:
