@@ -163,8 +163,7 @@ def _shape_distance(fake: Tensor, batch: SequenceBatch) -> Tensor:
     sequence's size and geometry, not for its place. A deterministic network that cannot tell where a ring
     points hedges under the squared distance by shrinking it; this term does not pay for that hedge."""
     mask = batch.step_mask.to(fake.dtype)  # [B, L]
-    pair = (mask.unsqueeze(2) * mask.unsqueeze(1)) * (1 - torch.eye(mask.shape[1], dtype=fake.dtype,
-                                                                      device=fake.device))  # [B, L, L]
+    pair = mask.unsqueeze(2) * mask.unsqueeze(1)  # [B, L, L]; an atom's distance to itself is 0 in both
     tiny = 1e-12  # keeps the gradient of a length finite at 0
 
     def distances(x: Tensor) -> Tensor:
