@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -482,3 +483,34 @@ def test_shape_weight_adds_the_shape_term_to_the_supervised_loss(config, tmp_pat
     shape = _shape_distance(generate_sequence(g, batch, noise), batch).item()
     assert shape > 0 and stats["shape_mse"] == pytest.approx(shape, rel=1e-5)
     assert weighted.item() - plain.item() == pytest.approx(2.0 * shape, rel=1e-4)
+
+
+def test_bonded_distance_error_is_zero_at_the_reference_and_sees_the_context(config, tmp_path: Path):
+    """The geometry term is zero for the reference itself, positive once the sequence moves as one body
+    against its bonded context atoms (which the shape term cannot see), and grows with the move."""
+    from gdbm.training.trainer import _bonded_distance_error, _shape_distance
+
+    trainer = build_trainer(config, tmp_path / "run")
+    batch = trainer._batch(trainer._rng(0, 1))
+    targets = batch.targets.double()
+    batch = replace(batch, targets=targets, context_positions=batch.context_positions.double())
+    assert _bonded_distance_error(targets, batch).item() == pytest.approx(0.0, abs=1e-10)
+    shift = torch.tensor([0.02, -0.01, 0.015], dtype=torch.float64)
+    assert _shape_distance(targets + shift, batch).item() == pytest.approx(0.0, abs=1e-10)
+    small = _bonded_distance_error(targets + shift, batch).item()
+    assert 0 < small < _bonded_distance_error(targets + 2 * shift, batch).item()
+
+
+def test_geometry_weight_adds_the_geometry_term_to_the_supervised_loss(config, tmp_path: Path):
+    from gdbm.training.trainer import _bonded_distance_error, supervised_loss
+
+    trainer = build_trainer(config, tmp_path / "run")
+    g = trainer.state.generator
+    g.eval()
+    batch = trainer._batch(trainer._rng(0, 1))
+    noise = trainer._noise(batch, trainer._rng(0, 1))
+    plain, stats = supervised_loss(g, batch, noise, trainer.prior, 0.0)
+    weighted, _ = supervised_loss(g, batch, noise, trainer.prior, 0.0, geometry_weight=3.0)
+    geometry = _bonded_distance_error(generate_sequence(g, batch, noise), batch).item()
+    assert geometry > 0 and stats["geometry_mse"] == pytest.approx(geometry, rel=1e-5)
+    assert weighted.item() - plain.item() == pytest.approx(3.0 * geometry, rel=1e-4)

@@ -117,6 +117,11 @@ class TrainingConfig(_Strict):
                                 "distances among each sequence's atoms is added to the loss: it holds bond "
                                 "lengths and a ring's size without fixing where the sequence points, which "
                                 "the squared distance alone shrinks and the bonded prior terms bias (0: off)")
+    geometry_weight: float = Field(0.0, ge=0, description="supervised phase: this weight times the squared "
+                                   "differences (nm^2 per atom) between the generated and the reference's distances "
+                                   "across every bond, angle (1-3) and proper dihedral (1-4) term that places a "
+                                   "sequence atom, context atoms included, is added to the loss: each atom's "
+                                   "geometry against its bonded neighbours, across beads too (0: off)")
     symmetric_atoms: bool = Field(False, description="the squared distances to the reference (supervised phase, "
                                   "tether, held-out numbers) and the critic's real atoms take each sequence's "
                                   "nearest equivalent labelling: a phenyl ring turned by 180 degrees, a CH2's "

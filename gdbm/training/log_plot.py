@@ -113,11 +113,13 @@ def _note(ax: Axes, text: str) -> None:
 
 def _mse_panel(ax: Axes, columns: Columns) -> None:
     """Squared distance to the reference per atom (blue) and, where logged, the squared shift of each
-    sequence's centre (orange: the CG consistency) and the error of its interatomic distances (green: its
-    shape), on training batches and held-out frames."""
+    sequence's centre (orange: the CG consistency), the error of its interatomic distances (green: its
+    shape) and of its bonded terms' spans (red: its geometry against its bonded neighbours), on training
+    batches and held-out frames."""
     drawn = False
     for name, colour, what in (("supervised_mse", "C0", "per atom"), ("centre_mse", "C1", "sequence centre"),
-                               ("shape_mse", "C2", "distances within a sequence")):
+                               ("shape_mse", "C2", "distances within a sequence"),
+                               ("geometry_mse", "C3", "bonded terms' spans")):
         for prefix, style, where in (("", "-", "training batches"), (VALIDATION_PREFIX, "o--", "held-out frames")):
             steps, values = columns.get(prefix + name, ([], []))
             if steps:

@@ -27,10 +27,12 @@ from gdbm.data.features import FeatureSpec
 from gdbm.utils.distributed import Distributed
 from gdbm.utils.errors import InputError, one_line
 from gdbm.utils.precision import resolve_precision
-from gdbm.data.samples import SequenceBatch, SequenceDataset, TrainingSet, collate, particles_for_step, prior_energies
+from gdbm.data.samples import (SequenceBatch, SequenceDataset, TrainingSet, collate, particles_for_step, prior_energies,
+                               prior_positions)
 from gdbm.data.trajectory import Frames
 from gdbm.topology.stereo import StereoTemplate
 from gdbm.topology.system import MappedSystem
+from gdbm.topology.topology import TERM_KINDS
 from gdbm.topology.mapping import SystemMapping
 from gdbm.training.checkpoint import RESUME_KEYS, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from gdbm.training.config import ExperimentConfig, TrainingConfig, config_changes
@@ -173,6 +175,33 @@ def _shape_distance(fake: Tensor, batch: SequenceBatch) -> Tensor:
     return difference.sum() / mask.sum().clamp_min(1)
 
 
+BONDED_SPANS = ("bond", "angle", "proper")  # term categories whose end atoms' distance the geometry term matches
+
+
+def _bonded_distance_error(fake: Tensor, batch: SequenceBatch) -> Tensor:
+    """Squared differences (nm^2) between the generated and the reference's distances across each bond, angle
+    (1-3) and proper dihedral (1-4) term that places a sequence atom, the context's atoms included, summed per
+    sample and averaged over the real steps. The reference is its nearest equivalent labelling
+    (:func:`nearest_targets`); the context is the reference's in both. Unlike the squared distance, which asks
+    where an atom lies, it asks how it sits against its bonded neighbours, including those of the next bead
+    (the junction angle, the backbone angle and torsion across beads); unlike the energy prior, which matches
+    each category's summed energy, it matches every term's own geometry, thermal spread included."""
+    generated = prior_positions(batch, fake)  # [B * (P + L), 3]
+    reference = prior_positions(batch, nearest_targets(fake, batch))
+    total = fake.new_zeros(len(fake))  # [B]
+    tiny = 1e-12  # keeps the gradient of a length finite at 0
+
+    def spans(x: Tensor, ends: Tensor) -> Tensor:
+        return ((x[ends[:, 0]] - x[ends[:, 1]]).square().sum(-1) + tiny).sqrt()  # [m]
+
+    for term, sample in zip(batch.prior, batch.prior_sample):
+        if TERM_KINDS[term.kind].category not in BONDED_SPANS or not len(term):
+            continue
+        ends = term.index[:, [0, -1]]  # [m, 2]
+        total = total.index_add(0, sample, (spans(generated, ends) - spans(reference, ends)).square())
+    return total.sum() / batch.step_mask.sum().clamp_min(1)
+
+
 def _labelled(batch: SequenceBatch, symmetric: bool) -> SequenceBatch:
     """``batch``, or without ``symmetric`` the same with the reference's labels only (no relabellings)."""
     return batch if symmetric else replace(batch, relabellings=batch.relabellings[:, :1])
@@ -250,10 +279,11 @@ def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, p
                     prior_weight: float, reference: bool = False,
                     centre_weight: float = 0.0,
                     objective: Literal["best_of_k", "energy_score"] = "best_of_k",
-                    shape_weight: float = 0.0) -> tuple[Tensor, dict[str, float]]:
+                    shape_weight: float = 0.0, geometry_weight: float = 0.0) -> tuple[Tensor, dict[str, float]]:
     """Warm-up loss: mean squared distance (nm^2) of the unrolled sequences to the reference, plus the prior
-    (and ``centre_weight`` times the centre shift, :func:`_centre_shift`, and ``shape_weight`` times the
-    distances' error, :func:`_shape_distance`, both over all K samples).
+    (and ``centre_weight`` times the centre shift, :func:`_centre_shift`, ``shape_weight`` times the
+    distances' error, :func:`_shape_distance`, and ``geometry_weight`` times the bonded terms' distance error,
+    :func:`_bonded_distance_error`, all over the K samples).
 
     Teaches the generator where atoms go before the adversarial game teaches it how they
     scatter; with ``noise [B, L, noise_dim]`` it learns the conditional mean, so its noise input is
@@ -271,11 +301,13 @@ def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, p
     fit = _energy_score(fakes, batch) if scored else mse
     centre = torch.stack([_centre_shift(f, batch) for f in fakes]).mean()
     shape = torch.stack([_shape_distance(f, batch) for f in fakes]).mean()
-    stats = {"supervised_mse": mse.item(), "centre_mse": centre.item(), "shape_mse": shape.item()}  # the warm-up's
+    geometry = torch.stack([_bonded_distance_error(f, batch) for f in fakes]).mean()
+    stats = {"supervised_mse": mse.item(), "centre_mse": centre.item(), "shape_mse": shape.item(),
+             "geometry_mse": geometry.item()}  # the warm-up's
     if scored:
         stats["energy_score"] = fit.item()
-    return _with_prior(fit + centre_weight * centre + shape_weight * shape, batch, fakes, prior, prior_weight, stats,
-                       reference)
+    loss = fit + centre_weight * centre + shape_weight * shape + geometry_weight * geometry
+    return _with_prior(loss, batch, fakes, prior, prior_weight, stats, reference)
 
 
 def _with_prior(loss: Tensor, batch: SequenceBatch, fake: Tensor | list[Tensor], prior: EnergyPrior,
@@ -328,7 +360,7 @@ class TrainState:
 
 
 # besides the energies; logged as val_<name>
-VALIDATION_NUMBERS = ("supervised_mse", "centre_mse", "shape_mse", "prior_cost")
+VALIDATION_NUMBERS = ("supervised_mse", "centre_mse", "shape_mse", "geometry_mse", "prior_cost")
 
 
 class Trainer:
@@ -502,7 +534,8 @@ class Trainer:
                  else torch.stack([self._noise(batch, rng) for _ in range(t.supervised_samples)]))  # [(K,) B, L, N]
         loss, stats = supervised_loss(self._generator, batch, noise, self.prior,
                                       self.prior.weight(s.step), centre_weight=t.centre_weight,
-                                      objective=t.supervised_objective, shape_weight=t.shape_weight)
+                                      objective=t.supervised_objective, shape_weight=t.shape_weight,
+                                      geometry_weight=t.geometry_weight)
         for group in s.opt_generator.param_groups:
             group["lr"] = supervised_lr(t, s.step)
         s.opt_generator.zero_grad(set_to_none=True)
