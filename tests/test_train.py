@@ -470,19 +470,23 @@ def test_shape_distance_ignores_where_a_sequence_points_and_charges_its_size():
     assert _shape_distance(shrunk, batch).item() > _shape_distance(centre + 0.9 * (targets - centre), batch).item()
 
 
-def test_shape_weight_adds_the_shape_term_to_the_supervised_loss(config, tmp_path: Path):
-    from gdbm.training.trainer import _shape_distance, supervised_loss
+@pytest.mark.parametrize("weight, term, logged", [("shape_weight", "_shape_distance", "shape_mse"),
+                                                   ("geometry_weight", "_bonded_distance_error", "geometry_mse")])
+def test_a_weighted_term_enters_the_supervised_loss_with_its_weight(config, tmp_path: Path, weight: str, term: str,
+                                                                   logged: str):
+    """The shape and geometry terms are logged as computed and add their weight times themselves to the loss."""
+    from gdbm.training import trainer as module
 
     trainer = build_trainer(config, tmp_path / "run")
     g = trainer.state.generator
     g.eval()
     batch = trainer._batch(trainer._rng(0, 1))
     noise = trainer._noise(batch, trainer._rng(0, 1))
-    plain, stats = supervised_loss(g, batch, noise, trainer.prior, 0.0)
-    weighted, _ = supervised_loss(g, batch, noise, trainer.prior, 0.0, shape_weight=2.0)
-    shape = _shape_distance(generate_sequence(g, batch, noise), batch).item()
-    assert shape > 0 and stats["shape_mse"] == pytest.approx(shape, rel=1e-5)
-    assert weighted.item() - plain.item() == pytest.approx(2.0 * shape, rel=1e-4)
+    plain, stats = module.supervised_loss(g, batch, noise, trainer.prior, 0.0)
+    weighted, _ = module.supervised_loss(g, batch, noise, trainer.prior, 0.0, **{weight: 2.0})
+    value = getattr(module, term)(generate_sequence(g, batch, noise), batch).item()
+    assert value > 0 and stats[logged] == pytest.approx(value, rel=1e-5)
+    assert weighted.item() - plain.item() == pytest.approx(2.0 * value, rel=1e-4)
 
 
 def test_bonded_distance_error_is_zero_at_the_reference_and_sees_the_context(config, tmp_path: Path):
@@ -499,18 +503,3 @@ def test_bonded_distance_error_is_zero_at_the_reference_and_sees_the_context(con
     assert _shape_distance(targets + shift, batch).item() == pytest.approx(0.0, abs=1e-10)
     small = _bonded_distance_error(targets + shift, batch).item()
     assert 0 < small < _bonded_distance_error(targets + 2 * shift, batch).item()
-
-
-def test_geometry_weight_adds_the_geometry_term_to_the_supervised_loss(config, tmp_path: Path):
-    from gdbm.training.trainer import _bonded_distance_error, supervised_loss
-
-    trainer = build_trainer(config, tmp_path / "run")
-    g = trainer.state.generator
-    g.eval()
-    batch = trainer._batch(trainer._rng(0, 1))
-    noise = trainer._noise(batch, trainer._rng(0, 1))
-    plain, stats = supervised_loss(g, batch, noise, trainer.prior, 0.0)
-    weighted, _ = supervised_loss(g, batch, noise, trainer.prior, 0.0, geometry_weight=3.0)
-    geometry = _bonded_distance_error(generate_sequence(g, batch, noise), batch).item()
-    assert geometry > 0 and stats["geometry_mse"] == pytest.approx(geometry, rel=1e-5)
-    assert weighted.item() - plain.item() == pytest.approx(3.0 * geometry, rel=1e-4)
