@@ -503,3 +503,23 @@ def test_bonded_distance_error_is_zero_at_the_reference_and_sees_the_context(con
     assert _shape_distance(targets + shift, batch).item() == pytest.approx(0.0, abs=1e-10)
     small = _bonded_distance_error(targets + shift, batch).item()
     assert 0 < small < _bonded_distance_error(targets + 2 * shift, batch).item()
+
+
+def test_jittered_context_moves_the_context_atoms_only(config, tmp_path: Path):
+    """Context atoms move by about the width asked; beads, padding and the targets do not; the same stream
+    gives the same jitter (a resumed run repeats it)."""
+    from gdbm.training.trainer import jittered_context
+
+    trainer = build_trainer(config, tmp_path / "run")
+    batch = trainer._batch(trainer._rng(0, 1))
+    moved = jittered_context(batch, 0.03, torch.Generator().manual_seed(5))
+    shift = (moved.context_positions - batch.context_positions).norm(dim=-1)  # [B, P]
+    atoms = batch.context_atom >= 0
+    assert (shift[~atoms] == 0).all()
+    assert shift[atoms].square().mean().sqrt().item() == pytest.approx(0.03 * 3 ** 0.5, rel=0.1)
+    assert torch.equal(moved.targets, batch.targets)
+    again = jittered_context(batch, 0.03, torch.Generator().manual_seed(5))
+    assert torch.equal(again.context_positions, moved.context_positions)
+    jittered = config.model_copy(update={"training": config.training.model_copy(
+        update={"context_noise": 0.03, "pretrain_steps": 1})})
+    assert "supervised_mse" in build_trainer(jittered, tmp_path / "run_jitter").train_step()

@@ -122,6 +122,10 @@ class TrainingConfig(_Strict):
                                    "across every bond, angle (1-3) and proper dihedral (1-4) term that places a "
                                    "sequence atom, context atoms included, is added to the loss: each atom's "
                                    "geometry against its bonded neighbours, across beads too (0: off)")
+    context_noise: float = Field(0.0, ge=0, description="supervised phase: every context atom (not the beads) is "
+                                 "displaced by this Gaussian width (nm, per coordinate) in each training batch, so the "
+                                 "network learns to place atoms among neighbours that are not exactly the "
+                                 "reference's, as the sampler's are; the targets stay the reference's (0: off)")
     symmetric_atoms: bool = Field(False, description="the squared distances to the reference (supervised phase, "
                                   "tether, held-out numbers) and the critic's real atoms take each sequence's "
                                   "nearest equivalent labelling: a phenyl ring turned by 180 degrees, a CH2's "

@@ -202,6 +202,15 @@ def _bonded_distance_error(fake: Tensor, batch: SequenceBatch) -> Tensor:
     return total.sum() / batch.step_mask.sum().clamp_min(1)
 
 
+def jittered_context(batch: SequenceBatch, width: float, rng: torch.Generator) -> SequenceBatch:
+    """``batch`` with every context atom displaced by a Gaussian of ``width`` nm per coordinate (beads and
+    padding stay): training contexts that are near the reference's but not it, as the sampler's are (its
+    neighbours are the network's own, 0.05 nm off the reference's). The targets stay the reference's."""
+    atoms = (batch.context_atom >= 0).unsqueeze(-1).to(batch.context_positions.dtype)  # [B, P, 1]
+    shift = torch.randn(batch.context_positions.shape, generator=rng).to(batch.context_positions)  # [B, P, 3]
+    return replace(batch, context_positions=batch.context_positions + width * atoms * shift)
+
+
 def _labelled(batch: SequenceBatch, symmetric: bool) -> SequenceBatch:
     """``batch``, or without ``symmetric`` the same with the reference's labels only (no relabellings)."""
     return batch if symmetric else replace(batch, relabellings=batch.relabellings[:, :1])
@@ -532,6 +541,8 @@ class Trainer:
         batch = self._batch(rng)
         noise = (self._noise(batch, rng) if t.supervised_samples == 1
                  else torch.stack([self._noise(batch, rng) for _ in range(t.supervised_samples)]))  # [(K,) B, L, N]
+        if t.context_noise:
+            batch = jittered_context(batch, t.context_noise, rng)
         loss, stats = supervised_loss(self._generator, batch, noise, self.prior,
                                       self.prior.weight(s.step), centre_weight=t.centre_weight,
                                       objective=t.supervised_objective, shape_weight=t.shape_weight,
