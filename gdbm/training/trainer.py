@@ -144,6 +144,11 @@ def _best_squared_distance(fakes: list[Tensor], batch: SequenceBatch) -> Tensor:
     return best.sum() / batch.step_mask.sum().clamp_min(1)
 
 
+def _root(squared: Tensor) -> Tensor:
+    """The square root of squared lengths, kept off 0 so that its gradient stays finite there."""
+    return (squared + 1e-12).sqrt()
+
+
 def _energy_score(fakes: list[Tensor], batch: SequenceBatch) -> Tensor:
     """Mean over the sequences of the energy score (nm; Gneiting and Raftery 2007) of K >= 2 samples
     (K x ``[B, L, 3]``): mean distance of a sample to the reference minus half the mean distance between two
@@ -151,48 +156,48 @@ def _energy_score(fakes: list[Tensor], batch: SequenceBatch) -> Tensor:
     from the reference's distribution given the same input, so it rewards the spread that the squared
     distance (lowest at the conditional mean) trains away."""
     mask = batch.step_mask.to(fakes[0].dtype).unsqueeze(-1)  # [B, L, 1]
-    tiny = 1e-12  # keeps the gradient of a length finite at 0
-    to_reference = torch.stack([(_sequence_squared_distance(f, batch) + tiny).sqrt() for f in fakes]).mean(0)  # [B]
-    between = torch.stack([(((a - b) * mask).square().sum((1, 2)) + tiny).sqrt()
+    to_reference = torch.stack([_root(_sequence_squared_distance(f, batch)) for f in fakes]).mean(0)  # [B]
+    between = torch.stack([_root(((a - b) * mask).square().sum((1, 2)))
                            for i, a in enumerate(fakes) for b in fakes[i + 1:]]).mean(0)  # [B]
     return (to_reference - 0.5 * between).mean()
 
 
-def _shape_distance(fake: Tensor, batch: SequenceBatch) -> Tensor:
+def _shape_distance(fake: Tensor, batch: SequenceBatch, real: Tensor | None = None) -> Tensor:
     """Squared differences (nm^2) between the distances among each sequence's generated atoms ``[B, L, 3]`` and
     the same distances in the reference (its nearest equivalent labelling), summed per atom over its partners
     and averaged over the real steps: zero for any rigid turn or shift of the right shape, so it asks for the
     sequence's size and geometry, not for its place. A deterministic network that cannot tell where a ring
-    points hedges under the squared distance by shrinking it; this term does not pay for that hedge."""
+    points hedges under the squared distance by shrinking it; this term does not pay for that hedge.
+    ``real``: :func:`nearest_targets` of ``fake`` where the caller has it already."""
     mask = batch.step_mask.to(fake.dtype)  # [B, L]
     pair = mask.unsqueeze(2) * mask.unsqueeze(1)  # [B, L, L]; an atom's distance to itself is 0 in both
-    tiny = 1e-12  # keeps the gradient of a length finite at 0
+    real = nearest_targets(fake, batch) if real is None else real
 
     def distances(x: Tensor) -> Tensor:
-        return ((x.unsqueeze(2) - x.unsqueeze(1)).square().sum(-1) + tiny).sqrt()  # [B, L, L]
+        return _root((x.unsqueeze(2) - x.unsqueeze(1)).square().sum(-1))  # [B, L, L]
 
-    difference = (distances(fake) - distances(nearest_targets(fake, batch))).square() * pair
+    difference = (distances(fake) - distances(real)).square() * pair
     return difference.sum() / mask.sum().clamp_min(1)
 
 
 BONDED_SPANS = ("bond", "angle", "proper")  # term categories whose end atoms' distance the geometry term matches
 
 
-def _bonded_distance_error(fake: Tensor, batch: SequenceBatch) -> Tensor:
+def _bonded_distance_error(fake: Tensor, batch: SequenceBatch, real: Tensor | None = None) -> Tensor:
     """Squared differences (nm^2) between the generated and the reference's distances across each bond, angle
     (1-3) and proper dihedral (1-4) term that places a sequence atom, the context's atoms included, summed per
     sample and averaged over the real steps. The reference is its nearest equivalent labelling
     (:func:`nearest_targets`); the context is the reference's in both. Unlike the squared distance, which asks
     where an atom lies, it asks how it sits against its bonded neighbours, including those of the next bead
     (the junction angle, the backbone angle and torsion across beads); unlike the energy prior, which matches
-    each category's summed energy, it matches every term's own geometry, thermal spread included."""
+    each category's summed energy, it matches every term's own geometry, thermal spread included.
+    ``real``: :func:`nearest_targets` of ``fake`` where the caller has it already."""
     generated = prior_positions(batch, fake)  # [B * (P + L), 3]
-    reference = prior_positions(batch, nearest_targets(fake, batch))
+    reference = prior_positions(batch, nearest_targets(fake, batch) if real is None else real)
     total = fake.new_zeros(len(fake))  # [B]
-    tiny = 1e-12  # keeps the gradient of a length finite at 0
 
     def spans(x: Tensor, ends: Tensor) -> Tensor:
-        return ((x[ends[:, 0]] - x[ends[:, 1]]).square().sum(-1) + tiny).sqrt()  # [m]
+        return _root((x[ends[:, 0]] - x[ends[:, 1]]).square().sum(-1))  # [m]
 
     for term, sample in zip(batch.prior, batch.prior_sample):
         if TERM_KINDS[term.kind].category not in BONDED_SPANS or not len(term):
@@ -309,8 +314,9 @@ def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, p
     mse = _squared_distance(fakes[0], batch) if len(fakes) == 1 or scored else _best_squared_distance(fakes, batch)
     fit = _energy_score(fakes, batch) if scored else mse
     centre = torch.stack([_centre_shift(f, batch) for f in fakes]).mean()
-    shape = torch.stack([_shape_distance(f, batch) for f in fakes]).mean()
-    geometry = torch.stack([_bonded_distance_error(f, batch) for f in fakes]).mean()
+    reals = [nearest_targets(f, batch) for f in fakes]  # each sample's nearest labelling, once for both terms
+    shape = torch.stack([_shape_distance(f, batch, r) for f, r in zip(fakes, reals)]).mean()
+    geometry = torch.stack([_bonded_distance_error(f, batch, r) for f, r in zip(fakes, reals)]).mean()
     stats = {"supervised_mse": mse.item(), "centre_mse": centre.item(), "shape_mse": shape.item(),
              "geometry_mse": geometry.item()}  # the warm-up's
     if scored:
