@@ -18,6 +18,7 @@ from gdbm.cli.main import main
 from gdbm.data import read_frames, write_frames
 from gdbm.data.trajectory import Frames
 from gdbm.topology.system import load_mapped_system
+from gdbm.utils.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +105,18 @@ def test_cli_frame_range_slices_reference_cg_and_full_generated_sets(tmp_path: P
     assert metrics["full"]["cg_rmsd"] > 0.1  # frame 0 of the reversed set against CG frame 1
     assert metrics["part"]["cg_rmsd"] < 0.01  # frame 1 against CG frame 1
     assert main(args[:-4] + ["--frames", "5:9", "-o", str(tmp_path / "none")]) == 2
+
+
+def test_a_set_longer_than_the_window_is_said_to_be_samples_and_a_ragged_one_is_refused(frames):
+    """A set made for a longer window (2 frames against --frames of 1 of 3 reference frames) is taken as 2
+    samples of the one frame, with a warning; one that fits neither the reference nor the window is an error."""
+    three = Frames(torch.cat([frames.positions, frames.positions[:1]]), torch.cat([frames.boxes, frames.boxes[:1]]),
+                   frames.labels + frames.labels[:1], frames.names, frames.resnames, frames.resids)
+    with pytest.warns(UserWarning, match="taken as 2 samples"):
+        assert len(report._samples_in_window(three.subset([0, 1]), 3, slice(0, 1), "two")) == 2
+    assert len(report._samples_in_window(three.subset([1]), 3, slice(1, 2), "one")) == 1
+    with pytest.raises(InputError, match="holds 2 frames"):
+        report._samples_in_window(three.subset([0, 1]), 3, slice(0, 3), "ragged")
 
 
 class _SyntheticEvaluator:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 from gdbm.analysis.evaluate import Evaluator, Observation, compare, observe_reference
@@ -121,13 +122,23 @@ def _read_generated(sets: dict[str, str | Path], structure: str | Path | None, n
     return generated
 
 
-def _samples_in_window(frames: Frames, n_reference: int, window: slice) -> Frames:
+def _samples_in_window(frames: Frames, n_reference: int, window: slice, name: str = "") -> Frames:
     """The frames of a set holding ``k`` samples of every reference frame (frame by frame) within
-    ``window``; a set of any other length is taken to hold the window's frames already."""
-    if len(frames) % n_reference:
-        return frames
-    k = len(frames) // n_reference
-    return frames.subset([g for i in range(n_reference)[window] for g in range(i * k, (i + 1) * k)])
+    ``window``; a set of any other length is taken to hold the window's frames already, ``k`` samples of
+    each when its length is a multiple of the window's (said in a warning: a set made for a longer
+    window is not cut to this one); any other length is an error."""
+    if not len(frames) % n_reference:
+        k = len(frames) // n_reference
+        return frames.subset([g for i in range(n_reference)[window] for g in range(i * k, (i + 1) * k)])
+    n_window = len(range(n_reference)[window])
+    if len(frames) % n_window:
+        raise InputError(f"the generated set {name!r} holds {len(frames)} frames: neither k samples of each of the "
+                         f"{n_reference} reference frames nor of the {n_window} frames of --frames")
+    if len(frames) != n_window:
+        warnings.warn(f"the generated set {name!r} holds {len(frames)} frames for the {n_window} CG frames of "
+                      f"--frames: taken as {len(frames) // n_window} samples of each, not cut to the window",
+                      UserWarning, stacklevel=2)
+    return frames
 
 
 def evaluate_files(top: str | Path, ref: str | Path, generated: dict[str, str | Path], output: str | Path, *,
@@ -163,6 +174,6 @@ def evaluate_files(top: str | Path, ref: str | Path, generated: dict[str, str | 
         window, full = frame_range(frames, len(reference)), len(reference)
         reference = reference.subset(window)
         cg_frames = cg_frames.subset(window) if cg_frames is not None else None
-        sets = {name: _samples_in_window(s, full, window) for name, s in sets.items()}
+        sets = {name: _samples_in_window(s, full, window, name) for name, s in sets.items()}
     evaluator = Evaluator(topology, cutoff=cutoff, mapping=mapping, per_type_rdf=per_type_rdf, forces=forces)
     return evaluate_sets(evaluator, reference, sets, output, cg=cg_frames, force=force, settings=settings)
