@@ -520,6 +520,37 @@ def test_jittered_context_moves_the_context_atoms_only(config, tmp_path: Path):
     assert torch.equal(moved.targets, batch.targets)
     again = jittered_context(batch, 0.03, torch.Generator().manual_seed(5))
     assert torch.equal(again.context_positions, moved.context_positions)
+    assert torch.equal(moved.context_reference, batch.context_positions)  # the spans' reference stays
     jittered = config.model_copy(update={"training": config.training.model_copy(
         update={"context_noise": 0.03, "pretrain_steps": 1})})
     assert "supervised_mse" in build_trainer(jittered, tmp_path / "run_jitter").train_step()
+
+
+def test_context_frames_give_the_contexts_and_the_reference_keeps_the_targets(config, tmp_path: Path):
+    """data.context (scheduled sampling): each sample's context atoms come from the given frames (here the
+    reference moved by 0.01 nm), its targets and ``context_reference`` stay the reference's; the geometry term
+    then measures the reference atoms against the moved context, and is zero against their own."""
+    from gdbm.data.frame_writer import write_frames
+    from gdbm.data.trajectory import read_frames
+    from gdbm.training.trainer import _bonded_distance_error
+
+    source = config.sources[0]
+    frames = read_frames(source.aa)
+    moved = replace(frames, positions=frames.positions + 0.01 * torch.randn(frames.positions.shape,
+                                                                            generator=torch.Generator().manual_seed(3)))
+    write_frames(tmp_path / "sampled.gro", moved)
+    sampled = config.model_copy(update={"data": source.model_copy(update={"context": tmp_path / "sampled.gro"})})
+    plain_batch = build_trainer(config, tmp_path / "plain")._batch(torch.Generator().manual_seed(0))
+    batch = build_trainer(sampled, tmp_path / "sampled")._batch(torch.Generator().manual_seed(0))
+    assert plain_batch.context_reference is None
+    assert torch.equal(batch.targets, plain_batch.targets)
+    atoms = batch.context_atom >= 0
+    offset = (batch.context_positions - batch.context_reference).norm(dim=-1)  # [B, P]
+    assert (offset[~atoms] == 0).all()
+    assert offset[atoms].mean().item() == pytest.approx(0.01 * (8 / torch.pi) ** 0.5, rel=0.1)  # a 3D Gaussian's
+    targets = batch.targets.double()
+    assert _bonded_distance_error(targets, replace(batch, context_positions=batch.context_reference)).item() == \
+        pytest.approx(0.0, abs=1e-9)
+    assert _bonded_distance_error(targets, batch).item() > 1e-6
+    assert "supervised_mse" in build_trainer(sampled.model_copy(update={"training": sampled.training.model_copy(
+        update={"pretrain_steps": 1})}), tmp_path / "step").train_step()

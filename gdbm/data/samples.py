@@ -32,7 +32,7 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import ConcatDataset, Dataset
 
 from gdbm.data.particles import Particles
-from gdbm.data.environment import EnvironmentConfig, find_neighbours, local_frames, random_z_rotations
+from gdbm.data.environment import EnvironmentConfig, Neighbours, find_neighbours, local_frames, random_z_rotations
 from gdbm.data.features import FeatureSpec, SystemFeatures
 from gdbm.data.prior import HydrogenLookahead, PriorIndex, pair_lj_energies
 from gdbm.data.trajectory import Frames
@@ -69,6 +69,7 @@ class SequenceSample:
     prior: list[Term]  # local indices: context [0, P), sequence P + [0, L)
     relabellings: Tensor  # [R, L] long, the identity first: equivalent labellings (gdbm.topology.symmetry)
     lookahead: HydrogenLookahead | None = None  # ideal sites of the hydrogens a later step places, local slots
+    context_reference: Tensor | None = None  # [P, 3] the reference's positions of the context where it is not them
 
 
 @dataclass
@@ -97,6 +98,14 @@ class SequenceBatch:
     relabellings: Tensor  # [B, R, L] long: per sample, its equivalent labellings, padded with the identity
     lookahead: HydrogenLookahead | None = None  # every sample's, sites after the [B * (P + L)] positions
     lookahead_sample: Tensor | None = None  # [p] the sample of each lookahead pair
+    context_reference: Tensor | None = None  # [B, P, 3] the reference's context, where the context is not it
+
+    @property
+    def reference_context(self) -> Tensor:
+        """``[B, P, 3]``: the reference's positions of the context particles, against which a generated sequence's
+        spans and energies are compared: ``context_positions`` unless the context came from elsewhere (a sampler's
+        frame, a jitter)."""
+        return self.context_positions if self.context_reference is None else self.context_reference
 
     @property
     def target_types(self) -> Tensor:
@@ -127,18 +136,22 @@ def particles_for_step(batch: SequenceBatch, step: int, generated: Tensor) -> Pa
                      torch.cat([batch.context_mask, batch.step_mask[:, :step]], 1))
 
 
-def prior_positions(batch: SequenceBatch, sequence: Tensor) -> Tensor:
-    """The ``[B * (P + L), 3]`` positions the prior terms index: context, then ``sequence [B, L, 3]``."""
-    return torch.cat([batch.context_positions.to(sequence.dtype), sequence], 1).flatten(0, 1)
+def prior_positions(batch: SequenceBatch, sequence: Tensor, context: Tensor | None = None) -> Tensor:
+    """The ``[B * (P + L), 3]`` positions the prior terms index: context (``batch.context_positions`` or
+    ``context [B, P, 3]``), then ``sequence [B, L, 3]``."""
+    context = batch.context_positions if context is None else context
+    return torch.cat([context.to(sequence.dtype), sequence], 1).flatten(0, 1)
 
 
-def prior_energies(batch: SequenceBatch, sequence: Tensor, lj_core: float | None = None) -> dict[str, Tensor]:
+def prior_energies(batch: SequenceBatch, sequence: Tensor, lj_core: float | None = None,
+                   context: Tensor | None = None) -> dict[str, Tensor]:
     """Energy of the prior terms per sample and category, ``{category: [B]}`` float64 (differentiable).
 
     ``lj_core``: continue Lennard-Jones linearly below ``lj_core * sigma``
-    (:func:`gdbm.physics.nonbonded.lj_energy_linear_core`); None = the bare potential.
+    (:func:`gdbm.physics.nonbonded.lj_energy_linear_core`); None = the bare potential. ``context``: other
+    positions of the context (:func:`prior_positions`).
     """
-    positions = prior_positions(batch, sequence)
+    positions = prior_positions(batch, sequence, context)
     n = len(batch.frame)
     out: dict[str, Tensor] = {}
     for term, sample in zip(batch.prior, batch.prior_sample):
@@ -196,6 +209,9 @@ def collate(samples: list[SequenceSample], generator: torch.Generator | None = N
         heavy=torch.tensor([s.heavy for s in samples]), centre=torch.stack([s.centre for s in samples]),
         rotation=turn @ torch.stack([s.rotation for s in samples]), prior=prior, prior_sample=prior_sample,
         relabellings=relabellings, lookahead=lookahead, lookahead_sample=lookahead_sample,
+        context_reference=(None if all(s.context_reference is None for s in samples) else pad_sequence(
+            [s.context_positions if s.context_reference is None else s.context_reference for s in samples],
+            batch_first=True) @ turn.transpose(1, 2)),
     )
 
 
@@ -258,16 +274,24 @@ class SequenceDataset(Dataset):
     access (context minus sequence and hidden atoms, channels, prior terms). With ``lookahead`` (shapes
     of :data:`gdbm.topology.hydrogens.SHAPES`) a heavy step also carries ideal sites of the hydrogens it
     hides, for the prior's ``lookahead`` term.
+
+    ``context``: AA frames, one per frame of ``frames`` (e.g. a sampler's backmapping of the same CG frames), from
+    which every sample's context is taken instead of the reference's, the targets staying the reference's; each
+    sample then carries the reference's positions of its context too (``context_reference``), for the terms
+    that compare spans and energies. This trains the generator among the contexts the sampler gives it.
     """
 
     def __init__(self, frames: Frames, system: MappedSystem, plan: SystemPlan | OrderingConfig | None = None,
                  config: EnvironmentConfig | None = None, *, beads: Tensor | Frames | None = None,
                  spec: FeatureSpec | None = None, oversample: bool = True, align: bool = True,
-                 lookahead: tuple[str, ...] = ()) -> None:
+                 lookahead: tuple[str, ...] = (), context: Frames | None = None) -> None:
         aa, mapping = system.aa, system.mapping
         if frames.n_particles != aa.n_atoms:
             raise InputError(f"frames hold {frames.n_particles} atoms but the topology has {aa.n_atoms}",
                              aa.source or None)
+        if context is not None and (len(context), context.n_particles) != (len(frames), frames.n_particles):
+            raise InputError(f"the context frames hold {len(context)} frames of {context.n_particles} atoms; expected "
+                             f"{len(frames)} frames of {frames.n_particles}, one per training frame")
         self.config = config or EnvironmentConfig()
         self.plan = plan if isinstance(plan, SystemPlan) else plan_system(system, plan)
         self.steps, molecule, position = self.plan.expand()
@@ -292,11 +316,14 @@ class SequenceDataset(Dataset):
         bead = torch.arange(n_beads).repeat(n_frames)
         fixpoint, azimuth = self.config.axes(mapping, align)
         self.frames = local_frames(beads, boxes, frame, bead, fixpoint, azimuth)  # [F * N, ...]
-        near = find_neighbours(atoms, beads, boxes, frame, bead, self.config.cutoff)
+        seen = atoms if context is None else context.positions.to(atoms.dtype)  # [F, n, 3] the contexts' atoms
+        near = find_neighbours(seen, beads, boxes, frame, bead, self.config.cutoff)
         self.context_ptr = torch.cat([torch.zeros(1, dtype=torch.long),
                                       torch.cumsum(torch.bincount(near.item, minlength=len(frame)), 0)])
         self.context_particle = torch.where(near.atom >= 0, near.atom, self.n_atoms + near.bead)  # [K]
         self.context_local = torch.einsum("kij,kj->ki", self.frames.rotation[near.item], near.vector)  # [K, 3]
+        self.reference_local = None if context is None else torch.einsum(
+            "kij,kj->ki", self.frames.rotation[near.item], _reference_vectors(near, atoms, beads, boxes, frame, bead))
         home = mapping.home_bead  # [n]
         rel = minimum_image(atoms - beads[:, home], boxes)  # [F, n, 3] every atom from its home bead
         rot = self.frames.rotation.view(n_frames, n_beads, 3, 3)[:, home]  # [F, n, 3, 3]
@@ -333,6 +360,7 @@ class SequenceDataset(Dataset):
         particle, local = self.context_particle[span], self.context_local[span]
         keep = ~torch.isin(particle, torch.cat([seq, hidden]))
         particle, local = particle[keep], local[keep]
+        reference = None if self.reference_local is None else self.reference_local[span][keep]  # [P, 3]
         atom = torch.where(particle < self.n_atoms, particle, -1)  # [P]
         bead_index = torch.where(particle >= self.n_atoms, particle - self.n_atoms, -1)
         channels = self.features.channels
@@ -346,7 +374,7 @@ class SequenceDataset(Dataset):
             atoms=seq, positions=self.atom_local[f, seq], target_type=self.features.atom_type[seq],
             context_channel=channels(seq.unsqueeze(1), atom.unsqueeze(0)).to(torch.int8),  # [L, P]
             sequence_channel=sequence_channel, prior=self.prior.terms_for(s, atom, seq),
-            relabellings=self.relabellings(s), lookahead=self._lookahead(s, atom, seq),
+            relabellings=self.relabellings(s), lookahead=self._lookahead(s, atom, seq), context_reference=reference,
         )
 
     def _lookahead(self, step: int, context_atom: Tensor, sequence: Tensor) -> HydrogenLookahead | None:
@@ -354,6 +382,16 @@ class SequenceDataset(Dataset):
         if self.site_centres is None:
             return None
         return self.prior.hydrogen_lookahead(self.hydrogens, self.site_centres[step], context_atom, sequence)
+
+
+def _reference_vectors(near: Neighbours, atoms: Tensor, beads: Tensor, boxes: Tensor, frame: Tensor,
+                       bead: Tensor) -> Tensor:
+    """``[K, 3]``: the minimum-image vectors from each item's centre bead to the reference's positions
+    (``atoms [F, n, 3]``) of the neighbours found in other frames; a bead neighbour's vector stays as found."""
+    f = frame[near.item]  # [K]
+    vectors = minimum_image((atoms[f, near.atom.clamp_min(0)] - beads[f, bead[near.item]]).unsqueeze(1),
+                            boxes[f]).squeeze(1)  # [K, 3]
+    return torch.where((near.atom >= 0).unsqueeze(1), vectors.to(near.vector.dtype), near.vector)
 
 
 class TrainingSet(ConcatDataset):

@@ -47,6 +47,18 @@ class DataConfig(_Strict):
                                           "every training.validate_every updates (must not overlap frames)")
     weight: float | None = Field(None, gt=0, description="share of every batch drawn from this system, relative "
                                  "to the other systems' (default: in proportion to its number of samples)")
+    context: Path | None = Field(None, description="AA frames a sampler made from this source's training CG frames, "
+                                 "one per training frame in order (e.g. `gdbm backmap` of them): every sample's "
+                                 "context is taken from them, its targets stay the reference's (scheduled "
+                                 "sampling); needs no validation_frames")
+    context_structure: Path | None = None
+
+    @model_validator(mode="after")
+    def _context_alone(self) -> "DataConfig":
+        if self.context is not None and self.validation_frames is not None:
+            raise ValueError("data.context trains on a sampler's contexts; hold frames out in another source "
+                             "(drop validation_frames here)")
+        return self
 
 
 class _ModelBase(_Strict):

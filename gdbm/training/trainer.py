@@ -190,10 +190,14 @@ def _bonded_distance_error(fake: Tensor, batch: SequenceBatch, real: Tensor | No
     (:func:`nearest_targets`); the context is the reference's in both. Unlike the squared distance, which asks
     where an atom lies, it asks how it sits against its bonded neighbours, including those of the next bead
     (the junction angle, the backbone angle and torsion across beads); unlike the energy prior, which matches
-    each category's summed energy, it matches every term's own geometry, thermal spread included.
-    ``real``: :func:`nearest_targets` of ``fake`` where the caller has it already."""
+    each category's summed energy, it matches every term's own geometry, thermal spread included. Where the
+    context is not the reference's (a sampler's, a jitter), the generated spans reach the context given and the
+    reference's reach the reference's context (``batch.reference_context``): the atoms are asked to sit as the
+    reference's do against the neighbours they have. ``real``: :func:`nearest_targets` of ``fake`` where the
+    caller has it already."""
     generated = prior_positions(batch, fake)  # [B * (P + L), 3]
-    reference = prior_positions(batch, nearest_targets(fake, batch) if real is None else real)
+    reference = prior_positions(batch, nearest_targets(fake, batch) if real is None else real,
+                                batch.reference_context)
     total = fake.new_zeros(len(fake))  # [B]
 
     def spans(x: Tensor, ends: Tensor) -> Tensor:
@@ -210,10 +214,12 @@ def _bonded_distance_error(fake: Tensor, batch: SequenceBatch, real: Tensor | No
 def jittered_context(batch: SequenceBatch, width: float, rng: torch.Generator) -> SequenceBatch:
     """``batch`` with every context atom displaced by a Gaussian of ``width`` nm per coordinate (beads and
     padding stay): training contexts that are near the reference's but not it, as the sampler's are (its
-    neighbours are the network's own, 0.05 nm off the reference's). The targets stay the reference's."""
+    neighbours are the network's own, 0.05 nm off the reference's). The targets stay the reference's, and the
+    context before the jitter is kept as ``context_reference``."""
     atoms = (batch.context_atom >= 0).unsqueeze(-1).to(batch.context_positions.dtype)  # [B, P, 1]
     shift = torch.randn(batch.context_positions.shape, generator=rng).to(batch.context_positions)  # [B, P, 3]
-    return replace(batch, context_positions=batch.context_positions + width * atoms * shift)
+    return replace(batch, context_positions=batch.context_positions + width * atoms * shift,
+                   context_reference=batch.reference_context)
 
 
 def _labelled(batch: SequenceBatch, symmetric: bool) -> SequenceBatch:
@@ -338,7 +344,8 @@ def _with_prior(loss: Tensor, batch: SequenceBatch, fake: Tensor | list[Tensor],
         core = prior.config.lj_core
         each = [prior_energies(batch, f.to(torch.float64), core) for f in fakes]
         fake_e = {name: torch.stack([e[name] for e in each]).mean(0) for name in each[0]}  # {category: [B]}
-        real_e = prior_energies(batch, batch.targets.to(torch.float64), core) if mode == "match" or reference else None
+        real_e = (prior_energies(batch, batch.targets.to(torch.float64), core, batch.reference_context)
+                  if mode == "match" or reference else None)
         if mode != "none":
             cost = torch.stack([prior(e, real_e) for e in each]).mean(0)  # [B] float64
             loss = loss + prior_weight * cost.mean().to(loss.dtype)
@@ -644,6 +651,7 @@ class Source(NamedTuple):
     beads: Frames | None
     held_out: Frames | None = None
     held_out_beads: Frames | None = None
+    context: Frames | None = None  # a sampler's frames, one per training frame (data.context)
 
 
 Sources = list[Source]
@@ -675,8 +683,12 @@ def load_sources(config: ExperimentConfig) -> Sources:
                                                                          parameters=d.parameters, partial=True)
             check_cg_frames(frames, beads, made_by.mapping, d.cg_map or d.mapping, d.cg)
         first, rest = list(range(len(train))), list(range(len(train), len(train) + len(held)))
+        context = read_frames(d.context, d.context_structure or d.aa_structure) if d.context else None
+        if context is not None and (len(context), context.n_particles) != (len(train), frames.n_particles):
+            raise InputError(f"data.context holds {len(context)} frames of {context.n_particles} atoms; expected one "
+                             f"per training frame: {len(train)} frames of {frames.n_particles}", d.context)
         loaded.append(Source(_pick(frames, first), system, _pick(beads, first),
-                             _pick(frames, rest) if held else None, _pick(beads, rest) if held else None))
+                             _pick(frames, rest) if held else None, _pick(beads, rest) if held else None, context))
     return loaded
 
 
@@ -718,7 +730,7 @@ def build_dataset(config: ExperimentConfig, loaded: Sources | None = None,
     else:
         for source, types in zip(config.sources, own):
             check_vocabulary(spec, types, source, str(config.training.init_from))
-    parts = [_samples(config, s.frames, s.system, s.beads, spec) for s in loaded]
+    parts = [_samples(config, s.frames, s.system, s.beads, spec, context=s.context) for s in loaded]
     if len(parts) == 1:
         return parts[0]
     shares = [d.weight for d in config.sources] if config.sources[0].weight is not None else None
@@ -726,11 +738,12 @@ def build_dataset(config: ExperimentConfig, loaded: Sources | None = None,
 
 
 def _samples(config: ExperimentConfig, frames: Frames, system: MappedSystem, beads: Frames | None,
-             spec: FeatureSpec, oversample: bool = True) -> SequenceDataset:
-    """The samples of some frames of one system, as the config's ordering, environment and conditioner want them."""
+             spec: FeatureSpec, oversample: bool = True, context: Frames | None = None) -> SequenceDataset:
+    """The samples of some frames of one system, as the config's ordering, environment and conditioner want them
+    (their contexts from ``context``, a sampler's frames, where given)."""
     return SequenceDataset(frames, system, config.ordering, config.environment, beads=beads, spec=spec,
                            oversample=oversample, align=config.model.entry.aligned,
-                           lookahead=config.prior.hydrogen_lookahead)
+                           lookahead=config.prior.hydrogen_lookahead, context=context)
 
 
 def build_validation_set(config: ExperimentConfig, loaded: Sources,
