@@ -12,7 +12,7 @@ import yaml
 
 from gdbm.training.config import load_config
 from gdbm.training.log import CSVLog
-from gdbm.training.trainer import build_trainer, critic_loss, generate_sequence
+from gdbm.training.trainer import build_trainer, critic_loss, generate_sequence, supervised_loss
 from gdbm.utils.errors import InputError
 
 TINY = {
@@ -552,5 +552,13 @@ def test_context_frames_give_the_contexts_and_the_reference_keeps_the_targets(co
     assert _bonded_distance_error(targets, replace(batch, context_positions=batch.context_reference)).item() == \
         pytest.approx(0.0, abs=1e-9)
     assert _bonded_distance_error(targets, batch).item() > 1e-6
-    assert "supervised_mse" in build_trainer(sampled.model_copy(update={"training": sampled.training.model_copy(
-        update={"pretrain_steps": 1})}), tmp_path / "step").train_step()
+    trainer = build_trainer(sampled.model_copy(update={"training": sampled.training.model_copy(
+        update={"pretrain_steps": 1, "sampled_context_fit": 0.0})}), tmp_path / "step")
+    assert "supervised_mse" in trainer.train_step()
+    assert batch.sampled.all() and plain_batch.sampled is None
+    noise = trainer._noise(batch, torch.Generator().manual_seed(1))
+    fitted, stats = supervised_loss(trainer._generator, batch, noise, trainer.prior, 0.0)
+    unfitted, unfitted_stats = supervised_loss(trainer._generator, batch, noise, trainer.prior, 0.0,
+                                               sampled_context_fit=0.0)  # only the fit term, and it is off
+    assert fitted.item() == pytest.approx(stats["supervised_mse"]) and unfitted.item() == 0.0
+    assert unfitted_stats["supervised_mse"] == pytest.approx(stats["supervised_mse"])  # logged all the same

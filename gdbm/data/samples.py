@@ -99,6 +99,7 @@ class SequenceBatch:
     lookahead: HydrogenLookahead | None = None  # every sample's, sites after the [B * (P + L)] positions
     lookahead_sample: Tensor | None = None  # [p] the sample of each lookahead pair
     context_reference: Tensor | None = None  # [B, P, 3] the reference's context, where the context is not it
+    sampled: Tensor | None = None  # [B] bool: the context came from a sampler's frame (SequenceDataset's context)
 
     @property
     def reference_context(self) -> Tensor:
@@ -212,6 +213,8 @@ def collate(samples: list[SequenceSample], generator: torch.Generator | None = N
         context_reference=(None if all(s.context_reference is None for s in samples) else pad_sequence(
             [s.context_positions if s.context_reference is None else s.context_reference for s in samples],
             batch_first=True) @ turn.transpose(1, 2)),
+        sampled=(None if all(s.context_reference is None for s in samples)
+                 else torch.tensor([s.context_reference is not None for s in samples])),
     )
 
 

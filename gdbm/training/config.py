@@ -138,6 +138,11 @@ class TrainingConfig(_Strict):
                                  "displaced by this Gaussian width (nm, per coordinate) in each training batch, so the "
                                  "network learns to place atoms among neighbours that are not exactly the "
                                  "reference's, as the sampler's are; the targets stay the reference's (0: off)")
+    sampled_context_fit: float = Field(1.0, ge=0, description="supervised phase: the weight of the squared distance "
+                                       "(or energy score) to the reference's atoms on the samples whose context "
+                                       "came from a sampler's frames (data.context): 0 leaves them to the shape, "
+                                       "geometry and centre terms, which do not hold an atom to where the reference's "
+                                       "was among other neighbours")
     symmetric_atoms: bool = Field(False, description="the squared distances to the reference (supervised phase, "
                                   "tether, held-out numbers) and the critic's real atoms take each sequence's "
                                   "nearest equivalent labelling: a phenyl ring turned by 180 degrees, a CH2's "

@@ -129,19 +129,28 @@ def _sequence_squared_distance(fake: Tensor, batch: SequenceBatch) -> Tensor:
     return ((fake - nearest_targets(fake, batch)).square().sum(-1) * batch.step_mask.to(fake.dtype)).sum(1)
 
 
-def _squared_distance(fake: Tensor, batch: SequenceBatch) -> Tensor:
+def _squared_distance(fake: Tensor, batch: SequenceBatch, weights: Tensor | None = None) -> Tensor:
     """Mean squared distance (nm^2) of generated atoms ``[B, L, 3]`` to the reference, over the real steps; each
     sequence against its nearest equivalent labelling (:func:`nearest_targets`), so symmetric atoms are not
-    pulled to the mean of their places."""
-    return _sequence_squared_distance(fake, batch).sum() / batch.step_mask.sum().clamp_min(1)
+    pulled to the mean of their places. ``weights``: ``[B]`` per sequence (:func:`_fit_weights`)."""
+    per_sample = _sequence_squared_distance(fake, batch)  # [B]
+    return (per_sample if weights is None else per_sample * weights).sum() / batch.step_mask.sum().clamp_min(1)
 
 
-def _best_squared_distance(fakes: list[Tensor], batch: SequenceBatch) -> Tensor:
+def _best_squared_distance(fakes: list[Tensor], batch: SequenceBatch, weights: Tensor | None = None) -> Tensor:
     """:func:`_squared_distance` of each sequence's sample nearest the reference among ``fakes``
     (K x ``[B, L, 3]``): the best-of-K (variety) loss, whose gradient reaches only the winning samples."""
     per_sample = torch.stack([_sequence_squared_distance(f, batch) for f in fakes])  # [K, B]
     best = per_sample.gather(0, per_sample.detach().argmin(0, keepdim=True)).squeeze(0)  # [B]
-    return best.sum() / batch.step_mask.sum().clamp_min(1)
+    return (best if weights is None else best * weights).sum() / batch.step_mask.sum().clamp_min(1)
+
+
+def _fit_weights(batch: SequenceBatch, sampled_weight: float) -> Tensor | None:
+    """``[B]``: the weight of each sequence's fit to the reference's atoms, ``sampled_weight`` where its context
+    came from a sampler's frames (``batch.sampled``), else 1; None where every weight is 1."""
+    if batch.sampled is None or sampled_weight == 1.0:
+        return None
+    return torch.where(batch.sampled, sampled_weight, 1.0).to(batch.targets)
 
 
 def _root(squared: Tensor) -> Tensor:
@@ -149,7 +158,7 @@ def _root(squared: Tensor) -> Tensor:
     return (squared + 1e-12).sqrt()
 
 
-def _energy_score(fakes: list[Tensor], batch: SequenceBatch) -> Tensor:
+def _energy_score(fakes: list[Tensor], batch: SequenceBatch, weights: Tensor | None = None) -> Tensor:
     """Mean over the sequences of the energy score (nm; Gneiting and Raftery 2007) of K >= 2 samples
     (K x ``[B, L, 3]``): mean distance of a sample to the reference minus half the mean distance between two
     samples, each sequence's real atoms one vector. Strictly proper: it is lowest when the samples are drawn
@@ -159,7 +168,8 @@ def _energy_score(fakes: list[Tensor], batch: SequenceBatch) -> Tensor:
     to_reference = torch.stack([_root(_sequence_squared_distance(f, batch)) for f in fakes]).mean(0)  # [B]
     between = torch.stack([_root(((a - b) * mask).square().sum((1, 2)))
                            for i, a in enumerate(fakes) for b in fakes[i + 1:]]).mean(0)  # [B]
-    return (to_reference - 0.5 * between).mean()
+    score = to_reference - 0.5 * between  # [B]
+    return (score if weights is None else score * weights).mean()
 
 
 def _shape_distance(fake: Tensor, batch: SequenceBatch, real: Tensor | None = None) -> Tensor:
@@ -299,7 +309,8 @@ def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, p
                     prior_weight: float, reference: bool = False,
                     centre_weight: float = 0.0,
                     objective: Literal["best_of_k", "energy_score"] = "best_of_k",
-                    shape_weight: float = 0.0, geometry_weight: float = 0.0) -> tuple[Tensor, dict[str, float]]:
+                    shape_weight: float = 0.0, geometry_weight: float = 0.0,
+                    sampled_context_fit: float = 1.0) -> tuple[Tensor, dict[str, float]]:
     """Warm-up loss: mean squared distance (nm^2) of the unrolled sequences to the reference, plus the prior
     (and ``centre_weight`` times the centre shift, :func:`_centre_shift`, ``shape_weight`` times the
     distances' error, :func:`_shape_distance`, and ``geometry_weight`` times the bonded terms' distance error,
@@ -312,13 +323,22 @@ def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, p
     (:func:`_best_squared_distance`), while the prior and the centre term average over all K: the noise
     then chooses among the places an atom can take; with ``objective="energy_score"`` the K samples are
     scored together instead (:func:`_energy_score`), and the squared distance of the first is only logged.
+    ``sampled_context_fit``: the weight of that fit on the sequences whose context came from a sampler's frames
+    (:func:`_fit_weights`; ``supervised_mse`` logs the unweighted distance).
     ``reference``: the energies of generated and reference atoms go into the numbers whatever the
     prior's mode (validation on held-out frames).
     """
     fakes = [generate_sequence(generator, batch, n) for n in (noise.unsqueeze(0) if noise.dim() == 3 else noise)]
     scored = objective == "energy_score" and len(fakes) > 1
+    weights = _fit_weights(batch, sampled_context_fit)  # [B] or None
     mse = _squared_distance(fakes[0], batch) if len(fakes) == 1 or scored else _best_squared_distance(fakes, batch)
-    fit = _energy_score(fakes, batch) if scored else mse
+    if scored:
+        fit = _energy_score(fakes, batch, weights)
+    elif weights is None:
+        fit = mse
+    else:
+        fit = (_squared_distance(fakes[0], batch, weights) if len(fakes) == 1
+               else _best_squared_distance(fakes, batch, weights))
     centre = torch.stack([_centre_shift(f, batch) for f in fakes]).mean()
     reals = [nearest_targets(f, batch) for f in fakes]  # each sample's nearest labelling, once for both terms
     shape = torch.stack([_shape_distance(f, batch, r) for f, r in zip(fakes, reals)]).mean()
@@ -559,7 +579,7 @@ class Trainer:
         loss, stats = supervised_loss(self._generator, batch, noise, self.prior,
                                       self.prior.weight(s.step), centre_weight=t.centre_weight,
                                       objective=t.supervised_objective, shape_weight=t.shape_weight,
-                                      geometry_weight=t.geometry_weight)
+                                      geometry_weight=t.geometry_weight, sampled_context_fit=t.sampled_context_fit)
         for group in s.opt_generator.param_groups:
             group["lr"] = supervised_lr(t, s.step)
         s.opt_generator.zero_grad(set_to_none=True)
