@@ -552,6 +552,10 @@ def test_context_frames_give_the_contexts_and_the_reference_keeps_the_targets(co
     assert _bonded_distance_error(targets, replace(batch, context_positions=batch.context_reference)).item() == \
         pytest.approx(0.0, abs=1e-9)
     assert _bonded_distance_error(targets, batch).item() > 1e-6
+    from gdbm.training.trainer import cross_bead_angle_error
+    assert cross_bead_angle_error(targets, replace(batch, context_positions=batch.context_reference)).item() == \
+        pytest.approx(0.0, abs=1e-3)  # degrees
+    assert cross_bead_angle_error(targets, batch).item() > 0.1
     trainer = build_trainer(sampled.model_copy(update={"training": sampled.training.model_copy(
         update={"pretrain_steps": 1, "sampled_context_fit": 0.0})}), tmp_path / "step")
     assert "supervised_mse" in trainer.train_step()

@@ -96,7 +96,8 @@ def test_validation_columns_at_their_steps_and_the_plot_beside_the_log(three_fra
     assert trainer.validate() == first  # a fixed batch under fixed noise: comparable across steps
     assert torch.equal(torch.get_rng_state(), rng) and trainer.state.generator.training
     assert {"val_supervised_mse", "val_prior_cost", "val_energy_bond", "val_reference_bond",
-            "val_energy_lj", "val_reference_lj"} <= first.keys()
+            "val_energy_lj", "val_reference_lj", "val_cross_angle_rms"} <= first.keys()
+    assert 0 < first["val_cross_angle_rms"] < 90  # degrees: the angles between beads, teacher forced
 
     trainer.fit(progress=False)
     rows = trainer.log.rows()

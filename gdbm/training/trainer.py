@@ -197,10 +197,10 @@ def _bonded_distance_error(fake: Tensor, batch: SequenceBatch, real: Tensor | No
     """Squared differences (nm^2) between the generated and the reference's distances across each bond, angle
     (1-3) and proper dihedral (1-4) term that places a sequence atom, the context's atoms included, summed per
     sample and averaged over the real steps. The reference is its nearest equivalent labelling
-    (:func:`nearest_targets`); the context is the reference's in both. Unlike the squared distance, which asks
-    where an atom lies, it asks how it sits against its bonded neighbours, including those of the next bead
-    (the junction angle, the backbone angle and torsion across beads); unlike the energy prior, which matches
-    each category's summed energy, it matches every term's own geometry, thermal spread included. Where the
+    (:func:`nearest_targets`). Unlike the squared distance, which asks where an atom lies, it asks how it sits
+    against its bonded neighbours, including those of the next bead (the junction angle, the backbone angle and
+    torsion across beads); unlike the energy prior, which matches each category's summed energy, it matches every
+    term's own geometry, thermal spread included. Where the
     context is not the reference's (a sampler's, a jitter), the generated spans reach the context given and the
     reference's reach the reference's context (``batch.reference_context``): the atoms are asked to sit as the
     reference's do against the neighbours they have. ``real``: :func:`nearest_targets` of ``fake`` where the
@@ -219,6 +219,31 @@ def _bonded_distance_error(fake: Tensor, batch: SequenceBatch, real: Tensor | No
         ends = term.index[:, [0, -1]]  # [m, 2]
         total = total.index_add(0, sample, (spans(generated, ends) - spans(reference, ends)).square())
     return total.sum() / batch.step_mask.sum().clamp_min(1)
+
+
+def cross_bead_angle_error(fake: Tensor, batch: SequenceBatch, real: Tensor | None = None) -> Tensor:
+    """The rms difference (degrees) between the generated and the reference's angles of every angle term that
+    joins a sequence atom to a context atom (the angles between beads: sPS's backbone and junction angles),
+    each against its own context (``batch.reference_context`` for the reference); nan where there is none.
+    A held-out number: the one-step precision across beads that the sampler's output inherits."""
+    generated = prior_positions(batch, fake)  # [B * (P + L), 3]
+    reference = prior_positions(batch, nearest_targets(fake, batch) if real is None else real,
+                                batch.reference_context)
+    width = batch.context_positions.shape[1] + fake.shape[1]  # P + L slots per sample
+
+    def angles(x: Tensor, index: Tensor) -> Tensor:  # [m] degrees
+        u, v = x[index[:, 0]] - x[index[:, 1]], x[index[:, 2]] - x[index[:, 1]]
+        cosine = (u * v).sum(-1) / (_root(u.square().sum(-1)) * _root(v.square().sum(-1)))
+        return torch.rad2deg(torch.acos(cosine.clamp(-1.0, 1.0)))
+
+    errors = [angles(generated, term.index) - angles(reference, term.index)
+              for term in batch.prior if TERM_KINDS[term.kind].category == "angle" and len(term)]
+    crossing = [((term.index % width) < batch.context_positions.shape[1]).any(1)
+                for term in batch.prior if TERM_KINDS[term.kind].category == "angle" and len(term)]
+    if not errors:
+        return fake.new_tensor(float("nan"))
+    error = torch.cat(errors)[torch.cat(crossing)]  # [m] the angles that reach into the context
+    return error.square().mean().sqrt() if len(error) else fake.new_tensor(float("nan"))
 
 
 def jittered_context(batch: SequenceBatch, width: float, rng: torch.Generator) -> SequenceBatch:
@@ -326,7 +351,8 @@ def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, p
     ``sampled_context_fit``: the weight of that fit on the sequences whose context came from a sampler's frames
     (:func:`_fit_weights`; ``supervised_mse`` logs the unweighted distance).
     ``reference``: the energies of generated and reference atoms go into the numbers whatever the
-    prior's mode (validation on held-out frames).
+    prior's mode, and the angles between beads (:func:`cross_bead_angle_error`, ``cross_angle_rms``), for the
+    validation on held-out frames.
     """
     fakes = [generate_sequence(generator, batch, n) for n in (noise.unsqueeze(0) if noise.dim() == 3 else noise)]
     scored = objective == "energy_score" and len(fakes) > 1
@@ -347,6 +373,8 @@ def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, p
              "geometry_mse": geometry.item()}  # the warm-up's
     if scored:
         stats["energy_score"] = fit.item()
+    if reference:  # held-out numbers only: the angles between beads, teacher forced
+        stats["cross_angle_rms"] = cross_bead_angle_error(fakes[0], batch, reals[0]).item()
     loss = fit + centre_weight * centre + shape_weight * shape + geometry_weight * geometry
     return _with_prior(loss, batch, fakes, prior, prior_weight, stats, reference)
 
@@ -402,7 +430,7 @@ class TrainState:
 
 
 # besides the energies; logged as val_<name>
-VALIDATION_NUMBERS = ("supervised_mse", "centre_mse", "shape_mse", "geometry_mse", "prior_cost")
+VALIDATION_NUMBERS = ("supervised_mse", "centre_mse", "shape_mse", "geometry_mse", "prior_cost", "cross_angle_rms")
 
 
 class Trainer:
