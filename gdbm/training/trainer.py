@@ -123,26 +123,39 @@ def nearest_targets(fake: Tensor, batch: SequenceBatch) -> Tensor:
     return targets[torch.arange(len(fake), device=fake.device), best]
 
 
-def _sequence_squared_distance(fake: Tensor, batch: SequenceBatch) -> Tensor:
+def _sequence_squared_distance(fake: Tensor, batch: SequenceBatch, real: Tensor | None = None) -> Tensor:
     """``[B]`` summed squared distance (nm^2) of each sequence's generated atoms ``[B, L, 3]`` to the reference
-    over its real steps, against its nearest equivalent labelling (:func:`nearest_targets`)."""
-    return ((fake - nearest_targets(fake, batch)).square().sum(-1) * batch.step_mask.to(fake.dtype)).sum(1)
+    over its real steps, against its nearest equivalent labelling (:func:`nearest_targets`; ``real`` where the
+    caller has it already)."""
+    real = nearest_targets(fake, batch) if real is None else real
+    return ((fake - real).square().sum(-1) * batch.step_mask.to(fake.dtype)).sum(1)
 
 
-def _squared_distance(fake: Tensor, batch: SequenceBatch, weights: Tensor | None = None) -> Tensor:
+def _per_step(per_sequence: Tensor, batch: SequenceBatch) -> Tensor:
+    """A ``[B]`` sum over each sequence's real steps as the mean over all the batch's real steps."""
+    return per_sequence.sum() / batch.step_mask.sum().clamp_min(1)
+
+
+def _squared_distance(fake: Tensor, batch: SequenceBatch) -> Tensor:
     """Mean squared distance (nm^2) of generated atoms ``[B, L, 3]`` to the reference, over the real steps; each
     sequence against its nearest equivalent labelling (:func:`nearest_targets`), so symmetric atoms are not
-    pulled to the mean of their places. ``weights``: ``[B]`` per sequence (:func:`_fit_weights`)."""
-    per_sample = _sequence_squared_distance(fake, batch)  # [B]
-    return (per_sample if weights is None else per_sample * weights).sum() / batch.step_mask.sum().clamp_min(1)
+    pulled to the mean of their places."""
+    return _per_step(_sequence_squared_distance(fake, batch), batch)
 
 
-def _best_squared_distance(fakes: list[Tensor], batch: SequenceBatch, weights: Tensor | None = None) -> Tensor:
+def _best_sequence_squared_distance(fakes: list[Tensor], batch: SequenceBatch,
+                                    reals: list[Tensor] | None = None) -> Tensor:
+    """``[B]``: :func:`_sequence_squared_distance` of each sequence's sample nearest the reference among ``fakes``
+    (K x ``[B, L, 3]``; ``reals``: their nearest labellings, where the caller has them)."""
+    reals = reals or [None] * len(fakes)
+    per_sample = torch.stack([_sequence_squared_distance(f, batch, r) for f, r in zip(fakes, reals)])  # [K, B]
+    return per_sample.gather(0, per_sample.detach().argmin(0, keepdim=True)).squeeze(0)
+
+
+def _best_squared_distance(fakes: list[Tensor], batch: SequenceBatch) -> Tensor:
     """:func:`_squared_distance` of each sequence's sample nearest the reference among ``fakes``
     (K x ``[B, L, 3]``): the best-of-K (variety) loss, whose gradient reaches only the winning samples."""
-    per_sample = torch.stack([_sequence_squared_distance(f, batch) for f in fakes])  # [K, B]
-    best = per_sample.gather(0, per_sample.detach().argmin(0, keepdim=True)).squeeze(0)  # [B]
-    return (best if weights is None else best * weights).sum() / batch.step_mask.sum().clamp_min(1)
+    return _per_step(_best_sequence_squared_distance(fakes, batch), batch)
 
 
 def _fit_weights(batch: SequenceBatch, sampled_weight: float) -> Tensor | None:
@@ -158,14 +171,17 @@ def _root(squared: Tensor) -> Tensor:
     return (squared + 1e-12).sqrt()
 
 
-def _energy_score(fakes: list[Tensor], batch: SequenceBatch, weights: Tensor | None = None) -> Tensor:
+def _energy_score(fakes: list[Tensor], batch: SequenceBatch, weights: Tensor | None = None,
+                  reals: list[Tensor] | None = None) -> Tensor:
     """Mean over the sequences of the energy score (nm; Gneiting and Raftery 2007) of K >= 2 samples
     (K x ``[B, L, 3]``): mean distance of a sample to the reference minus half the mean distance between two
     samples, each sequence's real atoms one vector. Strictly proper: it is lowest when the samples are drawn
     from the reference's distribution given the same input, so it rewards the spread that the squared
     distance (lowest at the conditional mean) trains away."""
     mask = batch.step_mask.to(fakes[0].dtype).unsqueeze(-1)  # [B, L, 1]
-    to_reference = torch.stack([_root(_sequence_squared_distance(f, batch)) for f in fakes]).mean(0)  # [B]
+    reals = reals or [None] * len(fakes)
+    to_reference = torch.stack([_root(_sequence_squared_distance(f, batch, r))
+                                for f, r in zip(fakes, reals)]).mean(0)  # [B]
     between = torch.stack([_root(((a - b) * mask).square().sum((1, 2)))
                            for i, a in enumerate(fakes) for b in fakes[i + 1:]]).mean(0)  # [B]
     score = to_reference - 0.5 * between  # [B]
@@ -193,6 +209,13 @@ def _shape_distance(fake: Tensor, batch: SequenceBatch, real: Tensor | None = No
 BONDED_SPANS = ("bond", "angle", "proper")  # term categories whose end atoms' distance the geometry term matches
 
 
+def _compared_positions(fake: Tensor, batch: SequenceBatch, real: Tensor | None) -> tuple[Tensor, Tensor]:
+    """The prior's ``[B * (P + L), 3]`` slots twice: the generated sequence ``fake`` among the context given, and
+    the reference's (``real``, else :func:`nearest_targets`) among the reference's own context."""
+    reference = prior_positions(batch, nearest_targets(fake, batch) if real is None else real, batch.reference_context)
+    return prior_positions(batch, fake), reference
+
+
 def _bonded_distance_error(fake: Tensor, batch: SequenceBatch, real: Tensor | None = None) -> Tensor:
     """Squared differences (nm^2) between the generated and the reference's distances across each bond, angle
     (1-3) and proper dihedral (1-4) term that places a sequence atom, the context's atoms included, summed per
@@ -205,9 +228,7 @@ def _bonded_distance_error(fake: Tensor, batch: SequenceBatch, real: Tensor | No
     reference's reach the reference's context (``batch.reference_context``): the atoms are asked to sit as the
     reference's do against the neighbours they have. ``real``: :func:`nearest_targets` of ``fake`` where the
     caller has it already."""
-    generated = prior_positions(batch, fake)  # [B * (P + L), 3]
-    reference = prior_positions(batch, nearest_targets(fake, batch) if real is None else real,
-                                batch.reference_context)
+    generated, reference = _compared_positions(fake, batch, real)  # [B * (P + L), 3] each
     total = fake.new_zeros(len(fake))  # [B]
 
     def spans(x: Tensor, ends: Tensor) -> Tensor:
@@ -226,23 +247,21 @@ def cross_bead_angle_error(fake: Tensor, batch: SequenceBatch, real: Tensor | No
     joins a sequence atom to a context atom (the angles between beads: sPS's backbone and junction angles),
     each against its own context (``batch.reference_context`` for the reference); nan where there is none.
     A held-out number: the one-step precision across beads that the sampler's output inherits."""
-    generated = prior_positions(batch, fake)  # [B * (P + L), 3]
-    reference = prior_positions(batch, nearest_targets(fake, batch) if real is None else real,
-                                batch.reference_context)
-    width = batch.context_positions.shape[1] + fake.shape[1]  # P + L slots per sample
+    generated, reference = _compared_positions(fake, batch, real)  # [B * (P + L), 3] each
+    n_context = batch.context_positions.shape[1]
+    width = n_context + fake.shape[1]  # P + L slots per sample
 
     def angles(x: Tensor, index: Tensor) -> Tensor:  # [m] degrees
         u, v = x[index[:, 0]] - x[index[:, 1]], x[index[:, 2]] - x[index[:, 1]]
         cosine = (u * v).sum(-1) / (_root(u.square().sum(-1)) * _root(v.square().sum(-1)))
         return torch.rad2deg(torch.acos(cosine.clamp(-1.0, 1.0)))
 
-    errors = [angles(generated, term.index) - angles(reference, term.index)
-              for term in batch.prior if TERM_KINDS[term.kind].category == "angle" and len(term)]
-    crossing = [((term.index % width) < batch.context_positions.shape[1]).any(1)
-                for term in batch.prior if TERM_KINDS[term.kind].category == "angle" and len(term)]
-    if not errors:
-        return fake.new_tensor(float("nan"))
-    error = torch.cat(errors)[torch.cat(crossing)]  # [m] the angles that reach into the context
+    errors = []
+    for term in batch.prior:
+        if TERM_KINDS[term.kind].category == "angle" and len(term):
+            crossing = term.index[((term.index % width) < n_context).any(1)]  # [m, 3] reaching into the context
+            errors.append(angles(generated, crossing) - angles(reference, crossing))
+    error = torch.cat(errors) if errors else fake.new_zeros(0)  # [m]
     return error.square().mean().sqrt() if len(error) else fake.new_tensor(float("nan"))
 
 
@@ -357,16 +376,15 @@ def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, p
     fakes = [generate_sequence(generator, batch, n) for n in (noise.unsqueeze(0) if noise.dim() == 3 else noise)]
     scored = objective == "energy_score" and len(fakes) > 1
     weights = _fit_weights(batch, sampled_context_fit)  # [B] or None
-    mse = _squared_distance(fakes[0], batch) if len(fakes) == 1 or scored else _best_squared_distance(fakes, batch)
+    reals = [nearest_targets(f, batch) for f in fakes]  # each sample's nearest labelling, once for every term
+    distance = (_sequence_squared_distance(fakes[0], batch, reals[0]) if len(fakes) == 1 or scored
+                else _best_sequence_squared_distance(fakes, batch, reals))  # [B]
+    mse = _per_step(distance, batch)
     if scored:
-        fit = _energy_score(fakes, batch, weights)
-    elif weights is None:
-        fit = mse
+        fit = _energy_score(fakes, batch, weights, reals)
     else:
-        fit = (_squared_distance(fakes[0], batch, weights) if len(fakes) == 1
-               else _best_squared_distance(fakes, batch, weights))
+        fit = mse if weights is None else _per_step(distance * weights, batch)
     centre = torch.stack([_centre_shift(f, batch) for f in fakes]).mean()
-    reals = [nearest_targets(f, batch) for f in fakes]  # each sample's nearest labelling, once for both terms
     shape = torch.stack([_shape_distance(f, batch, r) for f, r in zip(fakes, reals)]).mean()
     geometry = torch.stack([_bonded_distance_error(f, batch, r) for f, r in zip(fakes, reals)]).mean()
     stats = {"supervised_mse": mse.item(), "centre_mse": centre.item(), "shape_mse": shape.item(),
