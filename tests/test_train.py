@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -471,10 +472,13 @@ def test_shape_distance_ignores_where_a_sequence_points_and_charges_its_size():
 
 
 @pytest.mark.parametrize("weight, term, logged", [("shape_weight", "_shape_distance", "shape_mse"),
-                                                   ("geometry_weight", "_bonded_distance_error", "geometry_mse")])
+                                                   ("geometry_weight", "_bonded_distance_error", "geometry_mse"),
+                                                   ("angle_distribution_weight", "_angle_distribution_error",
+                                                    "angle_distribution")])
 def test_a_weighted_term_enters_the_supervised_loss_with_its_weight(config, tmp_path: Path, weight: str, term: str,
                                                                    logged: str):
-    """The shape and geometry terms are logged as computed and add their weight times themselves to the loss."""
+    """The shape, geometry and angle-distribution terms are logged as computed and add their weight times
+    themselves to the loss."""
     from gdbm.training import trainer as module
 
     trainer = build_trainer(config, tmp_path / "run")
@@ -503,6 +507,51 @@ def test_bonded_distance_error_is_zero_at_the_reference_and_sees_the_context(con
     assert _shape_distance(targets + shift, batch).item() == pytest.approx(0.0, abs=1e-10)
     small = _bonded_distance_error(targets + shift, batch).item()
     assert 0 < small < _bonded_distance_error(targets + 2 * shift, batch).item()
+
+
+def test_angle_distribution_error_compares_sorted_angles_type_by_type(config, tmp_path: Path):
+    """The angle-distribution term is zero for the reference, positive once the sequences move against their
+    context, at most the mean squared error of each angle against its own reference angle (the sorted pairing
+    within a type is the cheapest one), and blind to which instance of a type carries which angle."""
+    from gdbm.training.trainer import TERM_KINDS, _angle_distribution_error, _angle_values, _compared_positions
+
+    trainer = build_trainer(config, tmp_path / "run")
+    batch = trainer._batch(trainer._rng(0, 1))
+    targets = batch.targets.double()
+    batch = replace(batch, targets=targets, context_positions=batch.context_positions.double())
+    assert _angle_distribution_error(targets, batch).item() == pytest.approx(0.0, abs=1e-12)
+    g = torch.Generator().manual_seed(2)
+    moved = targets + 0.02 * torch.randn(targets.shape, generator=g, dtype=torch.float64)
+    value = _angle_distribution_error(moved, batch).item()
+    generated, reference = _compared_positions(moved, batch, None)
+    paired = torch.cat([(_angle_values(generated, t.index) - _angle_values(reference, t.index)).square()
+                        for t in batch.prior if TERM_KINDS[t.kind].category == "angle" and len(t)])
+    assert 0 < value <= paired.mean().item() + 1e-12
+
+
+def test_angle_distribution_error_ignores_which_instance_has_which_angle(monkeypatch):
+    """Two angles of one type trade places between the generated and the reference positions: the same
+    distribution, so zero; a third angle of another type at a new value counts alone."""
+    from types import SimpleNamespace
+
+    from gdbm.topology.topology import Term
+    from gdbm.training import trainer as module
+
+    def corner(degrees: float, at: float) -> list[list[float]]:  # three points with the angle at the middle one
+        a = math.radians(degrees)
+        return [[at + 1.0, 0.0, 0.0], [at, 0.0, 0.0], [at + math.cos(a), math.sin(a), 0.0]]
+
+    reference = torch.tensor(corner(100, 0) + corner(120, 5) + corner(110, 10), dtype=torch.float64)
+    generated = torch.tensor(corner(120, 0) + corner(100, 5) + corner(110, 10), dtype=torch.float64)
+    index = torch.arange(9).view(3, 3)
+    batch = SimpleNamespace(context_type=torch.zeros(1, 0, dtype=torch.long),
+                            target_type=torch.tensor([[0, 1, 0, 0, 1, 0, 2, 2, 2]]),
+                            prior=[Term("angle_harmonic", index, {"theta0": torch.zeros(3), "k": torch.zeros(3)})])
+    monkeypatch.setattr(module, "_compared_positions", lambda fake, batch, real: (generated, reference))
+    assert module._angle_distribution_error(generated, batch).item() == pytest.approx(0.0, abs=1e-12)
+    generated[8] = torch.tensor(corner(113, 10)[2], dtype=torch.float64)  # the third angle: 110 -> 113 degrees
+    assert module._angle_distribution_error(generated, batch).item() == pytest.approx(math.radians(3) ** 2 / 3,
+                                                                                      rel=1e-6)
 
 
 def test_jittered_context_moves_the_context_atoms_only(config, tmp_path: Path):

@@ -134,6 +134,11 @@ class TrainingConfig(_Strict):
                                    "across every bond, angle (1-3) and proper dihedral (1-4) term that places a "
                                    "sequence atom, context atoms included, is added to the loss: each atom's "
                                    "geometry against its bonded neighbours, across beads too (0: off)")
+    angle_distribution_weight: float = Field(0.0, ge=0, description="supervised phase: this weight times the squared "
+                                             "1-D Wasserstein distance (rad^2 per angle) between the batch's generated "
+                                             "and reference angles, type triple by type triple, over every angle term "
+                                             "that places a sequence atom, is added to the loss: the batch's spread of "
+                                             "each angle type, not each atom's own angle (0: off)")
     context_noise: float = Field(0.0, ge=0, description="supervised phase: every context atom (not the beads) is "
                                  "displaced by this Gaussian width (nm, per coordinate) in each training batch, so the "
                                  "network learns to place atoms among neighbours that are not exactly the "
