@@ -250,17 +250,17 @@ def _angle_values(x: Tensor, index: Tensor) -> Tensor:
 
 
 def _angle_distribution_error(fake: Tensor, batch: SequenceBatch, real: Tensor | None = None) -> Tensor:
-    """The squared 1-D Wasserstein distance (rad^2, per angle) between the generated and the reference's angles of
-    the batch, type triple by type triple, over every angle term that places a sequence atom (the context's
-    atoms included): within a type, the k-th smallest generated angle is compared with the k-th smallest
-    reference angle. Zero whenever the batch's angles of each type are the reference's in any order, so unlike
+    """The squared 1-D Wasserstein distance (rad^2) between the generated and the reference's angles of the batch,
+    type triple by type triple, averaged over the types (each as much as the per-type JSDs weigh it), over every
+    angle term that places a sequence atom (the context's atoms included): within a type, the k-th smallest
+    generated angle is compared with the k-th smallest reference angle. Zero whenever the batch's angles of each type are the reference's in any order, so unlike
     the squared distance or the geometry term it does not ask an atom for its own reference angle, only the
     batch for the reference's spread: a cheap stand-in for what DBM's critic judges (the distribution of local
     geometry), aimed at the per-type angle JSDs on which the sampler's output is scored."""
     generated, reference = _compared_positions(fake, batch, real)  # [B * (P + L), 3] each
     types = torch.cat([batch.context_type, batch.target_type], 1).flatten()  # [B * (P + L)]
     n_types = int(types.max()) + 1
-    gaps = []
+    gaps, keys = [], []
     for term in batch.prior:
         if TERM_KINDS[term.kind].category != "angle" or not len(term):
             continue
@@ -272,8 +272,14 @@ def _angle_distribution_error(fake: Tensor, batch: SequenceBatch, real: Tensor |
         fake_sorted = fake_angle[torch.argsort(key * 4.0 + fake_angle.detach().double())]
         real_sorted = real_angle[torch.argsort(key * 4.0 + real_angle.double())]
         gaps.append(fake_sorted - real_sorted)
-    gap = torch.cat(gaps) if gaps else fake.new_zeros(0)  # [m]
-    return gap.square().mean() if len(gap) else fake.new_zeros(())
+        keys.append(key.sort().values)
+    if not gaps:
+        return fake.new_zeros(())
+    _, type_of = torch.unique(torch.cat(keys), return_inverse=True)  # [m] one index per type triple
+    squared = torch.cat(gaps).square()  # [m]
+    per_type = torch.zeros(int(type_of.max()) + 1, dtype=squared.dtype, device=squared.device)
+    per_type = per_type.index_add(0, type_of, squared) / torch.bincount(type_of).to(squared.dtype)
+    return per_type.mean()
 
 
 def cross_bead_angle_error(fake: Tensor, batch: SequenceBatch, real: Tensor | None = None) -> Tensor:
