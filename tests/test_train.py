@@ -471,14 +471,15 @@ def test_shape_distance_ignores_where_a_sequence_points_and_charges_its_size():
     assert _shape_distance(shrunk, batch).item() > _shape_distance(centre + 0.9 * (targets - centre), batch).item()
 
 
-@pytest.mark.parametrize("weight, term, logged", [("shape_weight", "_shape_distance", "shape_mse"),
-                                                   ("geometry_weight", "_bonded_distance_error", "geometry_mse"),
-                                                   ("angle_distribution_weight", "_angle_distribution_error",
-                                                    "angle_distribution")])
+@pytest.mark.parametrize("weight, term, args, logged", [
+    ("shape_weight", "_shape_distance", (), "shape_mse"),
+    ("geometry_weight", "_bonded_distance_error", (), "geometry_mse"),
+    ("angle_distribution_weight", "_term_distribution_error", ("angle",), "angle_distribution"),
+    ("dihedral_distribution_weight", "_term_distribution_error", ("proper",), "dihedral_distribution")])
 def test_a_weighted_term_enters_the_supervised_loss_with_its_weight(config, tmp_path: Path, weight: str, term: str,
-                                                                   logged: str):
-    """The shape, geometry and angle-distribution terms are logged as computed and add their weight times
-    themselves to the loss."""
+                                                                   args: tuple, logged: str):
+    """The shape, geometry and angle- and dihedral-distribution terms are logged as computed and add their weight
+    times themselves to the loss."""
     from gdbm.training import trainer as module
 
     trainer = build_trainer(config, tmp_path / "run")
@@ -488,7 +489,7 @@ def test_a_weighted_term_enters_the_supervised_loss_with_its_weight(config, tmp_
     noise = trainer._noise(batch, trainer._rng(0, 1))
     plain, stats = module.supervised_loss(g, batch, noise, trainer.prior, 0.0)
     weighted, _ = module.supervised_loss(g, batch, noise, trainer.prior, 0.0, **{weight: 2.0})
-    value = getattr(module, term)(generate_sequence(g, batch, noise), batch).item()
+    value = getattr(module, term)(generate_sequence(g, batch, noise), batch, *args).item()
     assert value > 0 and stats[logged] == pytest.approx(value, rel=1e-5)
     assert weighted.item() - plain.item() == pytest.approx(2.0 * value, rel=1e-4)
 
@@ -513,16 +514,18 @@ def test_angle_distribution_error_compares_sorted_angles_type_by_type(config, tm
     """The angle-distribution term is zero for the reference, positive once the sequences move against their
     context, and at most the largest squared error of an angle against its own reference angle (within a type
     the sorted pairing is the cheapest one)."""
-    from gdbm.training.trainer import TERM_KINDS, _angle_distribution_error, _angle_values, _compared_positions
+    from gdbm.training.trainer import TERM_KINDS, _angle_values, _compared_positions, _term_distribution_error
 
     trainer = build_trainer(config, tmp_path / "run")
     batch = trainer._batch(trainer._rng(0, 1))
     targets = batch.targets.double()
     batch = replace(batch, targets=targets, context_positions=batch.context_positions.double())
-    assert _angle_distribution_error(targets, batch).item() == pytest.approx(0.0, abs=1e-12)
+    assert _term_distribution_error(targets, batch, "angle").item() == pytest.approx(0.0, abs=1e-12)
+    assert _term_distribution_error(targets, batch, "proper").item() == pytest.approx(0.0, abs=1e-12)
     g = torch.Generator().manual_seed(2)
     moved = targets + 0.02 * torch.randn(targets.shape, generator=g, dtype=torch.float64)
-    value = _angle_distribution_error(moved, batch).item()
+    value = _term_distribution_error(moved, batch, "angle").item()
+    assert _term_distribution_error(moved, batch, "proper").item() > 0
     generated, reference = _compared_positions(moved, batch, None)
     paired = torch.cat([(_angle_values(generated, t.index) - _angle_values(reference, t.index)).square()
                         for t in batch.prior if TERM_KINDS[t.kind].category == "angle" and len(t)])
@@ -549,10 +552,23 @@ def test_angle_distribution_error_ignores_which_instance_has_which_angle(monkeyp
                             target_type=torch.tensor([[0, 1, 0, 0, 1, 0, 2, 2, 2]]),
                             prior=[Term("angle_harmonic", index, {"theta0": torch.zeros(3), "k": torch.zeros(3)})])
     monkeypatch.setattr(module, "_compared_positions", lambda fake, batch, real: (generated, reference))
-    assert module._angle_distribution_error(generated, batch).item() == pytest.approx(0.0, abs=1e-12)
+    assert module._term_distribution_error(generated, batch, "angle").item() == pytest.approx(0.0, abs=1e-12)
     generated[8] = torch.tensor(corner(113, 10)[2], dtype=torch.float64)  # the third angle: 110 -> 113 degrees
-    assert module._angle_distribution_error(generated, batch).item() == pytest.approx(math.radians(3) ** 2 / 2,
+    assert module._term_distribution_error(generated, batch, "angle").item() == pytest.approx(math.radians(3) ** 2 / 2,
                                                                                       rel=1e-6)
+
+
+def test_dihedrals_of_a_type_are_cut_opposite_their_mean():
+    """A ring's dihedrals scatter about 0: cut at 0 they would fall on both ends of [0, 2 pi) and the sorted
+    pairing would compare -1 degree with +1 degree as 358 degrees apart; cut opposite their mean they do not."""
+    from gdbm.training.trainer import _unwrapped
+
+    real = torch.tensor([-0.02, 0.01, 0.03, 3.1, -3.1], dtype=torch.float64)  # two types: about 0 and about pi
+    fake = torch.tensor([0.02, -0.01, -0.03, -3.1, 3.1], dtype=torch.float64)
+    kind = torch.tensor([0, 0, 0, 1, 1])
+    f, r = _unwrapped(fake, real, kind)
+    assert (f.sort().values - r.sort().values).abs().max().item() < 0.1
+    assert (torch.cat([f, r]) - math.pi).abs().max().item() < 0.1  # each type gathered about the middle, pi
 
 
 def test_jittered_context_moves_the_context_atoms_only(config, tmp_path: Path):

@@ -139,6 +139,9 @@ class TrainingConfig(_Strict):
                                              "and reference angles, type triple by type triple, over every angle term "
                                              "that places a sequence atom, is added to the loss: the batch's spread of "
                                              "each angle type, not each atom's own angle (0: off)")
+    dihedral_distribution_weight: float = Field(0.0, ge=0, description="supervised phase: the same as "
+                                                "angle_distribution_weight for the proper dihedrals (type quadruple "
+                                                "by type quadruple; 0: off)")
     context_noise: float = Field(0.0, ge=0, description="supervised phase: every context atom (not the beads) is "
                                  "displaced by this Gaussian width (nm, per coordinate) in each training batch, so the "
                                  "network learns to place atoms among neighbours that are not exactly the "

@@ -32,6 +32,7 @@ from gdbm.data.samples import (SequenceBatch, SequenceDataset, TrainingSet, coll
 from gdbm.data.trajectory import Frames
 from gdbm.topology.stereo import StereoTemplate
 from gdbm.topology.system import MappedSystem
+from gdbm.physics.bonded import dihedral
 from gdbm.topology.topology import TERM_KINDS
 from gdbm.topology.mapping import SystemMapping
 from gdbm.training.checkpoint import RESUME_KEYS, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -249,33 +250,59 @@ def _angle_values(x: Tensor, index: Tensor) -> Tensor:
     return torch.acos(cosine.clamp(-1.0 + 1e-6, 1.0 - 1e-6))
 
 
-def _angle_distribution_error(fake: Tensor, batch: SequenceBatch, real: Tensor | None = None) -> Tensor:
-    """The squared 1-D Wasserstein distance (rad^2) between the generated and the reference's angles of the batch,
-    type triple by type triple, averaged over the types (each as much as the per-type JSDs weigh it), over every
-    angle term that places a sequence atom (the context's atoms included): within a type, the k-th smallest
-    generated angle is compared with the k-th smallest reference angle. Zero whenever the batch's angles of each type are the reference's in any order, so unlike
+def _dihedral_values(x: Tensor, index: Tensor) -> Tensor:
+    """``[m]`` radians in (-pi, pi]: the dihedral (the force field's, :func:`gdbm.physics.bonded.dihedral`) of every
+    row ``index [m, 4]`` of positions ``x [N, 3]``."""
+    return dihedral(x[index[:, 1:]] - x[index[:, :-1]])  # bond vectors [m, 3, 3]
+
+
+def _unwrapped(fake: Tensor, real: Tensor, type_of: Tensor) -> tuple[Tensor, Tensor]:
+    """Dihedrals ``[m]`` of both sets as values in [0, 2 pi) cut opposite each type's circular mean in ``real``
+    (``type_of [m]``: the type of each), so a type's values are not split where they gather (a ring's near 0, a
+    chain's trans near pi)."""
+    n = int(type_of.max()) + 1
+    sine = torch.zeros(n, dtype=real.dtype, device=real.device).index_add(0, type_of, real.detach().sin())
+    cosine = torch.zeros(n, dtype=real.dtype, device=real.device).index_add(0, type_of, real.detach().cos())
+    cut = torch.atan2(sine, cosine)[type_of] + math.pi  # [m] opposite the mean
+    return torch.remainder(fake - cut, 2 * math.pi), torch.remainder(real - cut, 2 * math.pi)
+
+
+DISTRIBUTION_TERMS = {"angle": _angle_values, "proper": _dihedral_values}  # category -> its values (radians)
+
+
+def _term_distribution_error(fake: Tensor, batch: SequenceBatch, category: str, real: Tensor | None = None) -> Tensor:
+    """The squared 1-D Wasserstein distance (rad^2) between the generated and the reference's values of the batch's
+    ``category`` terms (``angle`` or ``proper`` dihedral), type tuple by type tuple, averaged over the types
+    (each as much as the per-type JSDs weigh it), over every such term that places a sequence atom (the context's
+    atoms included): within a type, the k-th smallest generated value is compared with the k-th smallest
+    reference value. Zero whenever the batch's values of each type are the reference's in any order, so unlike
     the squared distance or the geometry term it does not ask an atom for its own reference angle, only the
     batch for the reference's spread: a cheap stand-in for what DBM's critic judges (the distribution of local
-    geometry), aimed at the per-type angle JSDs on which the sampler's output is scored."""
+    geometry), aimed at the per-type JSDs on which the sampler's output is scored."""
     generated, reference = _compared_positions(fake, batch, real)  # [B * (P + L), 3] each
     types = torch.cat([batch.context_type, batch.target_type], 1).flatten()  # [B * (P + L)]
     n_types = int(types.max()) + 1
+    values = DISTRIBUTION_TERMS[category]
     gaps, keys = [], []
     for term in batch.prior:
-        if TERM_KINDS[term.kind].category != "angle" or not len(term):
+        if TERM_KINDS[term.kind].category != category or not len(term):
             continue
-        t = types[term.index]  # [m, 3]
-        key = torch.minimum((t[:, 0] * n_types + t[:, 1]) * n_types + t[:, 2],
-                            (t[:, 2] * n_types + t[:, 1]) * n_types + t[:, 0]).double()  # [m]
-        fake_angle, real_angle = _angle_values(generated, term.index), _angle_values(reference, term.index)
-        # type-major, then by value: equal counts per type, so the k-th entries of a type line up
-        fake_sorted = fake_angle[torch.argsort(key * 4.0 + fake_angle.detach().double())]
-        real_sorted = real_angle[torch.argsort(key * 4.0 + real_angle.double())]
+        t = types[term.index]  # [m, arity]
+        forward = backward = torch.zeros(len(t), dtype=torch.long, device=t.device)
+        for k in range(t.shape[1]):  # a tuple and its reverse are one type
+            forward, backward = forward * n_types + t[:, k], backward * n_types + t[:, -1 - k]
+        key = torch.minimum(forward, backward).double()  # [m]
+        fake_value, real_value = values(generated, term.index), values(reference, term.index)
+        if category == "proper":
+            fake_value, real_value = _unwrapped(fake_value, real_value, torch.unique(key, return_inverse=True)[1])
+        # type-major, then by value (in [0, 2 pi), < 8): equal counts per type, so the k-th entries of a type line up
+        fake_sorted = fake_value[torch.argsort(key * 8.0 + fake_value.detach().double())]
+        real_sorted = real_value[torch.argsort(key * 8.0 + real_value.double())]
         gaps.append(fake_sorted - real_sorted)
         keys.append(key.sort().values)
     if not gaps:
         return fake.new_zeros(())
-    _, type_of = torch.unique(torch.cat(keys), return_inverse=True)  # [m] one index per type triple
+    _, type_of = torch.unique(torch.cat(keys), return_inverse=True)  # [m] one index per type tuple
     squared = torch.cat(gaps).square()  # [m]
     per_type = torch.zeros(int(type_of.max()) + 1, dtype=squared.dtype, device=squared.device)
     per_type = per_type.index_add(0, type_of, squared) / torch.bincount(type_of).to(squared.dtype)
@@ -390,12 +417,14 @@ def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, p
                     objective: Literal["best_of_k", "energy_score"] = "best_of_k",
                     shape_weight: float = 0.0, geometry_weight: float = 0.0,
                     sampled_context_fit: float = 1.0,
-                    angle_distribution_weight: float = 0.0) -> tuple[Tensor, dict[str, float]]:
+                    angle_distribution_weight: float = 0.0,
+                    dihedral_distribution_weight: float = 0.0) -> tuple[Tensor, dict[str, float]]:
     """Warm-up loss: mean squared distance (nm^2) of the unrolled sequences to the reference, plus the prior
     (and ``centre_weight`` times the centre shift, :func:`_centre_shift`, ``shape_weight`` times the
     distances' error, :func:`_shape_distance`, and ``geometry_weight`` times the bonded terms' distance error,
-    :func:`_bonded_distance_error`, and ``angle_distribution_weight`` times the per-type angle distributions'
-    distance, :func:`_angle_distribution_error`, all over the K samples).
+    :func:`_bonded_distance_error`, and ``angle_distribution_weight`` / ``dihedral_distribution_weight`` times the
+    per-type angle / proper dihedral distributions' distance, :func:`_term_distribution_error`, all over the K
+    samples).
 
     Teaches the generator where atoms go before the adversarial game teaches it how they
     scatter; with ``noise [B, L, noise_dim]`` it learns the conditional mean, so its noise input is
@@ -424,15 +453,18 @@ def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, p
     centre = torch.stack([_centre_shift(f, batch) for f in fakes]).mean()
     shape = torch.stack([_shape_distance(f, batch, r) for f, r in zip(fakes, reals)]).mean()
     geometry = torch.stack([_bonded_distance_error(f, batch, r) for f, r in zip(fakes, reals)]).mean()
-    angle_distribution = torch.stack([_angle_distribution_error(f, batch, r) for f, r in zip(fakes, reals)]).mean()
+    angle_distribution, dihedral_distribution = (
+        torch.stack([_term_distribution_error(f, batch, category, r) for f, r in zip(fakes, reals)]).mean()
+        for category in ("angle", "proper"))
     stats = {"supervised_mse": mse.item(), "centre_mse": centre.item(), "shape_mse": shape.item(),
-             "geometry_mse": geometry.item(), "angle_distribution": angle_distribution.item()}  # the warm-up's
+             "geometry_mse": geometry.item(), "angle_distribution": angle_distribution.item(),
+             "dihedral_distribution": dihedral_distribution.item()}  # the warm-up's
     if scored:
         stats["energy_score"] = fit.item()
     if reference:  # held-out numbers only: the angles between beads, teacher forced
         stats["cross_angle_rms"] = cross_bead_angle_error(fakes[0], batch, reals[0]).item()
     loss = (fit + centre_weight * centre + shape_weight * shape + geometry_weight * geometry
-            + angle_distribution_weight * angle_distribution)
+            + angle_distribution_weight * angle_distribution + dihedral_distribution_weight * dihedral_distribution)
     return _with_prior(loss, batch, fakes, prior, prior_weight, stats, reference)
 
 
@@ -487,8 +519,8 @@ class TrainState:
 
 
 # besides the energies; logged as val_<name>
-VALIDATION_NUMBERS = ("supervised_mse", "centre_mse", "shape_mse", "geometry_mse", "angle_distribution", "prior_cost",
-                      "cross_angle_rms")
+VALIDATION_NUMBERS = ("supervised_mse", "centre_mse", "shape_mse", "geometry_mse", "angle_distribution",
+                      "dihedral_distribution", "prior_cost", "cross_angle_rms")
 
 
 class Trainer:
@@ -666,7 +698,8 @@ class Trainer:
                                       self.prior.weight(s.step), centre_weight=t.centre_weight,
                                       objective=t.supervised_objective, shape_weight=t.shape_weight,
                                       geometry_weight=t.geometry_weight, sampled_context_fit=t.sampled_context_fit,
-                                      angle_distribution_weight=t.angle_distribution_weight)
+                                      angle_distribution_weight=t.angle_distribution_weight,
+                                      dihedral_distribution_weight=t.dihedral_distribution_weight)
         for group in s.opt_generator.param_groups:
             group["lr"] = supervised_lr(t, s.step)
         s.opt_generator.zero_grad(set_to_none=True)
