@@ -14,7 +14,7 @@ from gdbm.utils.pbc import minimum_image
 from gdbm.topology.gromacs import read_topology
 from gdbm.topology.mapfiles import load_mapping, write_map, write_yaml
 from gdbm.topology.mapping import MoleculeMapping, expand_mapping
-from gdbm.topology.topology import MoleculeBlock, Topology
+from gdbm.topology.topology import TERM_KINDS, MoleculeBlock, Topology
 
 XTC_PRECISION = 0.0015  # nm, per coordinate
 
@@ -340,3 +340,26 @@ def test_octane_first_bead_is_the_terminal_carbon(shared_data):
     cg = read_frames(shared_data / "octane" / "cg" / "350.gro")
     assert aa.names[1] == "C8" and torch.equal(aa.positions[0, 1], cg.positions[0, 0])
     assert math.isclose(float(aa.positions[0, 1, 0]), 0.709, abs_tol=1e-6)
+
+
+def test_the_ipso_map_homes_each_ipso_on_its_ch_bead(sps: Path, tmp_path: Path):
+    """scripts/sps_ipso_map.py moves exactly the ten ipso carbons of a chain, each onto the bead of the backbone
+    carbon it is bonded to; every other atom keeps DBM's home bead."""
+    import importlib.util
+
+    from gdbm.topology.system import load_mapped_system
+
+    spec = importlib.util.spec_from_file_location("sps_ipso_map", Path(__file__).parents[1] / "scripts" / "sps_ipso_map.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    (tmp_path / "ipso.map").write_text("\n".join(script.ipso_on_backbone((sps / "PS1.map").read_text().splitlines())))
+    dbm = load_mapped_system(sps / "topol.top", sps / "PS1.map", None, partial=False)
+    moved = load_mapped_system(sps / "topol.top", tmp_path / "ipso.map", None, partial=False)
+    changed = torch.nonzero(dbm.mapping.home_bead != moved.mapping.home_bead).squeeze(1)
+    types = list(dbm.aa.types)
+    assert len(changed) == 10 * dbm.aa.n_molecules and all(types[i] == "C_AR" for i in changed.tolist())
+    bonds = torch.cat([t.index for k, t in dbm.aa.terms.items() if TERM_KINDS[k].category == "bond"])  # [b, 2]
+    for i in changed.tolist()[:20]:
+        partners = bonds[(bonds == i).any(1)].flatten().tolist()
+        ch = [j for j in partners if j != i and types[j] == "C"]
+        assert len(ch) == 1 and moved.mapping.home_bead[i] == dbm.mapping.home_bead[ch[0]]
