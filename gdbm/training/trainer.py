@@ -453,9 +453,12 @@ def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, p
     centre = torch.stack([_centre_shift(f, batch) for f in fakes]).mean()
     shape = torch.stack([_shape_distance(f, batch, r) for f, r in zip(fakes, reals)]).mean()
     geometry = torch.stack([_bonded_distance_error(f, batch, r) for f, r in zip(fakes, reals)]).mean()
-    angle_distribution, dihedral_distribution = (
-        torch.stack([_term_distribution_error(f, batch, category, r) for f, r in zip(fakes, reals)]).mean()
-        for category in ("angle", "proper"))
+    def distribution(category: str, weight: float) -> Tensor:  # at weight 0 only logged: no graph to build
+        with torch.set_grad_enabled(torch.is_grad_enabled() and weight > 0):
+            return torch.stack([_term_distribution_error(f, batch, category, r) for f, r in zip(fakes, reals)]).mean()
+
+    angle_distribution = distribution("angle", angle_distribution_weight)
+    dihedral_distribution = distribution("proper", dihedral_distribution_weight)
     stats = {"supervised_mse": mse.item(), "centre_mse": centre.item(), "shape_mse": shape.item(),
              "geometry_mse": geometry.item(), "angle_distribution": angle_distribution.item(),
              "dihedral_distribution": dihedral_distribution.item()}  # the warm-up's
