@@ -48,3 +48,13 @@ def test_a_gpu_is_asked_not_the_cpu(cpuinfo, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
     assert not native_bfloat16("cuda:0", cpuinfo(SAPPHIRE))  # emulated bfloat16 on an older GPU does not count
     assert not native_bfloat16("meta", cpuinfo(SAPPHIRE))
+
+
+def test_the_log_line_says_what_runs_and_why(cpuinfo):
+    from gdbm.utils.precision import describe_precision
+
+    assert describe_precision("auto", "cpu", cpuinfo(AVX2)) == (
+        "network arithmetic float32 on cpu (auto; bfloat16 is emulated here)")
+    assert describe_precision("auto", "cpu", cpuinfo(SAPPHIRE)) == (
+        "network arithmetic bfloat16 on cpu (auto; bfloat16 is native here)")
+    assert describe_precision("bfloat16", "cpu", cpuinfo(AVX2)).startswith("network arithmetic bfloat16 on cpu (asked")

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from gdbm.utils.precision import describe_precision
 from gdbm.utils.progress import tqdm
 
 from gdbm.utils.atomic_files import atomic_path, check_output_path, write_text
@@ -474,6 +475,8 @@ def backmap_trajectory(job: BackmapJob, output: str | Path, *, workers: int = 1,
     if output.exists() and not force and not store.matches(job.settings(), inputs):  # else: a rerun of a partial job
         raise InputError("exists; pass --force to overwrite", output)
     sampler = job.build_sampler(distributed.device(job.device))
+    if distributed.is_main and progress:
+        print(f"gdbm: {describe_precision(job.sampler.precision, sampler.device)}", file=sys.stderr)
     cg, init, index = job.read_inputs(sampler)
     if output.suffix == ".gro" and len(cg) * job.samples != 1:
         raise InputError(f"a .gro file holds one frame, this job makes {len(cg) * job.samples}; write .xtc or .pdb",

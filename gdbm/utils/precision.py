@@ -54,3 +54,15 @@ def resolve_precision(precision: Precision, device: str | torch.device,
                       f"bfloat16 GPU units): expect it many times slower than float32; --precision auto picks "
                       f"float32 here", RuntimeWarning, stacklevel=2)
     return precision
+
+
+def describe_precision(requested: Precision, device: str | torch.device,
+                       cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """One line saying which arithmetic runs and why, for a job's log: timings differ by that choice,
+    so a user quoting one needs to know it."""
+    device = torch.device(device)
+    native = native_bfloat16(device, cpuinfo)
+    resolved = ("bfloat16" if native else "float32") if requested == "auto" else requested
+    how = "auto" if requested == "auto" else "asked"
+    return (f"network arithmetic {resolved} on {device.type} ({how}; bfloat16 is "
+            f"{'native' if native else 'emulated'} here)")
