@@ -16,7 +16,7 @@ import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Callable, Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -450,15 +450,18 @@ def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, p
         fit = _energy_score(fakes, batch, weights, reals)
     else:
         fit = mse if weights is None else _per_step(distance * weights, batch)
-    centre = torch.stack([_centre_shift(f, batch) for f in fakes]).mean()
-    shape = torch.stack([_shape_distance(f, batch, r) for f, r in zip(fakes, reals)]).mean()
-    geometry = torch.stack([_bonded_distance_error(f, batch, r) for f, r in zip(fakes, reals)]).mean()
-    def distribution(category: str, weight: float) -> Tensor:  # at weight 0 only logged: no graph to build
-        with torch.set_grad_enabled(torch.is_grad_enabled() and weight > 0):
-            return torch.stack([_term_distribution_error(f, batch, category, r) for f, r in zip(fakes, reals)]).mean()
 
-    angle_distribution = distribution("angle", angle_distribution_weight)
-    dihedral_distribution = distribution("proper", dihedral_distribution_weight)
+    def term(weight: float, error: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+        """``error(sample, its labels)`` averaged over the samples; at weight 0 only logged: no graph to build."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and weight > 0):
+            return torch.stack([error(f, r) for f, r in zip(fakes, reals)]).mean()
+
+    centre = term(centre_weight, lambda f, r: _centre_shift(f, batch))
+    shape = term(shape_weight, lambda f, r: _shape_distance(f, batch, r))
+    geometry = term(geometry_weight, lambda f, r: _bonded_distance_error(f, batch, r))
+    angle_distribution = term(angle_distribution_weight, lambda f, r: _term_distribution_error(f, batch, "angle", r))
+    dihedral_distribution = term(dihedral_distribution_weight,
+                                 lambda f, r: _term_distribution_error(f, batch, "proper", r))
     stats = {"supervised_mse": mse.item(), "centre_mse": centre.item(), "shape_mse": shape.item(),
              "geometry_mse": geometry.item(), "angle_distribution": angle_distribution.item(),
              "dihedral_distribution": dihedral_distribution.item()}  # the warm-up's
