@@ -162,7 +162,8 @@ def test_plot_of_any_log_old_or_new(tmp_path: Path):
     assert plot_training_log(old) == old / PLOT and (old / PLOT).stat().st_size > 1000
 
     supervised_only = CSVLog(tmp_path / "young" / "log.csv")
-    supervised_only.write({"step": 1, "supervised_mse": 0.2, "prior_weight": 0.0})
+    supervised_only.write({"step": 1, "supervised_mse": 0.2, "prior_weight": 0.0, "angle_distribution": 0.01,
+                           "dihedral_distribution": 0.02, "val_cross_angle_rms": 7.5, "val_angle_distribution": 0.012})
     out = plot_training_log(tmp_path / "young" / "log.csv", tmp_path / "elsewhere.png")
     assert out.exists() and warm_up_end(read_log(tmp_path / "young" / "log.csv")) is None
 

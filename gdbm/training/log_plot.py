@@ -1,10 +1,11 @@
 """The training plot ``training.png``: a run's ``log.csv`` drawn over the generator updates.
 
-Four panels, the x axis the generator update in each, the end of the supervised warm-up
+Six panels, the x axis the generator update in each, the end of the supervised warm-up
 marked: the squared distance to the reference per atom and of each sequence's centre (training
 batches, the fixed batch of held-out frames); the energies of the generated atoms against the reference's per term;
-the critic's numbers of the adversarial phase (loss, Wasserstein estimate, gradient penalty);
-the energy prior's weight. The trainer redraws it beside ``log.csv`` at every checkpoint, and
+the held-out angles between beads; the critic's numbers of the adversarial phase (loss, Wasserstein
+estimate, gradient penalty); the energy prior's weight; the angle and dihedral distributions' distance to
+the reference's. The trainer redraws it beside ``log.csv`` at every checkpoint, and
 :func:`plot_training_log` draws it from any run folder, old logs without validation columns
 included (a column a log lacks is an empty curve, never an error).
 
@@ -179,6 +180,35 @@ def _prior_panel(ax: Axes, columns: Columns) -> None:
         _note(ax, "no prior weight logged")
 
 
+def _cross_angle_panel(ax: Axes, columns: Columns) -> None:
+    """The held-out angles between beads, teacher forced (the one-step precision the sampler inherits)."""
+    steps, values = columns.get(f"{VALIDATION_PREFIX}cross_angle_rms", ([], []))
+    ax.set_title("angles between beads, held-out frames")
+    if steps:
+        _curve(ax, steps, values, "o--", color="C0")
+        ax.set_ylabel("degrees rms")
+    else:
+        _note(ax, "no validation angles logged")
+
+
+def _distribution_panel(ax: Axes, columns: Columns) -> None:
+    """The angle and dihedral distributions' squared Wasserstein distance to the reference's, per type."""
+    drawn = False
+    for name, colour, what in (("angle_distribution", "C1", "angles"), ("dihedral_distribution", "C2", "dihedrals")):
+        for prefix, style, where in (("", "-", "training batches"), (VALIDATION_PREFIX, "o--", "held-out frames")):
+            steps, values = columns.get(prefix + name, ([], []))
+            if steps:
+                _curve(ax, steps, values, style, color=colour, label=f"{what}, {where}")
+                drawn = True
+    ax.set_title("distribution distance (W2$^2$ per type)")
+    if drawn:
+        ax.set_yscale("log")
+        ax.set_ylabel("rad$^2$")
+        ax.legend(fontsize=8, loc="upper right")
+    else:
+        _note(ax, "no distribution terms logged")
+
+
 def plot_training_log(source: str | Path, out: str | Path | None = None, *,
                       warm_up: int | None = None) -> Path:
     """Draw a run's training log (``source``: the run folder or its ``log.csv``) into ``out``
@@ -198,9 +228,10 @@ def plot_training_log(source: str | Path, out: str | Path | None = None, *,
 
     from matplotlib.figure import Figure  # the object interface: no pyplot state, Agg when saved
 
-    fig = Figure(figsize=(11, 7.5), layout="constrained")
-    axes = fig.subplots(2, 2, sharex=True)
-    for draw, ax in zip((_mse_panel, _energy_panel, _critic_panel, _prior_panel), axes.flat):
+    fig = Figure(figsize=(16, 7.5), layout="constrained")
+    axes = fig.subplots(2, 3, sharex=True)
+    panels = (_mse_panel, _energy_panel, _cross_angle_panel, _critic_panel, _prior_panel, _distribution_panel)
+    for draw, ax in zip(panels, axes.flat):
         draw(ax, columns)
         ax.grid(alpha=0.3)
         if warm_up and 0 < warm_up <= last:
