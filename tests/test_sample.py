@@ -149,6 +149,8 @@ def test_held_centres_put_every_bead_on_its_cg_input_after_each_pass(two_chains:
     assert SamplerConfig(hold_centres=True).hold_centres == "rigid" and SamplerConfig().hold_centres == "off"
     smooth = Backmapper(*args, SamplerConfig(n_gibbs=1, candidates=1, hold_centres="smooth")).backmap(cg, progress=False)
     assert off(smooth) < 1e-4 and float((smooth.positions - held.positions).abs().max()) > 1e-3  # another shift
+    pivot = Backmapper(*args, SamplerConfig(n_gibbs=1, candidates=1, hold_centres="pivot")).backmap(cg, progress=False)
+    assert off(pivot) < 1e-4 and float((pivot.positions - smooth.positions).abs().max()) > 1e-3  # rings turned first
 
     both = Backmapper(*args, SamplerConfig(n_gibbs=0, candidates=1, hold_centres=True, constrain_bonds=True))
     out = both.backmap(cg, progress=False)

@@ -114,12 +114,14 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
     p.add_argument("--constrain-bonds", action="store_true",
                    help="after each pass, set every bond to its b0 (when the reference MD constrained bonds; with "
                         "--temporal: bonds to hydrogen)")
-    p.add_argument("--hold-centres", nargs="?", const="rigid", default="off", choices=("rigid", "smooth"),
-                   metavar="rigid|smooth",
+    p.add_argument("--hold-centres", nargs="?", const="rigid", default="off", choices=("rigid", "smooth", "pivot"),
+                   metavar="rigid|smooth|pivot",
                    help="after each pass, move the atoms so that each CG bead's centre (by --cg-map) sits on its CG "
                         "input position: rigid (the default when given bare) shifts each bead's atoms as one body "
                         "and bends the bonds between beads; smooth spreads each correction along the molecule, "
-                        "changing bond and 1-3 vectors least (with --constrain-bonds: both, alternated)")
+                        "changing bond and 1-3 vectors least (with --constrain-bonds: both, alternated); pivot "
+                        "first turns each pendant bead (e.g. a phenyl ring) about the one bond that holds it, "
+                        "then smooth for what is left")
     p.add_argument("--relax", type=int, default=0, metavar="STEPS",
                    help="steps of steepest descent on the force field after the last sweep, every CG bead's "
                         "centre held on its input (removes close contacts; default 0 = off)")

@@ -1,0 +1,114 @@
+"""Turn each pendant bead about the bond that holds it, so that its centre points at its CG position.
+
+A pendant bead (a phenyl ring on a backbone, a methyl group) owns every atom on one side of a single
+bond: its members share no atom with another bead, and exactly one bond leaves them. The smooth centre
+projection (:mod:`gdbm.physics.centre_shift`) corrects such a bead's centre by moving its atoms, the
+attachment atom with them, which swings that atom off the angles it makes with the rest of the molecule
+(on sPS the junction CH2-CH-ipso follows every error of the ring's centre). In the reference the ring
+does the opposite: it tilts about its ipso and the junction stays put (docs/generator-diagnosis.md,
+section 22). This step turns the bead's atoms rigidly about the attachment atom by the smallest rotation
+that points the centre at its target; what is left (the centre's distance from the attachment atom) is
+for the smooth projection. Only the angles and dihedrals across the holding bond change. It uses only
+the topology, the mapping and the CG input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from gdbm.physics.centre_shift import SmoothCentreShift
+from gdbm.topology.mapping import SystemMapping
+from gdbm.topology.topology import Topology
+from gdbm.utils.pbc import minimum_image
+
+
+def pendant_beads(mapping: SystemMapping, top: Topology) -> tuple[Tensor, Tensor, Tensor]:
+    """The pendant beads ``[P]``, their attachment atoms ``[P]`` and their members ``[P, K]`` (-1 padded)."""
+    member_atom, member_bead = mapping.membership.T
+    owners = torch.bincount(member_atom, minlength=top.n_atoms)  # beads per atom
+    members: dict[int, list[int]] = {}
+    for atom, bead in zip(member_atom.tolist(), member_bead.tolist()):
+        members.setdefault(bead, []).append(atom)
+    inside = torch.full((top.n_atoms,), -1, dtype=torch.long)
+    for bead, atoms in members.items():
+        if len(atoms) > 1 and all(owners[a] == 1 for a in atoms):
+            inside[atoms] = bead
+    i, j = top.connectivity.T
+    crossing = inside[i] != inside[j]
+    leaving: dict[int, list[int]] = {}  # bead -> its atoms that a crossing bond leaves from
+    for a, b in zip(i[crossing].tolist(), j[crossing].tolist()):
+        for atom in (a, b):
+            if inside[atom] >= 0:
+                leaving.setdefault(int(inside[atom]), []).append(atom)
+    beads = sorted(bead for bead, atoms in leaving.items() if len(atoms) == 1)
+    if not beads:
+        empty = torch.zeros(0, dtype=torch.long)
+        return empty, empty, torch.zeros(0, 1, dtype=torch.long)
+    width = max(len(members[b]) for b in beads)
+    padded = torch.full((len(beads), width), -1, dtype=torch.long)
+    for row, bead in enumerate(beads):
+        padded[row, :len(members[bead])] = torch.tensor(members[bead])
+    return torch.tensor(beads), torch.tensor([leaving[b][0] for b in beads]), padded
+
+
+def rotate_onto(vectors: Tensor, u: Tensor, v: Tensor) -> Tensor:
+    """``vectors [..., K, 3]`` turned by the smallest rotation taking direction ``u [..., 3]`` to ``v [..., 3]``."""
+    u = u / u.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    v = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    axis = torch.linalg.cross(u, v)  # [..., 3], |axis| = sin
+    sin = axis.norm(dim=-1, keepdim=True)
+    cos = (u * v).sum(-1, keepdim=True)
+    k = (axis / sin.clamp_min(1e-12)).unsqueeze(-2)  # [..., 1, 3]
+    sin, cos = sin.unsqueeze(-2), cos.unsqueeze(-2)
+    # Rodrigues: w cos + (k x w) sin + k (k . w)(1 - cos)
+    return (vectors * cos + torch.linalg.cross(k.expand_as(vectors), vectors) * sin
+            + k * (k * vectors).sum(-1, keepdim=True) * (1 - cos))
+
+
+@dataclass
+class PendantPivot:
+    """The pendant beads of a system and how to turn them; build once, apply to any frames with ``turn``."""
+
+    beads: Tensor  # [P]
+    pivots: Tensor  # [P] attachment atoms
+    members: Tensor  # [P, K] -1 padded
+    mapping: SystemMapping
+
+    @classmethod
+    def of(cls, mapping: SystemMapping, top: Topology) -> "PendantPivot":
+        return cls(*pendant_beads(mapping, top), mapping)
+
+    def turn(self, positions: Tensor, boxes: Tensor, targets: Tensor) -> Tensor:
+        """Positions ``[F, n, 3]`` with every pendant bead turned about its pivot towards ``targets [F, n_beads, 3]``."""
+        if not len(self.beads):
+            return positions
+        f, (p, k) = positions.shape[0], self.members.shape
+        boxes = boxes.to(positions).expand(f, 3, 3)
+        pivot = positions[:, self.pivots]  # [F, P, 3]
+        centres = self.mapping.map_positions(positions, boxes)[:, self.beads]  # [F, P, 3]
+        u = minimum_image(centres - pivot, boxes)
+        v = minimum_image(targets.to(positions)[:, self.beads] - pivot, boxes)
+        valid = self.members >= 0  # [P, K]
+        atoms = self.members.clamp_min(0)
+        arms = minimum_image((positions[:, atoms] - pivot.unsqueeze(2)).reshape(f, p * k, 3), boxes)
+        turned = pivot.unsqueeze(2) + rotate_onto(arms.reshape(f, p, k, 3), u, v)  # [F, P, K, 3]
+        out = positions.clone()
+        out[:, atoms[valid]] = turned[:, valid]
+        return out
+
+
+@dataclass
+class PivotThenSmooth:
+    """``hold_centres: pivot``: turn the pendant beads, then the smooth projection for what is left (the
+    interface of ``relax.CentreConstraint``)."""
+
+    pivot: PendantPivot
+    smooth: SmoothCentreShift
+    targets: Tensor  # [F, n_beads, 3]
+
+    def project(self, positions: Tensor, boxes: Tensor) -> Tensor:
+        turned = self.pivot.turn(positions, boxes, self.targets)
+        return self.smooth.project(turned, boxes, self.targets)
