@@ -112,27 +112,33 @@ def _note(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.5")
 
 
-def _mse_panel(ax: Axes, columns: Columns) -> None:
-    """Squared distance to the reference per atom (blue) and, where logged, the squared shift of each
-    sequence's centre (orange: the CG consistency), the error of its interatomic distances (green: its
-    shape) and of its bonded terms' spans (red: its geometry against its bonded neighbours), on training
-    batches and held-out frames."""
+def _log_curves(ax: Axes, columns: Columns, curves: tuple[tuple[str, str, str], ...], title: str, unit: str,
+                empty: str) -> None:
+    """Each ``(column, colour, what)`` on training batches (solid) and held-out frames (dashed), log scale."""
     drawn = False
-    for name, colour, what in (("supervised_mse", "C0", "per atom"), ("centre_mse", "C1", "sequence centre"),
-                               ("shape_mse", "C2", "distances within a sequence"),
-                               ("geometry_mse", "C3", "bonded terms' spans")):
+    for name, colour, what in curves:
         for prefix, style, where in (("", "-", "training batches"), (VALIDATION_PREFIX, "o--", "held-out frames")):
             steps, values = columns.get(prefix + name, ([], []))
             if steps:
                 _curve(ax, steps, values, style, color=colour, label=f"{what}, {where}")
                 drawn = True
-    ax.set_title("squared distance to the reference")
-    ax.set_ylabel("nm$^2$")
+    ax.set_title(title)
     if drawn:
         ax.set_yscale("log")
+        ax.set_ylabel(unit)
         ax.legend(fontsize=8, loc="upper right")
     else:
-        _note(ax, "no supervised MSE logged")
+        _note(ax, empty)
+
+
+def _mse_panel(ax: Axes, columns: Columns) -> None:
+    """Squared distance to the reference per atom (blue) and, where logged, the squared shift of each
+    sequence's centre (orange: the CG consistency), the error of its interatomic distances (green: its
+    shape) and of its bonded terms' spans (red: its geometry against its bonded neighbours), on training
+    batches and held-out frames."""
+    curves = (("supervised_mse", "C0", "per atom"), ("centre_mse", "C1", "sequence centre"),
+              ("shape_mse", "C2", "distances within a sequence"), ("geometry_mse", "C3", "bonded terms' spans"))
+    _log_curves(ax, columns, curves, "squared distance to the reference", "nm$^2$", "no supervised MSE logged")
 
 
 def _energy_panel(ax: Axes, columns: Columns) -> None:
@@ -193,20 +199,9 @@ def _cross_angle_panel(ax: Axes, columns: Columns) -> None:
 
 def _distribution_panel(ax: Axes, columns: Columns) -> None:
     """The angle and dihedral distributions' squared Wasserstein distance to the reference's, per type."""
-    drawn = False
-    for name, colour, what in (("angle_distribution", "C1", "angles"), ("dihedral_distribution", "C2", "dihedrals")):
-        for prefix, style, where in (("", "-", "training batches"), (VALIDATION_PREFIX, "o--", "held-out frames")):
-            steps, values = columns.get(prefix + name, ([], []))
-            if steps:
-                _curve(ax, steps, values, style, color=colour, label=f"{what}, {where}")
-                drawn = True
-    ax.set_title("distribution distance (W2$^2$ per type)")
-    if drawn:
-        ax.set_yscale("log")
-        ax.set_ylabel("rad$^2$")
-        ax.legend(fontsize=8, loc="upper right")
-    else:
-        _note(ax, "no distribution terms logged")
+    curves = (("angle_distribution", "C1", "angles"), ("dihedral_distribution", "C2", "dihedrals"))
+    _log_curves(ax, columns, curves, "distribution distance (W2$^2$ per type)", "rad$^2$",
+                "no distribution terms logged")
 
 
 def plot_training_log(source: str | Path, out: str | Path | None = None, *,
