@@ -475,8 +475,6 @@ def backmap_trajectory(job: BackmapJob, output: str | Path, *, workers: int = 1,
     if output.exists() and not force and not store.matches(job.settings(), inputs):  # else: a rerun of a partial job
         raise InputError("exists; pass --force to overwrite", output)
     sampler = job.build_sampler(distributed.device(job.device))
-    if distributed.is_main and progress:
-        print(f"gdbm: {describe_precision(job.sampler.precision, sampler.device)}", file=sys.stderr)
     cg, init, index = job.read_inputs(sampler)
     if output.suffix == ".gro" and len(cg) * job.samples != 1:
         raise InputError(f"a .gro file holds one frame, this job makes {len(cg) * job.samples}; write .xtc or .pdb",
@@ -485,6 +483,8 @@ def backmap_trajectory(job: BackmapJob, output: str | Path, *, workers: int = 1,
     if distributed.is_main:
         for line in store.prepare(job.settings(), force, run, inputs):
             print(f"gdbm: {line}", file=sys.stderr)
+        if progress:  # once the inputs are known good: the line every timing depends on
+            print(f"gdbm: {describe_precision(job.sampler.precision, sampler.device)}", file=sys.stderr)
     else:
         store.wait_for(run)
     tasks = list(range(len(cg)))
