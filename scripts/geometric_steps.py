@@ -9,7 +9,8 @@ Each step uses only the frames, the topology, and the CG input with the mapping 
 - ``bonds+centres``: both, alternated until the centres are exact (as the sampler alternates them);
 - ``pivot``: each side-group bead (all its atoms its own, joined to the rest by one bond; the sPS
   phenyl) turned rigidly about the outside atom of that bond until its centre points at its CG
-  position: bond lengths kept, the bead's direction corrected, its distance from the pivot not;
+  position: bond lengths kept, the bead's direction corrected, its distance from the pivot not
+  (``gdbm.physics.pendant_pivot``, whose ``--hold-centres pivot`` turns about the bead's own atom instead);
 - ``hydrogens``: every hydrogen rebuilt on its heavy atom from the topology's equilibrium geometry
   (:class:`HydrogenBuilder`).
 
@@ -38,9 +39,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from gdbm.physics.pendant_pivot import PendantPivot
 from gdbm.utils.pbc import minimum_image
 from gdbm.topology.hydrogens import TETRAHEDRAL, HydrogenGroups
-from gdbm.topology.mapping import SystemMapping
 from gdbm.topology.topology import Topology
 
 
@@ -107,55 +108,6 @@ class HydrogenBuilder:
         return x.to(positions.dtype)
 
 
-class SideGroupPivot:
-    """Turns side-group beads about their pivot atom so that their centres point at the CG positions."""
-
-    def __init__(self, top: Topology, mapping: SystemMapping):
-        atom, bead = mapping.membership.T
-        count = torch.bincount(atom, minlength=top.n_atoms)
-        members: list[list[int]] = [[] for _ in range(mapping.n_beads)]
-        for a, b in zip(atom.tolist(), bead.tolist()):
-            members[b].append(a)
-        neighbours: list[list[int]] = [[] for _ in range(top.n_atoms)]
-        for i, j in top.connectivity.tolist():
-            neighbours[i].append(j)
-            neighbours[j].append(i)
-        beads, pivots, groups = [], [], []
-        for b, m in enumerate(members):
-            own = set(m)
-            if any(int(count[a]) > 1 for a in m):
-                continue
-            outside = [(a, o) for a in m for o in neighbours[a] if o not in own]
-            if len(outside) == 1:
-                beads.append(b)
-                pivots.append(outside[0][1])
-                groups.append(m)
-        width = max(map(len, groups), default=1)
-        self.mapping = mapping
-        self.bead = torch.tensor(beads, dtype=torch.long)
-        self.pivot = torch.tensor(pivots, dtype=torch.long)
-        self.members = torch.tensor([m + [m[0]] * (width - len(m)) for m in groups], dtype=torch.long).view(-1, width)
-
-    def __call__(self, positions: Tensor, boxes: Tensor, targets: Tensor) -> Tensor:
-        """Positions ``[F, n, 3]`` with every side group turned; ``targets``: CG positions ``[F, n_beads, 3]``."""
-        if len(self.bead) == 0:
-            return positions
-        x, box = positions.to(torch.float64).clone(), boxes.to(torch.float64)
-        p = x[:, self.pivot]  # [F, s, 3]
-        centre = self.mapping.map_positions(x, box)[:, self.bead]
-        a = _unit(minimum_image(centre - p, box))
-        b = _unit(minimum_image(targets.to(x)[:, self.bead] - p, box))
-        v, c = torch.cross(a, b, dim=-1), (a * b).sum(-1)
-        zero = torch.zeros_like(c)
-        k = torch.stack([torch.stack([zero, -v[..., 2], v[..., 1]], -1), torch.stack([v[..., 2], zero, -v[..., 0]], -1),
-                         torch.stack([-v[..., 1], v[..., 0], zero], -1)], -2)  # [F, s, 3, 3]
-        turn = torch.eye(3, dtype=x.dtype) + k + k @ k / (1 + c).clamp_min(1e-6).view(*c.shape, 1, 1)
-        s, w = self.members.shape
-        rel = minimum_image((x[:, self.members] - p.unsqueeze(2)).flatten(1, 2), box).unflatten(1, (s, w))
-        x[:, self.members] = p.unsqueeze(2) + rel @ turn.transpose(-1, -2)
-        return x.to(positions.dtype)
-
-
 def constrain_hydrogen_bonds(positions: Tensor, boxes: Tensor, top: Topology) -> Tensor:
     """Positions ``[F, n, 3]`` with every bond to a hydrogen (under 1.5 u) at ``b0``, each hydrogen moved
     along its bond (no bond angle changes); what h-bond constraints hold in the reference MD."""
@@ -207,7 +159,7 @@ def main() -> None:
         elif step == "bonds+centres":  # both, alternated as gdbm backmap --constrain-bonds --hold-centres does
             x = project_constraints(x, box, top, bonds=True, centres=CentreConstraint(mapping, targets, top.masses))
         elif step == "pivot":
-            x = SideGroupPivot(top, mapping)(x, box, targets)
+            x = PendantPivot.of(mapping, top, about="outer").turn(x, box, targets)
         elif step == "hydrogens":
             x = HydrogenBuilder(top)(x, box)
         elif step == "hbonds":  # bonds to hydrogens only

@@ -20,12 +20,12 @@ Each set is NAME=TRAJECTORY[@STRUCTURE]; frames are taken as the window of the C
 from __future__ import annotations
 
 import argparse
-import math
 
 import torch
 from torch import Tensor
 
 from gdbm.data.trajectory import frame_range, read_frames
+from gdbm.physics.bonded import angle as bond_angle
 from gdbm.topology.system import load_mapped_system
 from gdbm.utils.pbc import minimum_image
 
@@ -57,9 +57,8 @@ def ring_sites(top, home_bead: Tensor) -> dict[str, Tensor]:
 
 
 def angle(a: Tensor, b: Tensor) -> Tensor:
-    """Angle between vectors, degrees: [..., 3] x [..., 3] -> [...]."""
-    cos = (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1))
-    return torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0)))
+    """Angle between vectors ``a`` and ``b`` ``[..., 3]`` from a common atom, degrees ``[...]``."""
+    return torch.rad2deg(bond_angle(torch.stack([-a, b], -2)))  # as a bond angle: chain vectors i->j, j->k
 
 
 def measure(aa: Tensor, cg: Tensor, boxes: Tensor, sites: dict[str, Tensor]) -> dict[str, float]:

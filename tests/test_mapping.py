@@ -345,13 +345,11 @@ def test_octane_first_bead_is_the_terminal_carbon(shared_data):
 def test_the_ipso_map_homes_each_ipso_on_its_ch_bead(sps: Path, tmp_path: Path):
     """scripts/sps_ipso_map.py moves exactly the ten ipso carbons of a chain, each onto the bead of the backbone
     carbon it is bonded to; every other atom keeps DBM's home bead."""
-    import importlib.util
+    from script_loader import load_script
 
     from gdbm.topology.system import load_mapped_system
 
-    spec = importlib.util.spec_from_file_location("sps_ipso_map", Path(__file__).parents[1] / "scripts" / "sps_ipso_map.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("sps_ipso_map")
     (tmp_path / "ipso.map").write_text("\n".join(script.ipso_on_backbone((sps / "PS1.map").read_text().splitlines())))
     dbm = load_mapped_system(sps / "topol.top", sps / "PS1.map", None, partial=False)
     moved = load_mapped_system(sps / "topol.top", tmp_path / "ipso.map", None, partial=False)

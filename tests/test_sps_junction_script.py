@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+from script_loader import load_script
 import torch
 
 from gdbm.data.trajectory import read_frames
@@ -14,10 +14,7 @@ from gdbm.topology.system import load_mapped_system
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("sps_junction", Path(__file__).parents[1] / "scripts" / "sps_junction.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("sps_junction")
 
 
 def first_frames(folder: Path):

@@ -15,6 +15,7 @@ the topology, the mapping and the CG input.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -25,8 +26,18 @@ from gdbm.topology.topology import Topology
 from gdbm.utils.pbc import minimum_image
 
 
-def pendant_beads(mapping: SystemMapping, top: Topology) -> tuple[Tensor, Tensor, Tensor]:
-    """The pendant beads ``[P]``, their attachment atoms ``[P]`` and their members ``[P, K]`` (-1 padded)."""
+@dataclass
+class PendantBeads:
+    """The pendant beads of a system and the bond that holds each."""
+
+    beads: Tensor  # [P]
+    inner: Tensor  # [P] the bead's atom of the holding bond (sPS: the ipso)
+    outer: Tensor  # [P] the atom outside the bead (sPS: the backbone CH)
+    members: Tensor  # [P, K] the bead's atoms, -1 padded
+
+
+def pendant_beads(mapping: SystemMapping, top: Topology) -> PendantBeads:
+    """Every bead whose atoms are its own (shared with no other bead) and leave the molecule by one bond."""
     member_atom, member_bead = mapping.membership.T
     owners = torch.bincount(member_atom, minlength=top.n_atoms)  # beads per atom
     members: dict[int, list[int]] = {}
@@ -38,20 +49,18 @@ def pendant_beads(mapping: SystemMapping, top: Topology) -> tuple[Tensor, Tensor
             inside[atoms] = bead
     i, j = top.connectivity.T
     crossing = inside[i] != inside[j]
-    leaving: dict[int, list[int]] = {}  # bead -> its atoms that a crossing bond leaves from
+    leaving: dict[int, list[tuple[int, int]]] = {}  # bead -> (its atom, the outside atom) of each crossing bond
     for a, b in zip(i[crossing].tolist(), j[crossing].tolist()):
-        for atom in (a, b):
+        for atom, other in ((a, b), (b, a)):
             if inside[atom] >= 0:
-                leaving.setdefault(int(inside[atom]), []).append(atom)
-    beads = sorted(bead for bead, atoms in leaving.items() if len(atoms) == 1)
-    if not beads:
-        empty = torch.zeros(0, dtype=torch.long)
-        return empty, empty, torch.zeros(0, 1, dtype=torch.long)
-    width = max(len(members[b]) for b in beads)
+                leaving.setdefault(int(inside[atom]), []).append((atom, other))
+    beads = sorted(bead for bead, bonds in leaving.items() if len(bonds) == 1)
+    width = max((len(members[b]) for b in beads), default=1)
     padded = torch.full((len(beads), width), -1, dtype=torch.long)
     for row, bead in enumerate(beads):
         padded[row, :len(members[bead])] = torch.tensor(members[bead])
-    return torch.tensor(beads), torch.tensor([leaving[b][0] for b in beads]), padded
+    ends = torch.tensor([leaving[b][0] for b in beads], dtype=torch.long).view(-1, 2)  # [P, 2]
+    return PendantBeads(torch.tensor(beads, dtype=torch.long), ends[:, 0], ends[:, 1], padded)
 
 
 def rotate_onto(vectors: Tensor, u: Tensor, v: Tensor) -> Tensor:
@@ -73,13 +82,15 @@ class PendantPivot:
     """The pendant beads of a system and how to turn them; build once, apply to any frames with ``turn``."""
 
     beads: Tensor  # [P]
-    pivots: Tensor  # [P] attachment atoms
+    pivots: Tensor  # [P] the atoms turned about
     members: Tensor  # [P, K] -1 padded
     mapping: SystemMapping
 
     @classmethod
-    def of(cls, mapping: SystemMapping, top: Topology) -> "PendantPivot":
-        return cls(*pendant_beads(mapping, top), mapping)
+    def of(cls, mapping: SystemMapping, top: Topology, about: Literal["inner", "outer"] = "inner") -> "PendantPivot":
+        """Turning about the bead's own atom of the holding bond (the hold's choice) or the one outside it."""
+        found = pendant_beads(mapping, top)
+        return cls(found.beads, found.inner if about == "inner" else found.outer, found.members, mapping)
 
     def turn(self, positions: Tensor, boxes: Tensor, targets: Tensor) -> Tensor:
         """Positions ``[F, n, 3]`` with every pendant bead turned about its pivot towards ``targets [F, n_beads, 3]``."""
