@@ -151,6 +151,14 @@ def test_held_centres_put_every_bead_on_its_cg_input_after_each_pass(two_chains:
     assert off(smooth) < 1e-4 and float((smooth.positions - held.positions).abs().max()) > 1e-3  # another shift
     pivot = Backmapper(*args, SamplerConfig(n_gibbs=1, candidates=1, hold_centres="pivot")).backmap(cg, progress=False)
     assert off(pivot) < 1e-4 and float((pivot.positions - smooth.positions).abs().max()) > 1e-3  # rings turned first
+    seat = Backmapper(*args, SamplerConfig(n_gibbs=1, candidates=1, hold_centres="seat")).backmap(cg, progress=False)
+    assert off(seat) < 1e-4 and float((seat.positions - pivot.positions).abs().max()) > 1e-3  # seated, bent
+    assert _cli_sampler("--hold-centres", "seat").seat_keep == 0.7
+    assert _cli_sampler("--hold-centres", "seat", "--seat-keep", "0.5").seat_keep == 0.5
+    from gdbm.utils.errors import InputError
+
+    with pytest.raises(InputError, match="seat-keep"):
+        _cli_sampler("--seat-keep", "1.5")
 
     both = Backmapper(*args, SamplerConfig(n_gibbs=0, candidates=1, hold_centres=True, constrain_bonds=True))
     out = both.backmap(cg, progress=False)

@@ -114,14 +114,18 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
     p.add_argument("--constrain-bonds", action="store_true",
                    help="after each pass, set every bond to its b0 (when the reference MD constrained bonds; with "
                         "--temporal: bonds to hydrogen)")
-    p.add_argument("--hold-centres", nargs="?", const="rigid", default="off", choices=("rigid", "smooth", "pivot"),
-                   metavar="rigid|smooth|pivot",
+    p.add_argument("--hold-centres", nargs="?", const="rigid", default="off", choices=("rigid", "smooth", "pivot", "seat"),
+                   metavar="rigid|smooth|pivot|seat",
                    help="after each pass, move the atoms so that each CG bead's centre (by --cg-map) sits on its CG "
                         "input position: rigid (the default when given bare) shifts each bead's atoms as one body "
                         "and bends the bonds between beads; smooth spreads each correction along the molecule, "
                         "changing bond and 1-3 vectors least (with --constrain-bonds: both, alternated); pivot "
                         "first turns each pendant bead (e.g. a phenyl ring) about the one bond that holds it, "
-                        "then smooth for what is left")
+                        "then smooth for what is left; seat first turns each pendant bead towards its "
+                        "attachment's ideal site, then bends it out of its plane towards its centre, then smooth")
+    p.add_argument("--seat-keep", type=float, default=0.7, metavar="F",
+                   help="with --hold-centres seat: the fraction of each pendant attachment's angle from its ideal "
+                        "site that is kept (default 0.7; 1 moves none, 0 puts every one on its site)")
     p.add_argument("--relax", type=int, default=0, metavar="STEPS",
                    help="steps of steepest descent on the force field after the last sweep, every CG bead's "
                         "centre held on its input (removes close contacts; default 0 = off)")
@@ -207,8 +211,11 @@ def job_options(args: argparse.Namespace) -> dict:
         raise InputError("--hydrogen-candidates must be >= 1")
     if not args.noise_scale > 0:
         raise InputError("--noise-scale must be > 0")
+    if not 0 <= args.seat_keep <= 1:
+        raise InputError("--seat-keep must be between 0 and 1")
     config = SamplerConfig(n_gibbs=args.gibbs, **candidates, seed=args.seed, precision=args.precision,
-                           constrain_bonds=args.constrain_bonds, hold_centres=args.hold_centres, relax_steps=args.relax,
+                           constrain_bonds=args.constrain_bonds, hold_centres=args.hold_centres,
+                           seat_keep=args.seat_keep, relax_steps=args.relax,
                            max_batch=args.max_batch, compile=args.compile, stereo=not args.no_stereo,
                            stereo_select=not args.no_stereo_select, clash_retries=args.clash_retries,
                            clash_energy=args.clash_energy, selection_weights=selection_weights,

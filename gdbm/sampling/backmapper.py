@@ -44,6 +44,7 @@ from gdbm.physics.bonded import term_energies
 from gdbm.physics.energy import EnergyModel
 from gdbm.physics.centre_shift import SmoothCentreShift
 from gdbm.physics.pendant_pivot import PendantPivot, PivotThenSmooth
+from gdbm.physics.pendant_seat import PendantSeat, SeatBendThenSmooth
 from gdbm.physics.relax import CentreConstraint, CentreProjection, project_constraints, relax
 from gdbm.utils.precision import Precision, resolve_precision
 from gdbm.topology.hydrogens import HydrogenGroups
@@ -95,7 +96,7 @@ class SamplerConfig(BaseModel):
                                              "for many frames per process, not one")
     constrain_bonds: bool = Field(False, description="after each pass, project every bond to its b0 (for "
                                                      "references simulated with bond constraints)")
-    hold_centres: Literal["off", "rigid", "smooth", "pivot"] = Field(
+    hold_centres: Literal["off", "rigid", "smooth", "pivot", "seat"] = Field(
         "off", description="after each pass, move the atoms so that every CG bead's centre by the hold mapping sits "
                            "on the CG input: rigid moves each bead's atoms as one body (mass-weighted: a rigid "
                            "shift for a centre of mass), which bends the bonds between beads; smooth spreads each "
@@ -103,7 +104,13 @@ class SamplerConfig(BaseModel):
                            "(gdbm.physics.centre_shift); pivot first turns each pendant bead (its atoms hang off "
                            "the molecule by one bond: a phenyl ring) about that bond's atom to point its centre at "
                            "the input, keeping the angles at that atom's neighbour, then smooth for what is left "
-                           "(gdbm.physics.pendant_pivot). True/False read as rigid/off")
+                           "(gdbm.physics.pendant_pivot); seat first turns each pendant bead about the atom it "
+                           "hangs on towards that atom's ideal site (keeping seat_keep of the deviation), then "
+                           "bends it out of its plane at its own atom towards the input, then smooth "
+                           "(gdbm.physics.pendant_seat). True/False read as rigid/off")
+    seat_keep: float = Field(0.7, ge=0, le=1, description="with hold_centres seat: the fraction of each pendant "
+                                                          "attachment's angle from its ideal site that is kept "
+                                                          "(1: none moved; 0: every one on its site)")
     stereo: bool = Field(True, description="after each pass, invert every stereocentre handed against the "
                                            "model's training data (gdbm.topology.stereo)")
     stereo_select: bool = Field(True, description="with stereo: score the candidates of a step that places a "
@@ -292,6 +299,8 @@ class Backmapper:
             return self._smooth_shift.holding(beads.double())
         if self.config.hold_centres == "pivot":
             return PivotThenSmooth(self._pendant_pivot, self._smooth_shift, beads.double())
+        if self.config.hold_centres == "seat":
+            return SeatBendThenSmooth(self._pendant_seat, self._smooth_shift, beads.double(), self.config.seat_keep)
         return None
 
     def _report_centre_offset(self, atoms: Tensor, beads: Tensor, boxes: Tensor, name: str) -> None:
@@ -312,6 +321,10 @@ class Backmapper:
     @cached_property
     def _pendant_pivot(self) -> PendantPivot:
         return PendantPivot.of(self.hold, self.system.aa)
+
+    @cached_property
+    def _pendant_seat(self) -> PendantSeat:
+        return PendantSeat.of(self.hold, self.system.aa)
 
     def _centres_per_step(self) -> Tensor:
         """``[S, M]`` (-1 padded): per plan step, the stereocentres (rows of the rule's centres) whose carbon
