@@ -85,6 +85,25 @@ def test_constrained_backmapping_has_every_bond_at_b0(two_chains: Path):
     assert float((lengths - b0).abs().max()) < 1e-4  # float32 output of a float64 projection
 
 
+def test_fitted_bonds_put_every_hydrogen_at_b0_and_each_steps_bonds_near_it(two_chains: Path):
+    from gdbm.physics.constraints import bond_constraints
+
+    system, cg, args = _untrained_sampler(two_chains, "run_fit_bonds")
+    pairs, b0 = bond_constraints(system.aa)
+    light = (system.aa.masses[pairs] < 1.5).any(1)
+
+    def errors(fit: bool) -> tuple[float, float]:
+        out = Backmapper(*args, SamplerConfig(n_gibbs=0, candidates=2, stereo=False, fit_bonds=fit)).backmap(
+            cg, progress=False)
+        lengths = minimum_image(out.positions[:, pairs[:, 1]] - out.positions[:, pairs[:, 0]], out.boxes).norm(dim=-1)
+        error = (lengths - b0).abs()[0]
+        return float(error[light].max()), float(error[~light].mean())
+
+    (h_raw, heavy_raw), (h_fit, heavy_fit) = errors(False), errors(True)
+    assert h_raw > 0.01 and h_fit < 1e-5  # an untrained network's hydrogens, put at b0 (float32 output)
+    assert heavy_fit < heavy_raw  # the heavy bonds within a step fitted; those between steps not
+
+
 def test_steps_run_in_batches_whose_items_do_not_interact(sps: Path):
     from gdbm.data.features import FeatureSpec
     from gdbm.data.environment import EnvironmentConfig
@@ -154,6 +173,7 @@ def test_held_centres_put_every_bead_on_its_cg_input_after_each_pass(two_chains:
     seat = Backmapper(*args, SamplerConfig(n_gibbs=1, candidates=1, hold_centres="seat")).backmap(cg, progress=False)
     assert off(seat) < 1e-4 and float((seat.positions - pivot.positions).abs().max()) > 1e-3  # seated, bent
     assert _cli_sampler("--hold-centres", "seat").seat_keep == 0.7
+    assert _cli_sampler("--fit-bonds").fit_bonds and not _cli_sampler().fit_bonds
     assert _cli_sampler("--hold-centres", "seat", "--seat-keep", "0.5").seat_keep == 0.5
     from gdbm.utils.errors import InputError
 

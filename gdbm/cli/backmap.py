@@ -123,6 +123,9 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
                         "first turns each pendant bead (e.g. a phenyl ring) about the one bond that holds it, "
                         "then smooth for what is left; seat first turns each pendant bead towards its "
                         "attachment's ideal site, then bends it out of its plane towards its centre, then smooth")
+    p.add_argument("--fit-bonds", action="store_true",
+                   help="before scoring, fit every candidate to the topology's bond lengths without bending it: a "
+                        "step's heavy atoms scaled about their centroid, each hydrogen moved along its bond")
     p.add_argument("--seat-keep", type=float, default=0.7, metavar="F",
                    help="with --hold-centres seat: the fraction of each pendant attachment's angle from its ideal "
                         "site that is kept (default 0.7; 1 moves none, 0 puts every one on its site)")
@@ -215,7 +218,7 @@ def job_options(args: argparse.Namespace) -> dict:
         raise InputError("--seat-keep must be between 0 and 1")
     config = SamplerConfig(n_gibbs=args.gibbs, **candidates, seed=args.seed, precision=args.precision,
                            constrain_bonds=args.constrain_bonds, hold_centres=args.hold_centres,
-                           seat_keep=args.seat_keep, relax_steps=args.relax,
+                           seat_keep=args.seat_keep, fit_bonds=args.fit_bonds, relax_steps=args.relax,
                            max_batch=args.max_batch, compile=args.compile, stereo=not args.no_stereo,
                            stereo_select=not args.no_stereo_select, clash_retries=args.clash_retries,
                            clash_energy=args.clash_energy, selection_weights=selection_weights,

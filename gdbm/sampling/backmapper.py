@@ -45,6 +45,7 @@ from gdbm.physics.energy import EnergyModel
 from gdbm.physics.centre_shift import SmoothCentreShift
 from gdbm.physics.pendant_pivot import PendantPivot, PivotThenSmooth
 from gdbm.physics.pendant_seat import PendantSeat, SeatBendThenSmooth
+from gdbm.sampling.bond_fit import StepBondFit
 from gdbm.physics.relax import CentreConstraint, CentreProjection, project_constraints, relax
 from gdbm.utils.precision import Precision, resolve_precision
 from gdbm.topology.hydrogens import HydrogenGroups
@@ -108,6 +109,10 @@ class SamplerConfig(BaseModel):
                            "hangs on towards that atom's ideal site (keeping seat_keep of the deviation), then "
                            "bends it out of its plane at its own atom towards the input, then smooth "
                            "(gdbm.physics.pendant_seat). True/False read as rigid/off")
+    fit_bonds: bool = Field(False, description="before the candidates are scored, fit each to the topology's bond "
+                                               "lengths without bending it: a step's heavy atoms scaled about their "
+                                               "centroid to b0 (least squares), each hydrogen moved along its bond "
+                                               "to b0 (gdbm.sampling.bond_fit)")
     seat_keep: float = Field(0.7, ge=0, le=1, description="with hold_centres seat: the fraction of each pendant "
                                                           "attachment's angle from its ideal site that is kept "
                                                           "(1: none moved; 0: every one on its site)")
@@ -251,6 +256,7 @@ class Backmapper:
         self.step_centres = (self._centres_per_step() if self.stereo is not None and self.config.stereo_select
                              else None)
         self._candidates = self.config.candidates_in(0)  # of the pass being run
+        self._bond_fit = StepBondFit(system.aa) if self.config.fit_bonds else None
         self.hydrogens = HydrogenGroups.from_topology(system.aa) if self.config.hydrogen_lookahead else None
         self.step_sites = (self.hydrogens.centres_per_step(self.steps.atoms, self.config.hydrogen_lookahead)
                            if self.hydrogens is not None else None)
@@ -452,8 +458,10 @@ class Backmapper:
             noise = noise.to(self.device)
             with torch.autocast(self.device.type, torch.bfloat16, enabled=self.precision == "bfloat16"):
                 placed.append(self.generator(particles, types, noise).to(positions.dtype).cpu())
-        local = torch.stack(placed, 1) @ turn  # [B K, L, 3] back to the item's unturned frame
-        return local.view(b, k, -1, 3), turn
+        local = (torch.stack(placed, 1) @ turn).view(b, k, -1, 3)  # [B, K, L, 3] back to the item's unturned frame
+        if self._bond_fit is not None:
+            local = self._bond_fit(local, atoms, env.atom, env.positions)
+        return local, turn
 
     def _energies(self, items: _Items, env: Environment, local: Tensor) -> tuple[Tensor, Tensor]:
         """Score ``[B, K]`` of each candidate: the energy of its atoms with its environment (the prior's terms,
