@@ -8,7 +8,7 @@ import torch
 
 from gdbm.data import read_frames
 from gdbm.physics.centre_shift import SmoothCentreShift
-from gdbm.physics.pendant_pivot import PendantPivot, PivotThenSmooth, rotate_onto
+from gdbm.physics.pendant_pivot import PendantPivot, TurnThenSmooth, rotate_onto
 from gdbm.topology.system import load_mapped_system
 from gdbm.utils.pbc import minimum_image
 
@@ -83,7 +83,7 @@ def test_pivot_then_smooth_holds_every_centre_and_spares_the_junction(sps: Path)
     on_frame = system.mapping.map_positions(x, boxes)
     targets = torch.where(ring[None, :, None], _targets(system, x, boxes), on_frame)
     smooth = SmoothCentreShift(system.mapping, system.aa)
-    both = PivotThenSmooth(PendantPivot.of(system.mapping, system.aa), smooth, targets)
+    both = TurnThenSmooth(PendantPivot.of(system.mapping, system.aa).turn, smooth, targets)
     held = {"smooth": smooth.project(x, boxes, targets), "pivot": both.project(x, boxes)}
     for y in held.values():
         off = minimum_image(targets - system.mapping.map_positions(y, boxes), boxes).norm(dim=-1)

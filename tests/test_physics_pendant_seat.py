@@ -9,7 +9,8 @@ import torch
 from gdbm.data import read_frames
 from gdbm.physics.centre_shift import SmoothCentreShift
 from gdbm.physics.pendant_pivot import PendantPivot
-from gdbm.physics.pendant_seat import PendantSeat, SeatBendThenSmooth, rotate_about
+from gdbm.physics.pendant_pivot import TurnThenSmooth
+from gdbm.physics.pendant_seat import PendantSeat, rotate_about
 from gdbm.topology.system import load_mapped_system
 from gdbm.utils.pbc import minimum_image
 
@@ -100,8 +101,8 @@ def test_seat_bend_then_smooth_holds_every_centre(sps: Path):
     system, x, boxes = _frame(sps)
     targets = system.mapping.map_positions(x, boxes)
     targets = targets + 0.01 * torch.randn(targets.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
-    hold = SeatBendThenSmooth(PendantSeat.of(system.mapping, system.aa), SmoothCentreShift(system.mapping, system.aa),
-                              targets, keep=0.7)
+    hold = TurnThenSmooth(PendantSeat.of(system.mapping, system.aa, keep=0.7).turn,
+                          SmoothCentreShift(system.mapping, system.aa), targets)
     held = hold.project(x, boxes)
     off = minimum_image(targets - system.mapping.map_positions(held, boxes), boxes).norm(dim=-1)
     assert float(off.max()) < 1e-9

@@ -15,7 +15,7 @@ the topology, the mapping and the CG input.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 from torch import Tensor
@@ -96,30 +96,37 @@ class PendantPivot:
         """Positions ``[F, n, 3]`` with every pendant bead turned about its pivot towards ``targets [F, n_beads, 3]``."""
         if not len(self.beads):
             return positions
-        f, (p, k) = positions.shape[0], self.members.shape
-        boxes = boxes.to(positions).expand(f, 3, 3)
+        boxes = boxes.to(positions).expand(positions.shape[0], 3, 3)
         pivot = positions[:, self.pivots]  # [F, P, 3]
         centres = self.mapping.map_positions(positions, boxes)[:, self.beads]  # [F, P, 3]
         u = minimum_image(centres - pivot, boxes)
         v = minimum_image(targets.to(positions)[:, self.beads] - pivot, boxes)
-        valid = self.members >= 0  # [P, K]
-        atoms = self.members.clamp_min(0)
-        arms = minimum_image((positions[:, atoms] - pivot.unsqueeze(2)).reshape(f, p * k, 3), boxes)
-        turned = pivot.unsqueeze(2) + rotate_onto(arms.reshape(f, p, k, 3), u, v)  # [F, P, K, 3]
-        out = positions.clone()
-        out[:, atoms[valid]] = turned[:, valid]
-        return out
+        return turn_rigidly(positions, boxes, self.members, self.pivots, lambda arms: rotate_onto(arms, u, v))
+
+
+def turn_rigidly(positions: Tensor, boxes: Tensor, members: Tensor, about: Tensor,
+                 turn: Callable[[Tensor], Tensor]) -> Tensor:
+    """Positions ``[F, n, 3]`` with each group of atoms ``members [P, K]`` (-1 padded) turned as one body about
+    its atom ``about [P]``: ``turn`` maps the arms from that atom ``[F, P, K, 3]`` (minimum images) to new ones."""
+    f, (p, k) = positions.shape[0], members.shape
+    valid, atoms = members >= 0, members.clamp_min(0)  # [P, K]
+    origin = positions[:, about].unsqueeze(2)  # [F, P, 1, 3]
+    arms = minimum_image((positions[:, atoms] - origin).reshape(f, p * k, 3), boxes).reshape(f, p, k, 3)
+    out = positions.clone()
+    out[:, atoms[valid]] = (origin + turn(arms))[:, valid]
+    return out
 
 
 @dataclass
-class PivotThenSmooth:
-    """``hold_centres: pivot``: turn the pendant beads, then the smooth projection for what is left (the
-    interface of ``relax.CentreConstraint``)."""
+class TurnThenSmooth:
+    """``hold_centres: pivot`` or ``seat``: the pendant beads turned by ``turn(positions, boxes, targets)``
+    (``PendantPivot.turn``, ``PendantSeat.turn``), then the smooth projection for what is left (the interface of
+    ``relax.CentreConstraint``)."""
 
-    pivot: PendantPivot
+    turn: Callable[[Tensor, Tensor, Tensor], Tensor]
     smooth: SmoothCentreShift
     targets: Tensor  # [F, n_beads, 3]
 
     def project(self, positions: Tensor, boxes: Tensor) -> Tensor:
-        turned = self.pivot.turn(positions, boxes, self.targets)
+        turned = self.turn(positions, boxes, self.targets)
         return self.smooth.project(turned, boxes, self.targets)

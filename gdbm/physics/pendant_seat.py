@@ -17,7 +17,8 @@ three other heavy neighbours and whose inner atom two heavy neighbours in the be
    were, where the smallest rotation (``pivot``) bends them in plane.
 
 Other pendant beads are pivoted as ``hold_centres: pivot`` does; the smooth projection
-(:mod:`gdbm.physics.centre_shift`) then puts every centre exactly on its target. Bond lengths within and
+(:mod:`gdbm.physics.centre_shift`, through ``pendant_pivot.TurnThenSmooth``) then puts every centre exactly on its
+target. Bond lengths within and
 between beads are kept by both turns. It uses only the topology, the mapping and the CG input; ``keep`` is a
 constant (0.7: the training frames' ratio of the reference's deviation to the generator's).
 """
@@ -29,8 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from gdbm.physics.centre_shift import SmoothCentreShift
-from gdbm.physics.pendant_pivot import PendantPivot, pendant_beads, rotate_onto
+from gdbm.physics.pendant_pivot import PendantPivot, pendant_beads, rotate_onto, turn_rigidly
 from gdbm.topology.mapping import SystemMapping
 from gdbm.topology.topology import TERM_KINDS, Topology
 from gdbm.utils.pbc import minimum_image
@@ -63,9 +63,10 @@ class PendantSeat:
     plane: Tensor  # [P, 2] the inner atom's two heavy neighbours in the bead
     rest: PendantPivot  # the pendant beads that do not qualify, pivoted instead
     mapping: SystemMapping
+    keep: float = 0.7  # the fraction of each inner atom's angle from its ideal site that ``turn`` keeps
 
     @classmethod
-    def of(cls, mapping: SystemMapping, top: Topology) -> "PendantSeat":
+    def of(cls, mapping: SystemMapping, top: Topology, keep: float = 0.7) -> "PendantSeat":
         found = pendant_beads(mapping, top)
         heavy = top.masses > HEAVY_MASS
         neighbours: list[list[int]] = [[] for _ in range(top.n_atoms)]
@@ -73,7 +74,7 @@ class PendantSeat:
             neighbours[i].append(j)
             neighbours[j].append(i)
         theta0 = _angle_theta0(top)
-        keep, others, cos0, plane = [], [], [], []
+        seated, others, cos0, plane = [], [], [], []
         for row, (inner, outer) in enumerate(zip(found.inner.tolist(), found.outer.tolist())):
             members = set(found.members[row].tolist())
             around = [n for n in neighbours[outer] if n != inner and heavy[n]]
@@ -81,17 +82,22 @@ class PendantSeat:
             angles = [theta0.get((min(n, inner), outer, max(n, inner))) for n in around]
             if len(around) not in (2, 3) or len(in_plane) != 2 or None in angles:
                 continue
-            keep.append(row)
+            seated.append(row)
             others.append(around + [-1] * (3 - len(around)))
             cos0.append(float(torch.cos(torch.tensor(sum(angles) / len(angles), dtype=torch.float64))))
             plane.append(in_plane)
-        rows = torch.tensor(keep, dtype=torch.long)
+        rows = torch.tensor(seated, dtype=torch.long)
         left = torch.ones(len(found.beads), dtype=torch.bool)
         left[rows] = False
         rest = PendantPivot(found.beads[left], found.inner[left], found.members[left], mapping)
         return cls(found.beads[rows], found.inner[rows], found.outer[rows], found.members[rows],
                    torch.tensor(others, dtype=torch.long).view(-1, 3), torch.tensor(cos0, dtype=torch.float64),
-                   torch.tensor(plane, dtype=torch.long).view(-1, 2), rest, mapping)
+                   torch.tensor(plane, dtype=torch.long).view(-1, 2), rest, mapping, keep)
+
+    def turn(self, positions: Tensor, boxes: Tensor, targets: Tensor) -> Tensor:
+        """``hold_centres: seat`` before the smooth projection: seat (keeping ``keep``), bend, the rest pivoted."""
+        bent = self.bend(self.seat(positions, boxes, self.keep), boxes, targets)
+        return self.rest.turn(bent, boxes, targets)
 
     def ideal(self, positions: Tensor, boxes: Tensor) -> Tensor:
         """The outer atoms' ideal directions for their inner atoms ``[F, P, 3]`` (unit)."""
@@ -115,16 +121,19 @@ class PendantSeat:
     def seat(self, positions: Tensor, boxes: Tensor, keep: float) -> Tensor:
         """Positions ``[F, n, 3]`` with each bead turned about its outer atom, its inner atom keeping the fraction
         ``keep`` of its angle from the ideal site."""
-        f, (p, k) = positions.shape[0], self.members.shape
+        if not len(self.beads):
+            return positions
         centre = positions[:, self.outer]
         now = _unit(minimum_image(positions[:, self.inner] - centre, boxes))  # [F, P, 3]
         ideal = self.ideal(positions, boxes)
         off = torch.arccos((ideal * now).sum(-1, keepdim=True).clamp(-1, 1)).clamp_min(1e-9)  # [F, P, 1]
         goal = _unit(torch.sin((1 - keep) * off) * ideal + torch.sin(keep * off) * now)  # slerp from the site
-        return self._move(positions, boxes, self.outer, lambda arms: rotate_onto(arms, now, goal))
+        return turn_rigidly(positions, boxes, self.members, self.outer, lambda arms: rotate_onto(arms, now, goal))
 
     def bend(self, positions: Tensor, boxes: Tensor, targets: Tensor) -> Tensor:
         """Positions with each bead turned out of its inner atom's plane, its centre nearest ``targets``."""
+        if not len(self.beads):
+            return positions
         f = positions.shape[0]
         pivot = positions[:, self.inner]  # [F, P, 3]
         centre = self.mapping.map_positions(positions, boxes)[:, self.beads]
@@ -137,19 +146,7 @@ class PendantSeat:
         flat = lambda v: _unit(v - (v * axis).sum(-1, keepdim=True) * axis)  # noqa: E731
         a, b = flat(along), flat(goal)
         angle = torch.atan2((torch.linalg.cross(a, b) * axis).sum(-1), (a * b).sum(-1))  # [F, P]
-        return self._move(positions, boxes, self.inner, lambda arms: rotate_about(arms, axis, angle))
-
-    def _move(self, positions: Tensor, boxes: Tensor, about: Tensor, turn) -> Tensor:
-        """Every bead's atoms turned rigidly by ``turn(arms [F, P, K, 3])`` about the atoms ``about [P]``."""
-        f, (p, k) = positions.shape[0], self.members.shape
-        if not p:
-            return positions
-        valid, atoms = self.members >= 0, self.members.clamp_min(0)
-        origin = positions[:, about].unsqueeze(2)  # [F, P, 1, 3]
-        arms = minimum_image((positions[:, atoms] - origin).reshape(f, p * k, 3), boxes).reshape(f, p, k, 3)
-        out = positions.clone()
-        out[:, atoms[valid]] = (origin + turn(arms))[:, valid]
-        return out
+        return turn_rigidly(positions, boxes, self.members, self.inner, lambda arms: rotate_about(arms, axis, angle))
 
 
 def _angle_theta0(top: Topology) -> dict[tuple[int, int, int], float]:
@@ -160,20 +157,3 @@ def _angle_theta0(top: Topology) -> dict[tuple[int, int, int], float]:
             for (i, j, k), theta in zip(term.index.tolist(), term.params["theta0"].tolist()):
                 out[(min(i, k), j, max(i, k))] = theta
     return out
-
-
-@dataclass
-class SeatBendThenSmooth:
-    """``hold_centres: seat``: seat, bend (the other pendants pivoted), then the smooth projection (the
-    interface of ``relax.CentreConstraint``)."""
-
-    seat: PendantSeat
-    smooth: SmoothCentreShift
-    targets: Tensor  # [F, n_beads, 3]
-    keep: float
-
-    def project(self, positions: Tensor, boxes: Tensor) -> Tensor:
-        seated = self.seat.seat(positions, boxes, self.keep)
-        bent = self.seat.bend(seated, boxes, self.targets)
-        turned = self.seat.rest.turn(bent, boxes, self.targets)
-        return self.smooth.project(turned, boxes, self.targets)

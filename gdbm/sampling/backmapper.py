@@ -43,8 +43,8 @@ from gdbm.ordering import OrderingConfig, SystemPlan
 from gdbm.physics.bonded import term_energies
 from gdbm.physics.energy import EnergyModel
 from gdbm.physics.centre_shift import SmoothCentreShift
-from gdbm.physics.pendant_pivot import PendantPivot, PivotThenSmooth
-from gdbm.physics.pendant_seat import PendantSeat, SeatBendThenSmooth
+from gdbm.physics.pendant_pivot import PendantPivot, TurnThenSmooth
+from gdbm.physics.pendant_seat import PendantSeat
 from gdbm.sampling.bond_fit import StepBondFit
 from gdbm.physics.relax import CentreConstraint, CentreProjection, project_constraints, relax
 from gdbm.utils.precision import Precision, resolve_precision
@@ -304,9 +304,9 @@ class Backmapper:
         if self.config.hold_centres == "smooth":
             return self._smooth_shift.holding(beads.double())
         if self.config.hold_centres == "pivot":
-            return PivotThenSmooth(self._pendant_pivot, self._smooth_shift, beads.double())
+            return TurnThenSmooth(self._pendant_pivot.turn, self._smooth_shift, beads.double())
         if self.config.hold_centres == "seat":
-            return SeatBendThenSmooth(self._pendant_seat, self._smooth_shift, beads.double(), self.config.seat_keep)
+            return TurnThenSmooth(self._pendant_seat.turn, self._smooth_shift, beads.double())
         return None
 
     def _report_centre_offset(self, atoms: Tensor, beads: Tensor, boxes: Tensor, name: str) -> None:
@@ -330,7 +330,7 @@ class Backmapper:
 
     @cached_property
     def _pendant_seat(self) -> PendantSeat:
-        return PendantSeat.of(self.hold, self.system.aa)
+        return PendantSeat.of(self.hold, self.system.aa, self.config.seat_keep)
 
     def _centres_per_step(self) -> Tensor:
         """``[S, M]`` (-1 padded): per plan step, the stereocentres (rows of the rule's centres) whose carbon
