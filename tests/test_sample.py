@@ -177,8 +177,10 @@ def test_held_centres_put_every_bead_on_its_cg_input_after_each_pass(two_chains:
     assert _cli_sampler("--hold-centres", "seat", "--seat-keep", "0.5").seat_keep == 0.5
     from gdbm.utils.errors import InputError
 
-    with pytest.raises(InputError, match="seat-keep"):
-        _cli_sampler("--seat-keep", "1.5")
+    with pytest.raises(InputError, match="seat-keep must be between"):
+        _cli_sampler("--hold-centres", "seat", "--seat-keep", "1.5")
+    with pytest.raises(InputError, match="--seat-keep is a setting of --hold-centres seat"):
+        _cli_sampler("--hold-centres", "pivot", "--seat-keep", "0.5")
 
     both = Backmapper(*args, SamplerConfig(n_gibbs=0, candidates=1, hold_centres=True, constrain_bonds=True))
     out = both.backmap(cg, progress=False)

@@ -126,7 +126,7 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
     p.add_argument("--fit-bonds", action="store_true",
                    help="before scoring, fit every candidate to the topology's bond lengths without bending it: a "
                         "step's heavy atoms scaled about their centroid, each hydrogen moved along its bond")
-    p.add_argument("--seat-keep", type=float, default=0.7, metavar="F",
+    p.add_argument("--seat-keep", type=float, metavar="F",
                    help="with --hold-centres seat: the fraction of each pendant attachment's angle from its ideal "
                         "site that is kept (default 0.7; 1 moves none, 0 puts every one on its site)")
     p.add_argument("--relax", type=int, default=0, metavar="STEPS",
@@ -214,11 +214,16 @@ def job_options(args: argparse.Namespace) -> dict:
         raise InputError("--hydrogen-candidates must be >= 1")
     if not args.noise_scale > 0:
         raise InputError("--noise-scale must be > 0")
-    if not 0 <= args.seat_keep <= 1:
-        raise InputError("--seat-keep must be between 0 and 1")
+    seat = {}  # --seat-keep: only with --hold-centres seat; unset, SamplerConfig's default
+    if args.seat_keep is not None:
+        if args.hold_centres != "seat":
+            raise InputError("--seat-keep is a setting of --hold-centres seat, which was not given")
+        if not 0 <= args.seat_keep <= 1:
+            raise InputError("--seat-keep must be between 0 and 1")
+        seat["seat_keep"] = args.seat_keep
     config = SamplerConfig(n_gibbs=args.gibbs, **candidates, seed=args.seed, precision=args.precision,
                            constrain_bonds=args.constrain_bonds, hold_centres=args.hold_centres,
-                           seat_keep=args.seat_keep, fit_bonds=args.fit_bonds, relax_steps=args.relax,
+                           fit_bonds=args.fit_bonds, **seat, relax_steps=args.relax,
                            max_batch=args.max_batch, compile=args.compile, stereo=not args.no_stereo,
                            stereo_select=not args.no_stereo_select, clash_retries=args.clash_retries,
                            clash_energy=args.clash_energy, selection_weights=selection_weights,
