@@ -68,11 +68,20 @@ def rotate_onto(vectors: Tensor, u: Tensor, v: Tensor) -> Tensor:
     u = u / u.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     v = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     axis = torch.linalg.cross(u, v)  # [..., 3], |axis| = sin
-    sin = axis.norm(dim=-1, keepdim=True)
-    cos = (u * v).sum(-1, keepdim=True)
-    k = (axis / sin.clamp_min(1e-12)).unsqueeze(-2)  # [..., 1, 3]
-    sin, cos = sin.unsqueeze(-2), cos.unsqueeze(-2)
-    # Rodrigues: w cos + (k x w) sin + k (k . w)(1 - cos)
+    sin = axis.norm(dim=-1)
+    return _rodrigues(vectors, axis / sin.unsqueeze(-1).clamp_min(1e-12), (u * v).sum(-1), sin)
+
+
+def rotate_about(vectors: Tensor, axis: Tensor, angle: Tensor) -> Tensor:
+    """``vectors [..., K, 3]`` turned by ``angle [...]`` (radians) about the unit ``axis [..., 3]``."""
+    return _rodrigues(vectors, axis, torch.cos(angle), torch.sin(angle))
+
+
+def _rodrigues(vectors: Tensor, axis: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rodrigues: w cos + (k x w) sin + k (k . w)(1 - cos), for ``vectors [..., K, 3]``, unit ``axis [..., 3]``,
+    ``cos``, ``sin`` ``[...]``."""
+    k = axis.unsqueeze(-2)  # [..., 1, 3]
+    cos, sin = cos[..., None, None], sin[..., None, None]
     return (vectors * cos + torch.linalg.cross(k.expand_as(vectors), vectors) * sin
             + k * (k * vectors).sum(-1, keepdim=True) * (1 - cos))
 

@@ -29,34 +29,20 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from gdbm.physics.pendant_pivot import PendantPivot, pendant_beads, rotate_onto, turn_rigidly
+from gdbm.physics.pendant_pivot import (PendantBeads, PendantPivot, pendant_beads, rotate_about, rotate_onto,
+                                        turn_rigidly)
 from gdbm.topology.mapping import SystemMapping
 from gdbm.topology.topology import TERM_KINDS, Topology
 from gdbm.utils.pbc import minimum_image
-
-HEAVY_MASS = 1.5  # u: lighter atoms are hydrogens
-
 
 def _unit(v: Tensor) -> Tensor:
     return v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
-def rotate_about(vectors: Tensor, axis: Tensor, angle: Tensor) -> Tensor:
-    """``vectors [..., K, 3]`` turned by ``angle [...]`` (radians) about the unit ``axis [..., 3]`` (Rodrigues)."""
-    k = axis.unsqueeze(-2)  # [..., 1, 3]
-    cos, sin = torch.cos(angle)[..., None, None], torch.sin(angle)[..., None, None]
-    return (vectors * cos + torch.linalg.cross(k.expand_as(vectors), vectors) * sin
-            + k * (k * vectors).sum(-1, keepdim=True) * (1 - cos))
-
-
 @dataclass
-class PendantSeat:
+class PendantSeat(PendantBeads):
     """The pendant beads the seat-and-bend applies to, with their neighbours; build once with ``of``."""
 
-    beads: Tensor  # [P]
-    inner: Tensor  # [P] the bead's atom of the holding bond (sPS: the ipso)
-    outer: Tensor  # [P] the atom it hangs on (sPS: the backbone CH)
-    members: Tensor  # [P, K] the bead's atoms, -1 padded
     others: Tensor  # [P, 3] the outer atom's other heavy neighbours, -1 padded (two or three)
     cos_theta0: Tensor  # [P] float64: cos of the mean theta0 of the angles (other, outer, inner)
     plane: Tensor  # [P, 2] the inner atom's two heavy neighbours in the bead
@@ -67,11 +53,8 @@ class PendantSeat:
     @classmethod
     def of(cls, mapping: SystemMapping, top: Topology, keep: float = 0.7) -> "PendantSeat":
         found = pendant_beads(mapping, top)
-        heavy = top.masses > HEAVY_MASS
-        neighbours: list[list[int]] = [[] for _ in range(top.n_atoms)]
-        for i, j in top.connectivity.tolist():
-            neighbours[i].append(j)
-            neighbours[j].append(i)
+        heavy = [element != "H" for element in top.elements]
+        neighbours = top.bonded_neighbours()
         theta0 = _angle_theta0(top)
         seated, others, cos0, plane = [], [], [], []
         for row, (inner, outer) in enumerate(zip(found.inner.tolist(), found.outer.tolist())):

@@ -45,8 +45,8 @@ from gdbm.physics.energy import EnergyModel
 from gdbm.physics.centre_shift import SmoothCentreShift
 from gdbm.physics.pendant_pivot import PendantPivot, TurnThenSmooth
 from gdbm.physics.pendant_seat import PendantSeat
-from gdbm.sampling.bond_fit import StepBondFit
 from gdbm.physics.relax import CentreConstraint, CentreProjection, project_constraints, relax
+from gdbm.sampling.bond_fit import StepBondFit
 from gdbm.utils.precision import Precision, resolve_precision
 from gdbm.topology.hydrogens import HydrogenGroups
 from gdbm.topology.mapping import SystemMapping

@@ -23,9 +23,6 @@ from torch import Tensor
 from gdbm.physics.constraints import bond_constraints
 from gdbm.topology.topology import Topology
 
-HEAVY_MASS = 1.5  # u: lighter atoms are hydrogens
-
-
 class StepBondFit:
     """The bond lengths of a topology, and the fit of a step's candidates to them."""
 
@@ -34,7 +31,7 @@ class StepBondFit:
         self.length: dict[tuple[int, int], float] = {}
         for (i, j), length in zip(pairs.tolist(), b0.tolist()):
             self.length[(i, j)] = self.length[(j, i)] = length
-        self.heavy = (top.masses > HEAVY_MASS).tolist()
+        self.heavy = [element != "H" for element in top.elements]
         self.partner: dict[int, int] = {}  # hydrogen -> its heavy atom
         for i, j in pairs.tolist():
             if self.heavy[i] != self.heavy[j]:

@@ -72,10 +72,7 @@ class HydrogenGroups:
                 for (i, j, k), theta in zip(term.index.tolist(), term.params["theta0"].tolist()):
                     if hydrogen[i] and hydrogen[k]:
                         hxh[j] = theta
-        neighbours: list[list[int]] = [[] for _ in range(n)]
-        for i, j in top.connectivity.tolist():
-            neighbours[i].append(j)
-            neighbours[j].append(i)
+        neighbours = top.bonded_neighbours()
         heavy = torch.full((n, 3), -1, dtype=torch.long)
         hydrogens = torch.full((n, 3), -1, dtype=torch.long)
         length = torch.zeros(n, 3, dtype=torch.float64)

@@ -36,10 +36,7 @@ def stereocentres(top: Topology) -> Tensor:
     n = top.n_atoms
     bonds = top.connectivity
     degree = torch.bincount(bonds.flatten(), minlength=n)
-    neighbours: list[list[int]] = [[] for _ in range(n)]
-    for i, j in bonds.tolist():
-        neighbours[i].append(j)
-        neighbours[j].append(i)
+    neighbours = top.bonded_neighbours()
     rows = []
     for atom in torch.nonzero(degree == 4).flatten().tolist():
         terminal = [k for k in neighbours[atom] if degree[k] == 1]

@@ -143,6 +143,14 @@ class Topology:
     def has_parameters(self) -> bool:
         return self.lj is not None
 
+    def bonded_neighbours(self) -> list[list[int]]:
+        """Per atom, the atoms it is bonded to (``connectivity``), in bond order."""
+        neighbours: list[list[int]] = [[] for _ in range(self.n_atoms)]
+        for i, j in self.connectivity.tolist():
+            neighbours[i].append(j)
+            neighbours[j].append(i)
+        return neighbours
+
     def term(self, kind: str) -> Term:
         """The term of ``kind`` (empty if the topology has none)."""
         if kind in self.terms:
