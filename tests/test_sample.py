@@ -296,7 +296,7 @@ def _cli_sampler(*flags: str) -> SamplerConfig:
 
     parser = argparse.ArgumentParser()
     add_sampling_arguments(parser, "CG")
-    args = parser.parse_args(["--checkpoint", "x", "-o", "out.pdb", *flags])
+    args = parser.parse_args(["--checkpoint", "sps-voxel", "-o", "out.pdb", *flags])  # records no sampler settings
     args.top, args.map, args.cg_map = "topol.top", "PS1.map", None
     return job_options(args)["sampler"]
 
@@ -522,3 +522,66 @@ def test_hydrogen_lookahead_adds_the_lj_of_ideal_sites_to_heavy_steps_only(two_c
                 assert float(ring_only[b].abs().max()) == 0.0 < float(every[b].abs().max())
                 seen["backbone"] += 1
     assert min(seen.values()) > 0
+
+
+def test_a_model_records_its_sampler_settings_and_the_flags_given_override_them(two_chains: Path):
+    """``export_generator(sampler=...)``: what ``gdbm backmap`` and ``Backmapper.from_checkpoint`` use where no
+    setting is given; each given one wins, and a recorded one can be switched off."""
+    import argparse
+
+    from gdbm.cli.backmap import add_sampling_arguments, job_options
+    from gdbm.sampling.backmapper import sampler_for
+    from gdbm.training.pretrained import export_generator
+    from gdbm.utils.errors import InputError
+
+    run = two_chains / "recorded_run"
+    assert main(["fit", "--config", str(two_chains / "tiny.yaml"), "-o", str(run), "--steps", "1"]) == 0
+    recorded = dict(n_gibbs=1, pass_candidates=(2, 3), hold_centres="seat", seat_keep=0.6, fit_bonds=True,
+                    pendant_turns=3, hydrogen_lookahead=("planar_ch",))
+    model = export_generator(run / "checkpoint.pt", two_chains / "recorded.pt", sampler=recorded)
+    assert sampler_for(run / "checkpoint.pt") == SamplerConfig()  # a fit checkpoint records none
+    assert sampler_for(model) == SamplerConfig(**recorded)
+    assert sampler_for(model, {"candidates": 5}).candidates_in(1) == 5  # a count given replaces the recorded list
+    sampler = Backmapper.from_checkpoint(model, two_chains / "topol.top", two_chains / "PS1.map")
+    assert sampler.config == SamplerConfig(**recorded)
+
+    def cli(*flags: str) -> SamplerConfig:
+        parser = argparse.ArgumentParser()
+        add_sampling_arguments(parser, "CG")
+        args = parser.parse_args(["--checkpoint", str(model), "-o", "out.pdb", *flags])
+        args.top, args.map, args.cg_map = "topol.top", "PS1.map", None
+        return job_options(args)["sampler"]
+
+    assert cli() == SamplerConfig(**recorded)
+    off = cli("--hold-centres", "off", "--no-fit-bonds", "--pendant-turns", "1", "--hydrogen-lookahead", "none",
+              "--gibbs", "2")
+    assert (off.hold_centres, off.fit_bonds, off.pendant_turns, off.hydrogen_lookahead, off.n_gibbs) == (
+        "off", False, 1, (), 2)
+    assert cli("--seat-keep", "0.5").seat_keep == 0.5  # the recorded hold is seat
+    with pytest.raises(InputError, match="--seat-keep is a setting of --hold-centres seat"):
+        cli("--hold-centres", "pivot", "--seat-keep", "0.5")
+    bad = export_generator(run / "checkpoint.pt", two_chains / "bad.pt", sampler={"hold_centers": "seat"})
+    with pytest.raises(InputError, match="recorded sampler settings"):
+        sampler_for(bad)
+
+
+def test_pendant_turns_score_turned_copies_of_the_ring_steps_only(two_chains: Path):
+    system, cg, args = _untrained_sampler(two_chains, "run_pendant_turns")
+    sampler = Backmapper(*args, SamplerConfig(n_gibbs=0, candidates=2, pendant_turns=3, stereo=False))
+    energies = sampler._energies
+    scored: list[tuple[bool, int]] = []
+
+    def counting(items, env, local):
+        ring = bool((sampler._turns.inner[items.step] >= 0).all())
+        scored.append((ring, local.shape[1]))
+        return energies(items, env, local)
+
+    sampler._energies = counting
+    out = sampler.backmap(cg, progress=False)
+    assert bool(torch.isfinite(out.positions).all())
+    assert set(scored) == {(True, 6), (False, 2)}  # each ring candidate and two turned copies
+    assert _cli_sampler("--pendant-turns", "4").pendant_turns == 4 and _cli_sampler().pendant_turns == 1
+    from gdbm.utils.errors import InputError
+
+    with pytest.raises(InputError, match="--pendant-turns must be >= 1"):
+        _cli_sampler("--pendant-turns", "0")

@@ -63,14 +63,16 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
     ``frames``: what ``--frames`` selects (e.g. "CG"). Each command adds its own ``--cg-map``.
     """
     p.add_argument("--checkpoint", required=True,
-                   help="a gdbm fit checkpoint (checkpoint.pt) or a shipped model's name, e.g. sps-voxel")
+                   help="a gdbm fit checkpoint (checkpoint.pt) or a shipped model's name, e.g. sps-voxel; the "
+                        "sampler settings it recorded (a shipped model's: those it was scored with, see its note) "
+                        "apply wherever the sampler flags below are not given, else the defaults they name")
     p.add_argument("--parameters", help="supplementary parameter file in GROMACS syntax")
     p.add_argument("--cg-itp", help="CG topology (default: found beside the mapping)")
     p.add_argument("--frames", help=f"backmap {frames} frames START:STOP only (e.g. 0:10)")
     p.add_argument("-o", "--output", required=True,
                    help="AA trajectory to write (.xtc, .dcd, .trr, .pdb, .gro for one frame; checked before any work)")
     p.add_argument("--samples", type=int, default=1, help="AA samples per CG frame (default 1)")
-    p.add_argument("--gibbs", type=int, default=2, help="Gibbs sweeps after the forward pass (default 2)")
+    p.add_argument("--gibbs", type=int, help="Gibbs sweeps after the forward pass (default 2)")
     p.add_argument("--candidates", metavar="K|K1,K2,...",
                    help="candidates per bead, lowest energy kept (default 4 in every pass and 16 in the last, whose "
                         "choice is kept); K: K in every pass; or one number per pass (forward pass, then each "
@@ -79,14 +81,14 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
                    help="candidates per bead for the hydrogen-only steps, in every pass (at most --candidates' "
                         "number there; default: the same as the heavy atoms): hydrogens are half a "
                         "hydrocarbon's atoms, so this is the cheapest cut in time, best with --hydrogen-lookahead")
-    p.add_argument("--noise-scale", type=float, default=1.0, metavar="S",
+    p.add_argument("--noise-scale", type=float, metavar="S",
                    help="the generator's latent noise times S (default 1): a sampling temperature of the network "
                         "itself, spreading its candidates")
     p.add_argument("--selection-weights", metavar="TERM=W,...",
                    help="weight of each energy category (bond, angle, proper, improper, lj; lookahead: the "
                         "sites of --hydrogen-lookahead) in the score that picks a candidate, e.g. bond=0.1 "
                         "(default 1 each)")
-    p.add_argument("--score-hidden", action="store_true",
+    p.add_argument("--score-hidden", action=argparse.BooleanOptionalAction,
                    help="score the candidates of a heavy-atom step with the adjacent beads' hydrogens present "
                         "(the network still does not see them): lets their clashes decide, e.g. a phenyl ring's "
                         "turn against the backbone's hydrogens")
@@ -95,10 +97,10 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
                         "in for the bead's own hydrogens (built later), so that their contacts, e.g. a phenyl's "
                         "hydrogens against its neighbours', count when the heavy atoms are chosen; SHAPES: "
                         "planar_ch (aromatic CH), ch (tetrahedral CH), ch2, comma-separated (default all three)")
-    p.add_argument("--clash-retries", type=int, default=0, metavar="ROUNDS",
+    p.add_argument("--clash-retries", type=int, metavar="ROUNDS",
                    help="rounds of --candidates more for a bead whose kept candidate has a clashing atom pair "
                         "(default 0 = off)")
-    p.add_argument("--clash-energy", type=float, default=10.0, metavar="KJ_MOL",
+    p.add_argument("--clash-energy", type=float, metavar="KJ_MOL",
                    help="a Lennard-Jones pair above this is a clash (default 10 kJ/mol)")
     p.add_argument("--ordering", metavar="dfs|bfs|random|POLICY",
                    help="reconstruction order instead of the checkpoint's: a traversal or an order policy "
@@ -111,11 +113,11 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
                         "87 s in float32, and many times longer where bfloat16 is emulated")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the generator: faster per frame after a one-off compilation (~90 s on CPU)")
-    p.add_argument("--constrain-bonds", action="store_true",
+    p.add_argument("--constrain-bonds", action=argparse.BooleanOptionalAction,
                    help="after each pass, set every bond to its b0 (when the reference MD constrained bonds; with "
                         "--temporal: bonds to hydrogen)")
-    p.add_argument("--hold-centres", nargs="?", const="rigid", default="off", choices=("rigid", "smooth", "pivot", "seat"),
-                   metavar="rigid|smooth|pivot|seat",
+    p.add_argument("--hold-centres", nargs="?", const="rigid", choices=("off", "rigid", "smooth", "pivot", "seat"),
+                   metavar="off|rigid|smooth|pivot|seat",
                    help="after each pass, move the atoms so that each CG bead's centre (by --cg-map) sits on its CG "
                         "input position: rigid (the default when given bare) shifts each bead's atoms as one body "
                         "and bends the bonds between beads; smooth spreads each correction along the molecule, "
@@ -123,28 +125,32 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
                         "first turns each pendant bead (e.g. a phenyl ring) about the one bond that holds it, "
                         "then smooth for what is left; seat first turns each pendant bead towards its "
                         "attachment's ideal site, then bends it out of its plane towards its centre, then smooth")
-    p.add_argument("--fit-bonds", action="store_true",
+    p.add_argument("--fit-bonds", action=argparse.BooleanOptionalAction,
                    help="before scoring, fit every candidate to the topology's bond lengths without bending it: a "
                         "step's heavy atoms scaled about their centroid, each hydrogen moved along its bond")
+    p.add_argument("--pendant-turns", type=int, metavar="N",
+                   help="score N versions of each candidate of a step that places a pendant group (a phenyl "
+                        "ring on its CH), turned about its holding bond 360/N degrees apart, so that the energy "
+                        "chooses the ring's turn from every turn (default 1: the network's candidates only)")
     p.add_argument("--seat-keep", type=float, metavar="F",
                    help="with --hold-centres seat: the fraction of each pendant attachment's angle from its ideal "
                         "site that is kept (default 0.7; 1 moves none, 0 puts every one on its site)")
-    p.add_argument("--relax", type=int, default=0, metavar="STEPS",
+    p.add_argument("--relax", type=int, metavar="STEPS",
                    help="steps of steepest descent on the force field after the last sweep, every CG bead's "
                         "centre held on its input (removes close contacts; default 0 = off)")
     p.add_argument("--stereo-from", metavar="AA_STRUCTURE",
                    help="an AA structure of this system whose stereocentres (tacticity, L/D) the output copies "
                         "(default: the handedness the model recorded from its training frames)")
-    p.add_argument("--no-stereo", action="store_true",
+    p.add_argument("--no-stereo", action="store_true", default=None,
                    help="leave stereocentres as generated (no inversion of wrongly handed ones)")
-    p.add_argument("--no-stereo-select", action="store_true",
+    p.add_argument("--no-stereo-select", action="store_true", default=None,
                    help="keep the lowest-energy candidate whatever its stereocentres' handedness (default: the "
                         "lowest-energy rightly handed one; the rule inverts only what every candidate got wrong)")
     p.add_argument("--type-alias", help="YAML {atoms: {type: model type}, beads: {...}}: the model's names for "
                                         "this system's types (a model trained on other molecules)")
     p.add_argument("--workers", type=int, default=1,
                    help="processes sharing the frames (default 1; each gets --threads / N threads)")
-    p.add_argument("--max-batch", type=int, default=4096,
+    p.add_argument("--max-batch", type=int,
                    help="environments (beads x candidates) per network call; bounds memory (default 4096)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file and start over")
 
@@ -174,7 +180,9 @@ def _selection_weights(text: str | None) -> dict[str, float]:
 
 
 def _lookahead_shapes(text: str | None) -> tuple[str, ...]:
-    """``--hydrogen-lookahead planar_ch,ch2`` as ``("planar_ch", "ch2")``; unset: ``()`` (off)."""
+    """``--hydrogen-lookahead planar_ch,ch2`` as ``("planar_ch", "ch2")``; unset or ``none``: ``()`` (off)."""
+    if text is not None and text.strip() == "none":
+        return ()
     shapes = tuple(dict.fromkeys(item.strip() for item in (text or "").split(",") if item.strip()))
     unknown = [shape for shape in shapes if shape not in LOOKAHEAD_SHAPES]
     if unknown or (text is not None and not shapes):
@@ -185,12 +193,10 @@ def _lookahead_shapes(text: str | None) -> tuple[str, ...]:
 
 def job_options(args: argparse.Namespace) -> dict:
     """The :class:`~gdbm.sampling.jobs.BackmapJob` keyword arguments of :func:`add_sampling_arguments`, checked."""
-    from gdbm.sampling.backmapper import SamplerConfig
+    from gdbm.sampling.backmapper import sampler_for
 
     if args.samples < 1:
         raise InputError("--samples must be >= 1")
-    if args.gibbs < 0:
-        raise InputError("--gibbs must be >= 0")
     try:
         per_pass = tuple(int(k) for k in str(args.candidates).split(",")) if args.candidates is not None else ()
     except ValueError:
@@ -198,37 +204,35 @@ def job_options(args: argparse.Namespace) -> dict:
                          f"got {args.candidates!r}")
     if per_pass and min(per_pass) < 1:
         raise InputError("--candidates must be >= 1")
-    candidates = {}  # unset: SamplerConfig's default (4, and 16 in the last pass)
+    for flag, value, low in (("--gibbs", args.gibbs, 0), ("--relax", args.relax, 0),
+                             ("--clash-retries", args.clash_retries, 0), ("--max-batch", args.max_batch, 1),
+                             ("--hydrogen-candidates", args.hydrogen_candidates, 1),
+                             ("--pendant-turns", args.pendant_turns, 1)):
+        if value is not None and value < low:
+            raise InputError(f"{flag} must be >= {low}")
+    for flag, value in (("--clash-energy", args.clash_energy), ("--noise-scale", args.noise_scale)):
+        if value is not None and not value > 0:
+            raise InputError(f"{flag} must be > 0")
+    if args.seat_keep is not None and not 0 <= args.seat_keep <= 1:
+        raise InputError("--seat-keep must be between 0 and 1")
+    # the flags given; the rest are the model's recorded settings, else SamplerConfig's defaults
+    given = {key: value for key, value in dict(
+        n_gibbs=args.gibbs, constrain_bonds=args.constrain_bonds, hold_centres=args.hold_centres,
+        fit_bonds=args.fit_bonds, pendant_turns=args.pendant_turns, seat_keep=args.seat_keep, relax_steps=args.relax,
+        stereo=None if args.no_stereo is None else False,
+        stereo_select=None if args.no_stereo_select is None else False, clash_retries=args.clash_retries,
+        clash_energy=args.clash_energy, score_hidden=args.score_hidden, hydrogen_candidates=args.hydrogen_candidates,
+        noise_scale=args.noise_scale, max_batch=args.max_batch).items() if value is not None}
     if per_pass:
-        candidates = dict(candidates=per_pass[0], pass_candidates=per_pass if len(per_pass) > 1 else None)
-    selection_weights = _selection_weights(args.selection_weights)
-    if args.relax < 0:
-        raise InputError("--relax must be >= 0")
-    if args.clash_retries < 0:
-        raise InputError("--clash-retries must be >= 0")
-    if not args.clash_energy > 0:
-        raise InputError("--clash-energy must be > 0 kJ/mol")
-    if args.max_batch < 1:
-        raise InputError("--max-batch must be >= 1")
-    if args.hydrogen_candidates is not None and args.hydrogen_candidates < 1:
-        raise InputError("--hydrogen-candidates must be >= 1")
-    if not args.noise_scale > 0:
-        raise InputError("--noise-scale must be > 0")
-    seat = {}  # --seat-keep: only with --hold-centres seat; unset, SamplerConfig's default
-    if args.seat_keep is not None:
-        if args.hold_centres != "seat":
-            raise InputError("--seat-keep is a setting of --hold-centres seat, which was not given")
-        if not 0 <= args.seat_keep <= 1:
-            raise InputError("--seat-keep must be between 0 and 1")
-        seat["seat_keep"] = args.seat_keep
-    config = SamplerConfig(n_gibbs=args.gibbs, **candidates, seed=args.seed, precision=args.precision,
-                           constrain_bonds=args.constrain_bonds, hold_centres=args.hold_centres,
-                           fit_bonds=args.fit_bonds, **seat, relax_steps=args.relax,
-                           max_batch=args.max_batch, compile=args.compile, stereo=not args.no_stereo,
-                           stereo_select=not args.no_stereo_select, clash_retries=args.clash_retries,
-                           clash_energy=args.clash_energy, selection_weights=selection_weights,
-                           score_hidden=args.score_hidden, hydrogen_lookahead=_lookahead_shapes(args.hydrogen_lookahead),
-                           hydrogen_candidates=args.hydrogen_candidates, noise_scale=args.noise_scale)
+        given.update(candidates=per_pass[0], pass_candidates=per_pass if len(per_pass) > 1 else None)
+    if args.selection_weights is not None:
+        given["selection_weights"] = _selection_weights(args.selection_weights)
+    if args.hydrogen_lookahead is not None:
+        given["hydrogen_lookahead"] = _lookahead_shapes(args.hydrogen_lookahead)
+    config = sampler_for(args.checkpoint, {**given, "seed": args.seed, "precision": args.precision,
+                                           "compile": args.compile})
+    if args.seat_keep is not None and config.hold_centres != "seat":
+        raise InputError("--seat-keep is a setting of --hold-centres seat, which was not given")
     if args.no_stereo and args.stereo_from:
         raise InputError("--stereo-from and --no-stereo contradict each other")
     check_device(args.device)

@@ -76,7 +76,7 @@ def run_backmap(args: argparse.Namespace) -> int:
                                         seed=args.seed)
     frames = backmap_trajectory(args.checkpoint, args.cg, args.output, cg_struct=args.cg_struct, frames=args.frames,
                                 segments=args.segments, frame_based=args.frame_based,
-                                constrain_hydrogens=args.constrain_bonds, thermalize=thermalize, seed=args.seed,
+                                constrain_hydrogens=bool(args.constrain_bonds), thermalize=thermalize, seed=args.seed,
                                 device=args.device, force=args.force)
     print(f"wrote {len(frames)} frames to {Path(args.output)}")
     return 0

@@ -20,13 +20,15 @@ The sampler sees the network only through :mod:`gdbm.conditioners.interface`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Any, Iterator, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt, ValidationError, field_validator,
+                      model_validator)
 from torch import Tensor
 from gdbm.utils.progress import tqdm
 
@@ -47,6 +49,7 @@ from gdbm.physics.pendant_pivot import PendantPivot, TurnThenSmooth
 from gdbm.physics.pendant_seat import PendantSeat
 from gdbm.physics.relax import CentreConstraint, CentreProjection, project_constraints, relax
 from gdbm.sampling.bond_fit import StepBondFit
+from gdbm.sampling.pendant_turns import PendantTurns
 from gdbm.utils.precision import Precision, resolve_precision
 from gdbm.topology.hydrogens import HydrogenGroups
 from gdbm.topology.mapping import SystemMapping
@@ -113,6 +116,12 @@ class SamplerConfig(BaseModel):
                                                "lengths without bending it: a step's heavy atoms scaled about their "
                                                "centroid to b0 (least squares), each hydrogen moved along its bond "
                                                "to b0 (gdbm.sampling.bond_fit)")
+    pendant_turns: PositiveInt = Field(1, description="versions of each candidate of a step that places a pendant "
+                                                      "group (heavy atoms held by one bond: a phenyl ring), turned "
+                                                      "about that bond 360 / pendant_turns degrees apart, scored with "
+                                                      "the others (gdbm.sampling.pendant_turns): the energy then "
+                                                      "chooses the group's turn from every turn, not from the "
+                                                      "network's narrow spread; 1: none")
     seat_keep: float = Field(0.7, ge=0, le=1, description="with hold_centres seat: the fraction of each pendant "
                                                           "attachment's angle from its ideal site that is kept "
                                                           "(1: none moved; 0: every one on its site)")
@@ -187,6 +196,25 @@ class SamplerConfig(BaseModel):
         return self.last_candidates if last else self.candidates
 
 
+def sampler_for(checkpoint: str | Path, overrides: Mapping[str, Any] | None = None) -> SamplerConfig:
+    """The sampler settings for a model: :class:`SamplerConfig`'s defaults, then those the checkpoint recorded
+    (the settings a shipped model was scored with, ``export_generator(sampler=...)``), then ``overrides``
+    (e.g. the flags a user gave). Recorded settings that are not :class:`SamplerConfig`'s are an
+    :class:`InputError` naming the checkpoint."""
+    from gdbm.training.trained_model import load_sampler_settings
+
+    recorded = load_sampler_settings(checkpoint)
+    try:
+        SamplerConfig.model_validate(recorded)
+    except ValidationError as err:
+        raise InputError(f"the model's recorded sampler settings are not valid ({' '.join(str(err).split()[:16])})",
+                         checkpoint) from None
+    given = dict(overrides or {})
+    if "candidates" in given:  # a count given replaces the recorded counts per pass
+        given = {"last_candidates": given["candidates"], "pass_candidates": None, **given}
+    return SamplerConfig.model_validate({**recorded, **given})
+
+
 def select_candidates(energy: Tensor, wrong: Tensor | None = None, penalty: float = float("inf")) -> Tensor:
     """``[B]``: the candidate kept per item of ``energy [B, K]``: the lowest-energy one, or, given ``wrong [B, K]``
     (wrongly handed stereocentres per candidate), the lowest of ``energy + penalty * wrong``; with an infinite
@@ -257,6 +285,8 @@ class Backmapper:
                              else None)
         self._candidates = self.config.candidates_in(0)  # of the pass being run
         self._bond_fit = StepBondFit(system.aa) if self.config.fit_bonds else None
+        self._turns = (PendantTurns(system.aa, self.steps.atoms, self.config.pendant_turns)
+                       if self.config.pendant_turns > 1 else None)
         self.hydrogens = HydrogenGroups.from_topology(system.aa) if self.config.hydrogen_lookahead else None
         self.step_sites = (self.hydrogens.centres_per_step(self.steps.atoms, self.config.hydrogen_lookahead)
                            if self.hydrogens is not None else None)
@@ -275,6 +305,8 @@ class Backmapper:
                         stereo_from: str | Path | None = None) -> "Backmapper":
         """A sampler for the system of ``topology`` + ``mapping`` with a trained model.
 
+        ``config``: the sampler settings; None: the model's own (:func:`sampler_for`: those it recorded,
+        else :class:`SamplerConfig`'s defaults).
         ``checkpoint``: a ``gdbm fit`` checkpoint or a shipped model's name (``"sps-voxel"``); its
         experiment config supplies the reconstruction order (unless ``ordering``) and the environment cutoff.
         ``hold``: a mapping file (may be partial) whose bead centres the relaxation keeps on the
@@ -295,7 +327,7 @@ class Backmapper:
                                  hold)
         stereo = stereo_template_from_file(system.aa, stereo_from) if stereo_from is not None else load_stereo(checkpoint)
         return cls(system, generator, spec, plan_system(system, ordering or experiment.ordering), experiment.environment,
-                   config, device=device, hold=held, aliases=aliases, stereo=stereo)
+                   config if config is not None else sampler_for(checkpoint), device=device, hold=held, aliases=aliases, stereo=stereo)
 
     def _held_centres(self, beads: Tensor) -> CentreProjection | None:
         """The projection ``hold_centres`` asks for, onto one chunk's CG positions ``beads`` ``[F, n_beads, 3]``."""
@@ -435,6 +467,14 @@ class Backmapper:
         parts = [(items.take(~hydrogen), candidates), (items.take(hydrogen), wanted)]
         return [(part, k) for part, k in parts if len(part.step)]
 
+    def _proposals(self, env: Environment, items: _Items, rng: torch.Generator) -> Tensor:
+        """The candidates to score: the network's ``[B, K, L, 3]``, for a pendant step with ``pendant_turns``
+        turned copies of each (``[B, K * pendant_turns, L, 3]``)."""
+        local, _ = self._generate(env, items.atoms, rng)
+        if self._turns is not None and self._turns.turnable(items.step):
+            local = self._turns(local, items.step, env.atom, env.positions)
+        return local
+
     def _generate(self, env: Environment, atoms: Tensor, rng: torch.Generator) -> tuple[Tensor, Tensor]:
         """``candidates`` sequences per item: local positions ``[B, K, L, 3]`` in the item's frame."""
         b, k = len(atoms), self._candidates
@@ -512,7 +552,7 @@ class Backmapper:
         for start in range(0, len(items.frame), per_call):
             part, part_env = items.take(slice(start, start + per_call)), env.take(slice(start, start + per_call))
             part_scored = scored.take(slice(start, start + per_call))
-            local, _ = self._generate(part_env, part.atoms, rng)  # [b, K, L, 3]
+            local = self._proposals(part_env, part, rng)  # [b, K, L, 3]
             energy, worst_pair = self._energies(part, part_scored, local)  # [b, K]
             wrong = (self._wrongly_handed(part, part_env, local, atoms, present, beads, boxes)
                      if self.step_centres is not None else None)
@@ -558,7 +598,7 @@ class Backmapper:
             if not len(stuck):
                 break
             sub, sub_env = part.take(stuck), env.take(stuck)
-            local, _ = self._generate(sub_env, sub.atoms, rng)
+            local = self._proposals(sub_env, sub, rng)
             more_energy, more_worst = self._energies(sub, scored.take(stuck), local)
             more_wrong = (self._wrongly_handed(sub, sub_env, local, atoms, present, beads, boxes)
                           if self.step_centres is not None else None)

@@ -9,9 +9,11 @@ YAML header (``molecules``, ``trained_on``, ``conditioner``, ``updates``, ``scor
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -92,12 +94,16 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
     raise InputError(f"neither a checkpoint file nor a shipped model (shipped: {names})", path)
 
 
-def export_generator(checkpoint: str | Path, out: str | Path, stereo: StereoTemplate | None = None) -> Path:
+def export_generator(checkpoint: str | Path, out: str | Path, stereo: StereoTemplate | None = None,
+                     sampler: Mapping[str, Any] | None = None) -> Path:
     """Write the sampling part of a ``gdbm fit`` checkpoint (generator, features, config, step, stereocentres)
     to ``out``.
 
     Drops the critic and optimiser states: what ships is a third of the size and loads the same way.
     ``stereo``: the training frames' stereocentres, for checkpoints written before ``gdbm fit`` recorded them.
+    ``sampler``: the sampler settings the model was scored with (keys of
+    :class:`~gdbm.sampling.backmapper.SamplerConfig`, e.g. ``{"hold_centres": "seat"}``), which ``gdbm backmap``
+    then uses wherever its flags are silent (:func:`gdbm.sampling.backmapper.sampler_for`).
     """
     from gdbm.training.checkpoint import load_checkpoint
 
@@ -105,6 +111,8 @@ def export_generator(checkpoint: str | Path, out: str | Path, stereo: StereoTemp
     payload = {key: ck[key] for key in ("generator", "features", "config", "step", "seconds", "stereo") if key in ck}
     if stereo is not None:
         payload["stereo"] = stereo.to_dict()
+    if sampler is not None:
+        payload["sampler"] = dict(sampler)
     with atomic_path(out) as tmp:
         torch.save(payload, tmp)
     return Path(out)

@@ -59,3 +59,12 @@ def load_stereo(path: str | Path) -> StereoTemplate | None:
     """The stereocentre handedness a checkpoint recorded from its training frames (None for older checkpoints)."""
     data = load_checkpoint(resolve_checkpoint(path), required=GENERATOR_KEYS).get("stereo")
     return StereoTemplate.from_dict(data) if data is not None else None
+
+
+def load_sampler_settings(path: str | Path) -> dict:
+    """The sampler settings a checkpoint or shipped model recorded (``export_generator(sampler=...)``): what
+    ``gdbm backmap`` uses where its flags are silent; ``{}`` when it recorded none."""
+    data = load_checkpoint(resolve_checkpoint(path), required=GENERATOR_KEYS).get("sampler")
+    if data is not None and not isinstance(data, dict):
+        raise InputError("not a gdbm checkpoint: its sampler settings are not a mapping", path)
+    return dict(data or {})

@@ -1,0 +1,67 @@
+"""Turned copies of a pendant step's candidates, so that the energy chooses the group's turn from all of them
+(``SamplerConfig.pendant_turns``).
+
+A step that places a group of heavy atoms hanging off the placed molecule by one bond (sPS: a phenyl ring on
+its CH) fixes the group's turn about that bond with its candidates. The voxel generator has not learnt the
+turn: a ring step's candidates spread over about 60 degrees per ring, at a turn set by the random rotation of
+its input, so the lowest-energy one is often a poor turn (docs/generator-diagnosis.md, section 24). Each
+candidate here gets ``copies - 1`` copies turned rigidly about the holding bond by whole fractions of a turn
+(360 / copies degrees apart), before the candidates are scored: the energy then sees every turn. The copies keep
+every bond length and angle of the candidate; only the dihedrals across the holding bond differ. It uses only
+the topology.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from gdbm.physics.pendant_pivot import rotate_about
+from gdbm.topology.topology import Topology
+
+
+class PendantTurns:
+    """Per plan step, the bond that holds its heavy atoms, and the turned copies of its candidates."""
+
+    def __init__(self, top: Topology, step_atoms: Tensor, copies: int):
+        """``step_atoms [S, L]`` (-1 padded): the plan's steps; ``copies``: versions of each candidate (>= 2)."""
+        if copies < 2:
+            raise ValueError(f"copies must be at least 2, not {copies}")
+        self.copies = copies
+        heavy = [element != "H" for element in top.elements]
+        neighbours = top.bonded_neighbours()
+        inner, outer = [], []
+        for atoms in step_atoms.tolist():
+            group = {a for a in atoms if a >= 0 and heavy[a]}
+            leaving = [(a, b) for a in group for b in neighbours[a] if heavy[b] and b not in group]
+            turnable = len(group) >= 3 and len(leaving) == 1  # a single atom or a pair on the axis has no turn
+            inner.append(atoms.index(leaving[0][0]) if turnable else -1)
+            outer.append(leaving[0][1] if turnable else -1)
+        self.inner = torch.tensor(inner, dtype=torch.long)  # [S] the slot of the group's atom of the holding bond
+        self.outer = torch.tensor(outer, dtype=torch.long)  # [S] the placed atom it hangs on
+
+    def turnable(self, steps: Tensor) -> bool:
+        """Whether any of the plan steps ``steps [B]`` places a pendant group."""
+        return bool((self.inner[steps] >= 0).any())
+
+    def __call__(self, local: Tensor, steps: Tensor, context_atom: Tensor, context: Tensor) -> Tensor:
+        """``[B, K * copies, L, 3]``: candidates ``local [B, K, L, 3]`` of plan steps ``steps [B]`` and their
+        turned copies (copy ``c`` of candidate ``k`` at ``c * K + k``; copy 0 is the candidate). The items'
+        environment atoms ``context_atom [B, P]`` (-1 for beads) sit at ``context [B, P, 3]`` (same frame); an item
+        whose step is not pendant, or whose holding atom is not placed yet, gets unturned copies."""
+        b, k, length, _ = local.shape
+        angles = torch.arange(self.copies, dtype=local.dtype) * (2 * math.pi / self.copies)  # [C]
+        out = local.unsqueeze(1).repeat(1, self.copies, 1, 1, 1)  # [B, C, K, L, 3]
+        inner, outer = self.inner[steps], self.outer[steps]  # [B]
+        found = (context_atom == outer.unsqueeze(1)) & (outer.unsqueeze(1) >= 0)  # [B, P]
+        for item in torch.nonzero(found.any(1)).squeeze(1).tolist():
+            anchor = context[item, int(found[item].to(torch.uint8).argmax())]  # [3]
+            pivot = local[item, :, int(inner[item])]  # [K, 3] on the axis
+            axis = pivot - anchor  # [K, 3]
+            axis = axis / axis.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+            arms = (local[item] - pivot.unsqueeze(1)).unsqueeze(0).expand(self.copies, k, length, 3)
+            turned = rotate_about(arms, axis.expand(self.copies, k, 3), angles.view(-1, 1).expand(-1, k))
+            out[item] = pivot.view(1, k, 1, 3) + turned
+        return out.view(b, self.copies * k, length, 3)
