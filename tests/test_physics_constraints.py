@@ -37,3 +37,30 @@ def test_reference_bonds_are_already_constrained(sps: Path):
     fixed, _ = constrain_bonds(frames.positions, frames.boxes, top)
     assert fixed.dtype == frames.positions.dtype
     assert float((fixed - frames.positions).norm(dim=-1).max()) < 0.0015  # the .gro precision
+
+
+def test_a_stretch_cap_shortens_only_the_bonds_beyond_it(sps: Path):
+    """``stretch``: bonds longer than b0 + stretch end at that length; every other bond keeps its length."""
+    top = read_topology(sps / "topol.top")
+    frames = read_frames(sps / "train_t568" / "aa" / "90.gro")
+    noise = 0.005 * torch.randn(frames.positions.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    x = frames.positions.double() + noise
+    pairs, b0 = bond_constraints(top)
+    box = frames.boxes.double()
+
+    def stretch(y: torch.Tensor) -> torch.Tensor:
+        return (minimum_image(y[:, pairs[:, 1]] - y[:, pairs[:, 0]], box).norm(dim=-1) - b0)[0]
+
+    broken = torch.tensor([10, 500, 4000])  # three bonds pulled apart by moving one atom of each
+    x[0, pairs[broken, 1]] += 0.08 * torch.nn.functional.normalize(
+        minimum_image(x[0, pairs[broken, 1]] - x[0, pairs[broken, 0]], box[0]), dim=-1)
+    before = stretch(x)
+    assert bool((before[broken] > 0.07).all())
+    capped, worst = constrain_bonds(x, frames.boxes, top, stretch=0.02)
+    after = stretch(capped)
+    assert worst < 1e-5 and float(after.max()) < 0.02 + 1e-5
+    assert torch.allclose(after[broken], torch.full((3,), 0.02, dtype=torch.float64), atol=1e-5)
+    far = (before < 0.02) & ~torch.isin(torch.arange(len(pairs)), broken)
+    moved = (capped - x).norm(dim=-1)[0] > 1e-9  # [n]
+    assert int(moved.sum()) < 40  # the broken bonds' atoms and a few neighbours, of 5832
+    assert float((after[far] - before[far]).abs().median()) == 0.0

@@ -128,6 +128,10 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
     p.add_argument("--fit-bonds", action=argparse.BooleanOptionalAction,
                    help="before scoring, fit every candidate to the topology's bond lengths without bending it: a "
                         "step's heavy atoms scaled about their centroid, each hydrogen moved along its bond")
+    p.add_argument("--bond-cap", metavar="NM|off",
+                   help="after the last pass, shorten every bond longer than its b0 + NM to that length (the bead "
+                        "centres held again), leaving the rest as generated: removes a generator's rare broken "
+                        "bonds (default: off)")
     p.add_argument("--pendant-turns", type=int, metavar="N",
                    help="score N versions of each candidate of a step that places a pendant group (a phenyl "
                         "ring on its CH), turned about its holding bond 360/N degrees apart, so that the energy "
@@ -191,6 +195,16 @@ def _lookahead_shapes(text: str | None) -> tuple[str, ...]:
     return shapes
 
 
+def _bond_cap(text: str | None) -> float | None:
+    """``--bond-cap 0.04`` as 0.04 nm; unset or ``off``: None."""
+    if text is None or text == "off":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"--bond-cap takes a length in nm or 'off', got {text!r}") from None
+
+
 def job_options(args: argparse.Namespace) -> dict:
     """The :class:`~gdbm.sampling.jobs.BackmapJob` keyword arguments of :func:`add_sampling_arguments`, checked."""
     from gdbm.sampling.backmapper import sampler_for
@@ -210,7 +224,9 @@ def job_options(args: argparse.Namespace) -> dict:
                              ("--pendant-turns", args.pendant_turns, 1)):
         if value is not None and value < low:
             raise InputError(f"{flag} must be >= {low}")
-    for flag, value in (("--clash-energy", args.clash_energy), ("--noise-scale", args.noise_scale)):
+    bond_cap = _bond_cap(args.bond_cap)
+    for flag, value in (("--clash-energy", args.clash_energy), ("--noise-scale", args.noise_scale),
+                        ("--bond-cap", bond_cap)):
         if value is not None and not value > 0:
             raise InputError(f"{flag} must be > 0")
     if args.seat_keep is not None and not 0 <= args.seat_keep <= 1:
@@ -218,11 +234,14 @@ def job_options(args: argparse.Namespace) -> dict:
     # the flags given; the rest are the model's recorded settings, else SamplerConfig's defaults
     given = {key: value for key, value in dict(
         n_gibbs=args.gibbs, constrain_bonds=args.constrain_bonds, hold_centres=args.hold_centres,
-        fit_bonds=args.fit_bonds, pendant_turns=args.pendant_turns, seat_keep=args.seat_keep, relax_steps=args.relax,
+        fit_bonds=args.fit_bonds, bond_cap=bond_cap, pendant_turns=args.pendant_turns, seat_keep=args.seat_keep,
+        relax_steps=args.relax,
         stereo=None if args.no_stereo is None else False,
         stereo_select=None if args.no_stereo_select is None else False, clash_retries=args.clash_retries,
         clash_energy=args.clash_energy, score_hidden=args.score_hidden, hydrogen_candidates=args.hydrogen_candidates,
         noise_scale=args.noise_scale, max_batch=args.max_batch).items() if value is not None}
+    if args.bond_cap == "off":
+        given["bond_cap"] = None
     if per_pass:
         given.update(candidates=per_pass[0], pass_candidates=per_pass if len(per_pass) > 1 else None)
     if args.selection_weights is not None:

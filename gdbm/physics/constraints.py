@@ -33,9 +33,11 @@ def bond_constraints(top: Topology) -> tuple[Tensor, Tensor]:
 
 
 def constrain_bonds(positions: Tensor, boxes: Tensor, top: Topology, tolerance: float = 1e-5,
-                    max_iterations: int = 1000) -> tuple[Tensor, float]:
+                    max_iterations: int = 1000, stretch: float | None = None) -> tuple[Tensor, float]:
     """Positions ``[F, n, 3]`` with every bond at ``b0`` (to ``tolerance`` nm), and the largest deviation left.
 
+    ``stretch`` (nm): instead, only the bonds longer than ``b0 + stretch`` are shortened to that length, the
+    rest left as they are (a cap on a generator's rare broken bonds that keeps its bond-length spread).
     Works in float64 and returns the input dtype. Raises nothing when ``max_iterations`` is
     reached: the returned deviation says how far it got.
     """
@@ -53,6 +55,8 @@ def constrain_bonds(positions: Tensor, boxes: Tensor, top: Topology, tolerance: 
         d = minimum_image(x[:, j] - x[:, i], box)  # [F, m, 3]
         length = d.norm(dim=-1, keepdim=True)  # [F, m, 1]
         error = length - b0.view(1, -1, 1)
+        if stretch is not None:
+            error = (error - stretch).clamp_min(0)  # [F, m, 1] only the bonds beyond the cap
         worst = float(error.abs().max())
         if worst < tolerance:
             break

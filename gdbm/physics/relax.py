@@ -82,16 +82,18 @@ class CentreConstraint:
 
 
 def project_constraints(positions: Tensor, boxes: Tensor, top: Topology, *, bonds: bool = False,
-                        centres: CentreProjection | None = None, rounds: int = FIRST_ROUNDS) -> Tensor:
+                        centres: CentreProjection | None = None, rounds: int = FIRST_ROUNDS,
+                        stretch: float | None = None) -> Tensor:
     """Positions ``[F, n, 3]`` projected onto the bond constraints and/or the bead centres.
 
     Alternates the two projections ``rounds`` times when both apply (each undoes a little of
     the other), once when only one does; the bead centres are exact after the last round.
+    ``stretch``: with ``bonds``, only bonds longer than ``b0 + stretch`` are shortened, to that length.
     """
     x = positions
     for _ in range(rounds if (bonds and centres is not None) else 1):
         if bonds:
-            x, _ = constrain_bonds(x, boxes, top)
+            x, _ = constrain_bonds(x, boxes, top, stretch=stretch)
         if centres is not None:
             x = centres.project(x, boxes)
     return x

@@ -116,6 +116,12 @@ class SamplerConfig(BaseModel):
                                                "lengths without bending it: a step's heavy atoms scaled about their "
                                                "centroid to b0 (least squares), each hydrogen moved along its bond "
                                                "to b0 (gdbm.sampling.bond_fit)")
+    bond_cap: float | None = Field(None, gt=0, description="nm: after the last pass, every bond longer than its "
+                                   "b0 + bond_cap is shortened to that length, the rest left as generated (with "
+                                   "hold_centres the centres are held again, by the smooth projection for "
+                                   "pivot and seat): the generator's rare broken bonds "
+                                   "(sPS: one or two CH-ipso bonds per frame beyond 0.19 nm, section 24 of "
+                                   "docs/generator-diagnosis.md) without its bond-length spread; None: off")
     pendant_turns: PositiveInt = Field(1, description="versions of each candidate of a step that places a pendant "
                                                       "group (heavy atoms held by one bond: a phenyl ring), turned "
                                                       "about that bond 360 / pendant_turns degrees apart, scored with "
@@ -340,6 +346,23 @@ class Backmapper:
         if self.config.hold_centres == "seat":
             return TurnThenSmooth(self._pendant_seat.turn, self._smooth_shift, beads.double())
         return None
+
+    def cap_bonds(self, atoms: Tensor, beads: Tensor, boxes: Tensor) -> Tensor:
+        """``atoms [F, n, 3]`` with every bond longer than b0 + ``bond_cap`` shortened to that length and the bead
+        centres held again on ``beads [F, n_beads, 3]`` (by ``_centres_kept``): the sampler's last step, a function
+        of the last pass's atoms alone."""
+        assert self.config.bond_cap is not None
+        return project_constraints(atoms, boxes, self.system.aa, bonds=True, centres=self._centres_kept(beads),
+                                   stretch=self.config.bond_cap)
+
+    def _centres_kept(self, beads: Tensor) -> CentreProjection | None:
+        """What holds the centres while a few atoms move (``bond_cap``): the hold's own projection without its
+        pendant turns (they would turn every ring again), i.e. rigid or smooth."""
+        if self.config.hold_centres == "off":
+            return None
+        if self.config.hold_centres == "rigid":
+            return CentreConstraint(self.hold, beads.double(), self.system.aa.masses)
+        return self._smooth_shift.holding(beads.double())
 
     def _report_centre_offset(self, atoms: Tensor, beads: Tensor, boxes: Tensor, name: str) -> None:
         """Log how far the pass left the bead centres from the CG input before ``hold_centres`` moves them; warn
@@ -681,6 +704,8 @@ class Backmapper:
                 if self.config.constrain_bonds or self.config.hold_centres != "off":
                     atoms = project_constraints(atoms, boxes, aa, bonds=self.config.constrain_bonds,
                                                 centres=self._held_centres(beads))
+            if self.config.bond_cap is not None:
+                atoms = self.cap_bonds(atoms, beads, boxes)
             if energy is not None:
                 held = CentreConstraint(self.hold, beads.double(), aa.masses)
                 atoms = relax(atoms, boxes, energy, relax_steps, centres=held, bonds=self.config.constrain_bonds,
