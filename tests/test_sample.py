@@ -589,13 +589,14 @@ def test_pendant_turns_score_turned_copies_of_the_ring_steps_only(two_chains: Pa
 
 def test_the_bond_cap_shortens_only_the_long_bonds_as_a_last_step(two_chains: Path):
     """``bond_cap``: after the last pass, every bond beyond b0 + cap is brought to it (the centres held again),
-    the others kept; it is a function of the last pass's atoms alone (the same frames, capped after)."""
+    the others kept; with the hydrogens' renaming it is a function of the last pass's atoms alone (the same
+    frames without both, finished after)."""
     from gdbm.physics.constraints import bond_constraints
 
     system, cg, args = _untrained_sampler(two_chains, "run_bond_cap")
     pairs, b0 = bond_constraints(system.aa)
-    settings = dict(n_gibbs=0, candidates=2, stereo=False, hold_centres="seat")
-    raw = Backmapper(*args, SamplerConfig(**settings)).backmap(cg, progress=False)
+    settings = dict(n_gibbs=0, candidates=2, hold_centres="seat")
+    raw = Backmapper(*args, SamplerConfig(**settings, hydrogen_names=False)).backmap(cg, progress=False)
     capping = Backmapper(*args, SamplerConfig(**settings, bond_cap=0.03))
     capped = capping.backmap(cg, progress=False)
 
@@ -606,7 +607,7 @@ def test_the_bond_cap_shortens_only_the_long_bonds_as_a_last_step(two_chains: Pa
     before, after = stretch(raw), stretch(capped)
     assert int((before > 0.031).sum()) > 5 and float(after.max()) < 0.031  # an untrained network breaks bonds
     beads = cg.positions.double()
-    assert torch.equal(capping.cap_bonds(raw.positions, cg.positions, raw.boxes), capped.positions)
+    assert torch.equal(capping.finish(raw.positions, cg.positions, raw.boxes, 0), capped.positions)
     held = system.mapping.map_positions(capped.positions.double(), capped.boxes.double())
     assert float(minimum_image(held - beads, capped.boxes.double()).norm(dim=-1).max()) < 1e-3
     assert _cli_sampler("--bond-cap", "0.04").bond_cap == 0.04 and _cli_sampler().bond_cap is None

@@ -147,6 +147,9 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
                         "(default: the handedness the model recorded from its training frames)")
     p.add_argument("--no-stereo", action="store_true", default=None,
                    help="leave stereocentres as generated (no inversion of wrongly handed ones)")
+    p.add_argument("--no-hydrogen-names", action="store_true", default=None,
+                   help="leave the names of each CH2's and CH3's equivalent hydrogens as generated (default: named "
+                        "as in the model's training frames, a CH3's turned at random, no atom of the set moved)")
     p.add_argument("--no-stereo-select", action="store_true", default=None,
                    help="keep the lowest-energy candidate whatever its stereocentres' handedness (default: the "
                         "lowest-energy rightly handed one; the rule inverts only what every candidate got wrong)")
@@ -237,7 +240,8 @@ def job_options(args: argparse.Namespace) -> dict:
         fit_bonds=args.fit_bonds, bond_cap=bond_cap, pendant_turns=args.pendant_turns, seat_keep=args.seat_keep,
         relax_steps=args.relax,
         stereo=None if args.no_stereo is None else False,
-        stereo_select=None if args.no_stereo_select is None else False, clash_retries=args.clash_retries,
+        stereo_select=None if args.no_stereo_select is None else False,
+        hydrogen_names=None if args.no_hydrogen_names is None else False, clash_retries=args.clash_retries,
         clash_energy=args.clash_energy, score_hidden=args.score_hidden, hydrogen_candidates=args.hydrogen_candidates,
         noise_scale=args.noise_scale, max_batch=args.max_batch).items() if value is not None}
     if args.bond_cap == "off":

@@ -60,6 +60,7 @@ from gdbm.topology.topology import Term
 log = logging.getLogger(__name__)
 
 
+NAMES_STREAM = 1 << 40  # the hydrogen names' random stream, apart from the candidates' (seeded seed * 1000003 + frame)
 SUSPICIOUS_CENTRE_OFFSET = 0.1  # nm rms; a pass of a trained generator misses the CG centres by up to 0.05 (cumene-voxel)
 
 
@@ -133,6 +134,11 @@ class SamplerConfig(BaseModel):
                                                           "(1: none moved; 0: every one on its site)")
     stereo: bool = Field(True, description="after each pass, invert every stereocentre handed against the "
                                            "model's training data (gdbm.topology.stereo)")
+    hydrogen_names: bool = Field(True, description="with stereo, after the last pass: name each CH2's and CH3's "
+                                                   "equivalent hydrogens as the training frames do (the model's "
+                                                   "stereo template, where it recorded the naming) and turn each "
+                                                   "CH3's names by a random 0-2 places; no atom of the set moves "
+                                                   "(gdbm.topology.hydrogen_names)")
     stereo_select: bool = Field(True, description="with stereo: score the candidates of a step that places a "
                                                   "stereocentre's carbon or a heavy neighbour by energy + "
                                                   "stereo_penalty per wrongly handed centre (unplaced neighbours at "
@@ -347,13 +353,21 @@ class Backmapper:
             return TurnThenSmooth(self._pendant_seat.turn, self._smooth_shift, beads.double())
         return None
 
-    def cap_bonds(self, atoms: Tensor, beads: Tensor, boxes: Tensor) -> Tensor:
-        """``atoms [F, n, 3]`` with every bond longer than b0 + ``bond_cap`` shortened to that length and the bead
-        centres held again on ``beads [F, n_beads, 3]`` (by ``_centres_kept``): the sampler's last step, a function
-        of the last pass's atoms alone."""
-        assert self.config.bond_cap is not None
-        return project_constraints(atoms, boxes, self.system.aa, bonds=True, centres=self._centres_kept(beads),
-                                   stretch=self.config.bond_cap)
+    def finish(self, atoms: Tensor, beads: Tensor, boxes: Tensor, first: int) -> Tensor:
+        """The sampler's last step, a function of the last pass's ``atoms [F, n, 3]`` alone (``first``: the
+        index of the chunk's first output frame, which seeds it): equivalent hydrogens renamed to the training
+        frames' naming (``hydrogen_names``), every bond longer than b0 + ``bond_cap`` shortened to that length,
+        and the centres held again on ``beads [F, n_beads, 3]`` (``_centres_kept``) where either moved an atom."""
+        renamed = self.stereo is not None and self.config.hydrogen_names and len(self.stereo.hydrogen_groups) > 0
+        if renamed:
+            rng = torch.Generator().manual_seed(self.config.seed * 1_000_003 + first + NAMES_STREAM)
+            atoms, misnamed = self.stereo.name_hydrogens(atoms, boxes, rng)
+            log.info("frames from %d: %s of %d hydrogen groups renamed", first, misnamed.tolist(),
+                     len(self.stereo.hydrogen_groups))
+        if self.config.bond_cap is None and not (renamed and self.config.hold_centres != "off"):
+            return atoms
+        return project_constraints(atoms, boxes, self.system.aa, bonds=self.config.bond_cap is not None,
+                                   centres=self._centres_kept(beads), stretch=self.config.bond_cap)
 
     def _centres_kept(self, beads: Tensor) -> CentreProjection | None:
         """What holds the centres while a few atoms move (``bond_cap``): the hold's own projection without its
@@ -704,8 +718,7 @@ class Backmapper:
                 if self.config.constrain_bonds or self.config.hold_centres != "off":
                     atoms = project_constraints(atoms, boxes, aa, bonds=self.config.constrain_bonds,
                                                 centres=self._held_centres(beads))
-            if self.config.bond_cap is not None:
-                atoms = self.cap_bonds(atoms, beads, boxes)
+            atoms = self.finish(atoms, beads, boxes, first_frame * samples + start)
             if energy is not None:
                 held = CentreConstraint(self.hold, beads.double(), aa.masses)
                 atoms = relax(atoms, boxes, energy, relax_steps, centres=held, bonds=self.config.constrain_bonds,

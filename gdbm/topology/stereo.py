@@ -19,12 +19,14 @@ training instances.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import Tensor
 
 from gdbm.utils.pbc import minimum_image
+from gdbm.topology.hydrogen_names import equivalent_hydrogens, naming, swap_first_two, turn_names
 from gdbm.topology.topology import Topology
 
 MIN_AGREEMENT = 0.9
@@ -91,75 +93,118 @@ def invert(positions: Tensor, boxes: Tensor, centres: Tensor, which: Tensor) -> 
     return out
 
 
+def _agreed(pairs: list[tuple[Topology, Tensor, Tensor]], rows_of: Callable[[Topology], Tensor],
+            signs_of: Callable[[Tensor, Tensor, Tensor], Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
+    """Per molecule type of the ``(topology, positions, boxes)`` sets, the rows of ``rows_of`` (local atom
+    indices; column 0 names the molecule) whose sign by ``signs_of`` agrees in at least :data:`MIN_AGREEMENT` of
+    all instances, and that sign."""
+    votes: dict[str, tuple[Tensor, list[Tensor]]] = {}
+    for top, positions, boxes in pairs:
+        rows = rows_of(top)
+        if not len(rows):
+            continue
+        signs = signs_of(positions.double(), boxes.double(), rows)  # [F, c]
+        molecule = top.molecule[rows[:, 0]]
+        for block_index, block in enumerate(top.molecules):
+            mine = molecule == block_index
+            if not bool(mine.any()):
+                continue
+            local = torch.where(rows[mine] >= 0, rows[mine] - block.start, -1)
+            known = votes.get(block.name)
+            if known is not None and not torch.equal(known[0], local):
+                continue  # another topology's molecule of the same name: keep the first definition
+            votes.setdefault(block.name, (local, []))[1].append(signs[:, mine])
+    agreed = {}
+    for name, (local, signs) in votes.items():
+        mean = torch.cat(signs).mean(0)  # [c]
+        keep = mean.abs() >= 2 * MIN_AGREEMENT - 1
+        if bool(keep.any()):
+            agreed[name] = (local[keep], torch.sign(mean[keep]))
+    return agreed
+
+
+def _expand(known: dict[str, tuple[Tensor, Tensor]], top: Topology, present: Tensor,
+            width: int) -> tuple[Tensor, Tensor]:
+    """The rows ``[c, width]`` (system atom indices) and signs ``[c]`` of ``known`` for every molecule of ``top``,
+    where the molecule has the same rows (``present``) as the template's."""
+    here_rows = {tuple(row) for row in present.tolist()}
+    rows, signs = [], []
+    for block in top.molecules:
+        if block.name not in known:
+            continue
+        local, sign = known[block.name]
+        here = torch.where(local >= 0, local + block.start, -1)
+        match = torch.tensor([tuple(row) in here_rows for row in here.tolist()], dtype=torch.bool)
+        rows.append(here[match])
+        signs.append(sign[match])
+    if not rows:
+        return torch.zeros(0, width, dtype=torch.long), torch.zeros(0)
+    return torch.cat(rows), torch.cat(signs)
+
+
 @dataclass(frozen=True)
 class StereoTemplate:
     """Per molecule type, the stereocentres (local atom indices ``[c, 5]``) and the handedness ``[c]``
-    they must have."""
+    they must have; and the groups of equivalent hydrogens (``[g, 5]``,
+    :func:`gdbm.topology.hydrogen_names.equivalent_hydrogens`) with the naming ``[g]`` they follow."""
 
     molecules: dict[str, tuple[Tensor, Tensor]]
+    names: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
 
     @classmethod
     def from_frames(cls, pairs: list[tuple[Topology, Tensor, Tensor]]) -> "StereoTemplate":
         """The template of ``(topology, positions [F, n, 3], boxes [F, 3, 3])`` training sets: per molecule
-        type, the centres whose handedness agrees in at least :data:`MIN_AGREEMENT` of all instances."""
-        votes: dict[str, tuple[Tensor, list[Tensor]]] = {}
-        for top, positions, boxes in pairs:
-            centres = stereocentres(top)
-            if not len(centres):
-                continue
-            signs = handedness(positions.double(), boxes.double(), centres)  # [F, c]
-            molecule = top.molecule[centres[:, 0]]
-            for block_index, block in enumerate(top.molecules):
-                mine = molecule == block_index
-                if not bool(mine.any()):
-                    continue
-                local = centres[mine] - block.start
-                known = votes.get(block.name)
-                if known is not None and not torch.equal(known[0], local):
-                    continue  # another topology's molecule of the same name: keep the first definition
-                votes.setdefault(block.name, (local, []))[1].append(signs[:, mine])
-        molecules = {}
-        for name, (local, signs) in votes.items():
-            mean = torch.cat(signs).mean(0)  # [c]
-            keep = mean.abs() >= 2 * MIN_AGREEMENT - 1
-            if bool(keep.any()):
-                molecules[name] = (local[keep], torch.sign(mean[keep]))
-        return cls(molecules)
+        type, the centres whose handedness, and the hydrogen groups whose naming, agrees in at least
+        :data:`MIN_AGREEMENT` of all instances."""
+        return cls(_agreed(pairs, stereocentres, handedness), _agreed(pairs, equivalent_hydrogens, naming))
 
     def expand(self, top: Topology) -> tuple[Tensor, Tensor]:
         """The centres ``[c, 5]`` (system atom indices) and handedness ``[c]`` of every molecule of ``top``
         that the template knows, where the molecule has the same stereocentres as the template's."""
-        present = {tuple(row) for row in stereocentres(top).tolist()}
-        rows, signs = [], []
-        for block in top.molecules:
-            if block.name not in self.molecules:
-                continue
-            local, sign = self.molecules[block.name]
-            here = local + block.start
-            match = torch.tensor([tuple(row) in present for row in here.tolist()], dtype=torch.bool)
-            rows.append(here[match])
-            signs.append(sign[match])
-        if not rows:
-            return torch.zeros(0, 5, dtype=torch.long), torch.zeros(0)
-        return torch.cat(rows), torch.cat(signs)
+        return _expand(self.molecules, top, stereocentres(top), 5)
+
+    def expand_names(self, top: Topology) -> tuple[Tensor, Tensor]:
+        """The hydrogen groups ``[g, 5]`` and their naming ``[g]`` for every molecule of ``top`` the template knows."""
+        return _expand(self.names, top, equivalent_hydrogens(top), 5)
 
     def to_dict(self) -> dict:
-        return {name: {"centres": local.tolist(), "handedness": sign.tolist()}
-                for name, (local, sign) in self.molecules.items()}
+        out: dict[str, dict] = {name: {"centres": local.tolist(), "handedness": sign.tolist()}
+                                for name, (local, sign) in self.molecules.items()}
+        for name, (local, sign) in self.names.items():
+            out.setdefault(name, {}).update(hydrogen_groups=local.tolist(), hydrogen_naming=sign.tolist())
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "StereoTemplate":
-        return cls({name: (torch.tensor(entry["centres"], dtype=torch.long).reshape(-1, 5),
-                           torch.tensor(entry["handedness"], dtype=torch.float64))
-                    for name, entry in data.items()})
+        """The template of :meth:`to_dict` (hydrogen naming absent in checkpoints written before it)."""
+        def rows(entry: dict, key: str, sign: str) -> tuple[Tensor, Tensor]:
+            return (torch.tensor(entry[key], dtype=torch.long).reshape(-1, 5),
+                    torch.tensor(entry[sign], dtype=torch.float64))
+
+        return cls({name: rows(entry, "centres", "handedness") for name, entry in data.items() if "centres" in entry},
+                   {name: rows(entry, "hydrogen_groups", "hydrogen_naming") for name, entry in data.items()
+                    if "hydrogen_groups" in entry})
 
 
 class StereoFix:
     """``fix(positions [F, n, 3], boxes) -> (positions, inverted per frame [F])`` for one system:
-    every stereocentre whose handedness differs from the template's inverted."""
+    every stereocentre whose handedness differs from the template's inverted; ``name_hydrogens`` renames
+    equivalent hydrogens to the template's naming."""
 
     def __init__(self, template: StereoTemplate, top: Topology) -> None:
         self.centres, self.signs = template.expand(top)
+        self.hydrogen_groups, self.naming = template.expand_names(top)
+
+    def name_hydrogens(self, positions: Tensor, boxes: Tensor, rng: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Positions with every hydrogen group's first two names traded where its naming differs from the
+        template's, then each three-hydrogen group's names turned by a random 0-2 places (``rng``); and how
+        many groups per frame ``[F]`` were misnamed."""
+        if not len(self.hydrogen_groups):
+            return positions, torch.zeros(len(positions), dtype=torch.long)
+        wrong = naming(positions, boxes, self.hydrogen_groups) != self.naming.to(torch.float64)  # [F, g]
+        out = swap_first_two(positions, self.hydrogen_groups, wrong)
+        shift = torch.randint(0, 3, wrong.shape, generator=rng)  # [F, g]; only the CH3 rows are read
+        return turn_names(out, self.hydrogen_groups, shift), wrong.sum(1)
 
     def __len__(self) -> int:
         return len(self.centres)
