@@ -718,7 +718,8 @@ class Backmapper:
                 if self.config.constrain_bonds or self.config.hold_centres != "off":
                     atoms = project_constraints(atoms, boxes, aa, bonds=self.config.constrain_bonds,
                                                 centres=self._held_centres(beads))
-            atoms = self.finish(atoms, beads, boxes, first_frame * samples + start)
+            if passes:  # the init frames, untouched, when no pass ran
+                atoms = self.finish(atoms, beads, boxes, first_frame * samples + start)
             if energy is not None:
                 held = CentreConstraint(self.hold, beads.double(), aa.masses)
                 atoms = relax(atoms, boxes, energy, relax_steps, centres=held, bonds=self.config.constrain_bonds,
