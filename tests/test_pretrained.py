@@ -18,6 +18,19 @@ N_CHAINS = 3
 CG_RMSD_BOUND = 0.08  # nm; the interim model gives 0.064 here (untrained: 0.12); tighten as it improves
 
 
+def _three_chains(folder: Path, sps: Path) -> Frames:
+    """The sPS force field, maps and CG topology for ``N_CHAINS`` chains in ``folder``; the first held-out CG
+    frame cut down to their beads."""
+    top = (sps / "topol.top").read_text().replace('#include "topol_PS1.itp"', f'#include "{sps / "topol_PS1.itp"}"')
+    (folder / "topol.top").write_text(top.replace("PS1       36", f"PS1       {N_CHAINS}"))
+    for name in ("PS1_cg.itp", "PS1.map", "PS1_cg_fritz.map"):
+        (folder / name).write_text((sps / name).read_text())
+    full = read_frames(sps / "test_t568" / "cg.xtc", sps / "test_t568" / "cg.gro")
+    n = 20 * N_CHAINS
+    return Frames(full.positions[:1, :n], full.boxes[:1], full.labels[:1], full.names[:n], full.resnames[:n],
+                  full.resids[:n])
+
+
 def test_sps_voxel_ships_with_its_training_note():
     assert "sps-voxel" in available()
     path = resolve_checkpoint("sps-voxel")
@@ -33,14 +46,7 @@ def test_sps_voxel_backmaps_chains_onto_their_beads(tmp_path: Path, sps: Path):
     mapping made the CG frames) and no two non-bonded atoms overlap. In float32 on every CPU: with the
     default (bfloat16 where native, e.g. AMX) this seed gives one close pair: sps-voxel makes some (0.33
     per 36-chain frame, issue 18), and which seed meets one depends on the arithmetic."""
-    top = (sps / "topol.top").read_text().replace('#include "topol_PS1.itp"', f'#include "{sps / "topol_PS1.itp"}"')
-    (tmp_path / "topol.top").write_text(top.replace("PS1       36", f"PS1       {N_CHAINS}"))
-    for name in ("PS1_cg.itp", "PS1.map", "PS1_cg_fritz.map"):
-        (tmp_path / name).write_text((sps / name).read_text())
-    full = read_frames(sps / "test_t568" / "cg.xtc", sps / "test_t568" / "cg.gro")
-    n = 20 * N_CHAINS
-    cg = Frames(full.positions[:1, :n], full.boxes[:1], full.labels[:1], full.names[:n], full.resnames[:n],
-                full.resids[:n])
+    cg = _three_chains(tmp_path, sps)
     sampler = Backmapper.from_checkpoint("sps-voxel", tmp_path / "topol.top", tmp_path / "PS1.map",
                                          SamplerConfig(n_gibbs=1, candidates=8, seed=1, precision="float32"))
     out = sampler.backmap(cg, progress=False)
@@ -54,3 +60,36 @@ def test_sps_voxel_backmaps_chains_onto_their_beads(tmp_path: Path, sps: Path):
     n_atoms = sampler.system.aa.n_atoms
     excluded = set((sampler.system.aa.exclusions @ torch.tensor([n_atoms, 1])).tolist())
     assert all(int(a) * n_atoms + int(b) in excluded for a, b in zip(i, j))  # only excluded pairs that close
+
+
+def test_sps_supervised_backmaps_with_the_settings_it_records(tmp_path: Path, sps: Path):
+    """The issue-18 model: its recorded sampler settings are what a sampler without a config runs; on three chains
+    of a held-out frame its own output (no relaxation) sits on the CG input by Fritz's mapping, has no bond over
+    0.2 nm, no close non-bonded pair, and every CH2 and CH3 named as in the training frames."""
+    from gdbm.physics.constraints import bond_constraints
+    from gdbm.sampling.backmapper import sampler_for
+    from gdbm.topology.hydrogen_names import naming
+
+    recorded = sampler_for("sps-supervised")
+    assert (recorded.hold_centres, recorded.pendant_turns, recorded.bond_cap, recorded.pass_candidates) == (
+        "seat", 3, 0.04, (16, 16, 64))
+    assert recorded.relax_steps == 0 and not recorded.constrain_bonds  # no minimisation in the defaults
+    cg = _three_chains(tmp_path, sps)
+    assert Backmapper.from_checkpoint("sps-supervised", tmp_path / "topol.top", tmp_path / "PS1.map").config == recorded
+    config = sampler_for("sps-supervised", {"precision": "float32"})  # the same arithmetic on every CPU
+    sampler = Backmapper.from_checkpoint("sps-supervised", tmp_path / "topol.top", tmp_path / "PS1.map", config,
+                                         hold=tmp_path / "PS1_cg_fritz.map")
+    out = sampler.backmap(cg, progress=False)
+    fritz = load_mapped_system(tmp_path / "topol.top", tmp_path / "PS1_cg_fritz.map").mapping
+    beads = fritz.map_positions(out.positions.double(), out.boxes.double())
+    assert float(minimum_image(beads - cg.positions.double(), cg.boxes.double()).norm(dim=-1).max()) < 1e-3
+    aa = sampler.system.aa
+    pairs, _ = bond_constraints(aa)
+    x, box = out.positions.double(), out.boxes.double()
+    assert float(minimum_image(x[:, pairs[:, 1]] - x[:, pairs[:, 0]], box).norm(dim=-1).max()) < 0.2
+    d = minimum_image(x[0].unsqueeze(1) - x[0].unsqueeze(0), box[0].expand(len(x[0]), 3, 3)).norm(dim=-1)
+    i, j = torch.nonzero(torch.triu(d < 0.1, diagonal=1), as_tuple=True)
+    excluded = set((aa.exclusions @ torch.tensor([aa.n_atoms, 1])).tolist())
+    assert all(int(a) * aa.n_atoms + int(b) in excluded for a, b in zip(i, j))
+    assert len(sampler.stereo.hydrogen_groups) == 11 * N_CHAINS
+    assert bool((naming(x, box, sampler.stereo.hydrogen_groups) == sampler.stereo.naming).all())
