@@ -338,8 +338,9 @@ class Backmapper:
                 raise InputError(f"the hold mapping has {held.n_beads} beads, the mapping {system.mapping.n_beads}",
                                  hold)
         stereo = stereo_template_from_file(system.aa, stereo_from) if stereo_from is not None else load_stereo(checkpoint)
+        config = config if config is not None else sampler_for(checkpoint)
         return cls(system, generator, spec, plan_system(system, ordering or experiment.ordering), experiment.environment,
-                   config if config is not None else sampler_for(checkpoint), device=device, hold=held, aliases=aliases, stereo=stereo)
+                   config, device=device, hold=held, aliases=aliases, stereo=stereo)
 
     def _held_centres(self, beads: Tensor) -> CentreProjection | None:
         """The projection ``hold_centres`` asks for, onto one chunk's CG positions ``beads`` ``[F, n_beads, 3]``."""
