@@ -1,5 +1,6 @@
-"""Write the shipped model sps-supervised (python scripts/export_sps_supervised.py, from the repository root): checkpoints/sps-supervised-centre.pt's generator, the training frames'
-stereo template (with the hydrogens' naming), the sampler settings it was scored with, sps-voxel's refine recipe."""
+"""Write the shipped model sps-supervised (`python scripts/export_sps_supervised.py` from the repository root):
+checkpoints/sps-supervised-centre.pt's generator, the training frames' stereo template (with the hydrogens' naming),
+the sampler settings it was scored with (docs/sps-supervised.md) and sps-voxel's refine recipe."""
 import torch
 from gdbm.training.pretrained import export_generator
 from gdbm.data.stereo import stereo_template_from_file
