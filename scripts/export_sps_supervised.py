@@ -6,15 +6,22 @@ from gdbm.training.pretrained import export_generator
 from gdbm.data.stereo import stereo_template_from_file
 from gdbm.topology.system import load_mapped_system
 from gdbm.utils.atomic_files import atomic_path
-S = "../shared/data/sps"
-OUT = "gdbm/resources/models/sps-supervised.pt"
-aa = load_mapped_system(S + "/topol.top", S + "/PS1.map").aa
-stereo = stereo_template_from_file(aa, S + "/train_t568/aa")
-sampler = dict(n_gibbs=2, candidates=16, pass_candidates=[16, 16, 64], hydrogen_candidates=8,
-               hydrogen_lookahead=["planar_ch", "ch", "ch2"], hold_centres="seat", seat_keep=0.7,
-               pendant_turns=3, bond_cap=0.04)
-export_generator("checkpoints/sps-supervised-centre.pt", OUT, stereo=stereo, sampler=sampler)
-payload = torch.load(OUT, weights_only=False)
-payload["config"]["refine"].update(temperature=568.0, stages=["500", "500,568,2e6,0.001"])
-with atomic_path(OUT) as tmp:
-    torch.save(payload, tmp)
+
+
+def main() -> None:
+    sps = "../shared/data/sps"
+    out = "gdbm/resources/models/sps-supervised.pt"
+    aa = load_mapped_system(sps + "/topol.top", sps + "/PS1.map").aa
+    stereo = stereo_template_from_file(aa, sps + "/train_t568/aa")
+    sampler = dict(n_gibbs=2, candidates=16, pass_candidates=[16, 16, 64], hydrogen_candidates=8,
+                   hydrogen_lookahead=["planar_ch", "ch", "ch2"], hold_centres="seat", seat_keep=0.7,
+                   pendant_turns=3, bond_cap=0.04)
+    export_generator("checkpoints/sps-supervised-centre.pt", out, stereo=stereo, sampler=sampler)
+    payload = torch.load(out, weights_only=False)
+    payload["config"]["refine"].update(temperature=568.0, stages=["500", "500,568,2e6,0.001"])
+    with atomic_path(out) as tmp:
+        torch.save(payload, tmp)
+
+
+if __name__ == "__main__":
+    main()
