@@ -344,15 +344,11 @@ class Backmapper:
 
     def _held_centres(self, beads: Tensor) -> CentreProjection | None:
         """The projection ``hold_centres`` asks for, onto one chunk's CG positions ``beads`` ``[F, n_beads, 3]``."""
-        if self.config.hold_centres == "rigid":
-            return CentreConstraint(self.hold, beads.double(), self.system.aa.masses)
-        if self.config.hold_centres == "smooth":
-            return self._smooth_shift.holding(beads.double())
         if self.config.hold_centres == "pivot":
             return TurnThenSmooth(self._pendant_pivot.turn, self._smooth_shift, beads.double())
         if self.config.hold_centres == "seat":
             return TurnThenSmooth(self._pendant_seat.turn, self._smooth_shift, beads.double())
-        return None
+        return self._centres_kept(beads)  # off, rigid, smooth
 
     def finish(self, atoms: Tensor, beads: Tensor, boxes: Tensor, first: int) -> Tensor:
         """The sampler's last step, a function of the last pass's ``atoms [F, n, 3]`` alone (``first``: the

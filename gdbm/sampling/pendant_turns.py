@@ -53,15 +53,15 @@ class PendantTurns:
         whose step is not pendant, or whose holding atom is not placed yet, gets unturned copies."""
         b, k, length, _ = local.shape
         angles = torch.arange(self.copies, dtype=local.dtype) * (2 * math.pi / self.copies)  # [C]
-        out = local.unsqueeze(1).repeat(1, self.copies, 1, 1, 1)  # [B, C, K, L, 3]
         inner, outer = self.inner[steps], self.outer[steps]  # [B]
         found = (context_atom == outer.unsqueeze(1)) & (outer.unsqueeze(1) >= 0)  # [B, P]
-        for item in torch.nonzero(found.any(1)).squeeze(1).tolist():
-            anchor = context[item, int(found[item].to(torch.uint8).argmax())]  # [3]
-            pivot = local[item, :, int(inner[item])]  # [K, 3] on the axis
-            axis = pivot - anchor  # [K, 3]
-            axis = axis / axis.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-            arms = (local[item] - pivot.unsqueeze(1)).unsqueeze(0).expand(self.copies, k, length, 3)
-            turned = rotate_about(arms, axis.expand(self.copies, k, 3), angles.view(-1, 1).expand(-1, k))
-            out[item] = pivot.view(1, k, 1, 3) + turned
-        return out.view(b, self.copies * k, length, 3)
+        rows = torch.arange(b)
+        anchor = context[rows, found.to(torch.uint8).argmax(1)]  # [B, 3] (any row where none is found)
+        pivot = local[rows, :, inner.clamp(min=0)]  # [B, K, 3] on the axis
+        axis = pivot - anchor.unsqueeze(1)
+        axis = axis / axis.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        arms = (local - pivot.unsqueeze(2)).unsqueeze(1).expand(b, self.copies, k, length, 3)
+        turned = pivot.view(b, 1, k, 1, 3) + rotate_about(arms, axis.unsqueeze(1).expand(b, self.copies, k, 3),
+                                                          angles.view(1, -1, 1).expand(b, -1, k))  # [B, C, K, L, 3]
+        out = torch.where(found.any(1).view(b, 1, 1, 1, 1), turned, local.unsqueeze(1))
+        return out.reshape(b, self.copies * k, length, 3)

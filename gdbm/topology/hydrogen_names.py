@@ -42,7 +42,8 @@ def equivalent_hydrogens(top: Topology) -> Tensor:
 
 
 def naming(positions: Tensor, boxes: Tensor, groups: Tensor) -> Tensor:
-    """``[F, g]`` +1 / -1: the sign of ``(heavy - c) . ((h1 - c) x (h2 - c))`` per group's carbon ``c``."""
+    """``[F, g]`` +1 / -1 (0 when planar): the sign of ``(heavy - c) . ((h1 - c) x (h2 - c))`` per group's carbon
+    ``c``, from the rows' first four columns (a stereocentre's handedness is the same triple product)."""
     x, box = positions.double(), boxes.double()
     arms = [minimum_image(x[:, groups[:, k]] - x[:, groups[:, 0]], box) for k in (1, 2, 3)]  # 3 x [F, g, 3]
     return torch.sign((arms[0] * torch.linalg.cross(arms[1], arms[2])).sum(-1))

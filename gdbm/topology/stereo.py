@@ -57,10 +57,10 @@ def _around(positions: Tensor, boxes: Tensor, centres: Tensor) -> tuple[Tensor, 
 
 
 def handedness(positions: Tensor, boxes: Tensor, centres: Tensor) -> Tensor:
-    """``[F, c]`` +1 / -1 (0 when planar): the sign of ``(a - x) . ((b - x) x (c - x))`` per centre ``x``."""
-    centre, around = _around(positions, boxes, centres)
-    d = around[:, :, :3] - centre.unsqueeze(2)
-    return torch.sign((d[:, :, 0] * torch.linalg.cross(d[:, :, 1], d[:, :, 2])).sum(-1))
+    """``[F, c]`` +1 / -1 (0 when planar): the sign of ``(a - x) . ((b - x) x (c - x))`` per centre ``x``; the
+    triple product a hydrogen group's naming is also (:func:`gdbm.topology.hydrogen_names.naming`, on the rows'
+    first four columns)."""
+    return naming(positions, boxes, centres)
 
 
 def candidate_handedness(quads: Tensor, boxes: Tensor) -> Tensor:
