@@ -21,7 +21,7 @@ def main() -> None:
     stereo = stereo_template_from_file(aa, sps + "/train_t568/aa")
     sampler = dict(n_gibbs=2, candidates=16, pass_candidates=[16, 16, 64], hydrogen_candidates=8,
                    hydrogen_lookahead=["planar_ch", "ch", "ch2"], hold_centres="seat", seat_keep=0.7,
-                   pendant_turns=3, bond_cap=0.04)
+                   pendant_turns=1, bond_cap=0.04)
     export_generator(args.checkpoint, out, stereo=stereo, sampler=sampler)
     payload = torch.load(out, weights_only=False)
     payload["config"]["refine"].update(temperature=568.0, stages=["500", "500,568,2e6,0.001"])

@@ -72,7 +72,7 @@ def test_sps_supervised_backmaps_with_the_settings_it_records(tmp_path: Path, sp
 
     recorded = sampler_for("sps-supervised")
     assert (recorded.hold_centres, recorded.pendant_turns, recorded.bond_cap, recorded.pass_candidates) == (
-        "seat", 3, 0.04, (16, 16, 64))
+        "seat", 1, 0.04, (16, 16, 64))
     assert recorded.relax_steps == 0 and not recorded.constrain_bonds  # no minimisation in the defaults
     cg = _three_chains(tmp_path, sps)
     assert Backmapper.from_checkpoint("sps-supervised", tmp_path / "topol.top", tmp_path / "PS1.map").config == recorded
