@@ -15,8 +15,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="checkpoints/sps-supervised-centre.pt", help="training checkpoint")
     parser.add_argument("-o", "--out", default="gdbm/resources/models/sps-supervised.pt", help="model file to write")
     args = parser.parse_args()
-    sps = "../shared/data/sps"
-    out = args.out
+    sps, out = "../shared/data/sps", args.out
     aa = load_mapped_system(sps + "/topol.top", sps + "/PS1.map").aa
     stereo = stereo_template_from_file(aa, sps + "/train_t568/aa")
     sampler = dict(n_gibbs=2, candidates=16, pass_candidates=[16, 16, 64], hydrogen_candidates=8,
