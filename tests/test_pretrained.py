@@ -31,6 +31,14 @@ def _three_chains(folder: Path, sps: Path) -> Frames:
                   full.resids[:n])
 
 
+def _close_pairs_all_excluded(x: torch.Tensor, box: torch.Tensor, aa) -> bool:
+    """Whether every pair of the frame's atoms ``x [n, 3]`` closer than 0.1 nm is an excluded (bonded) pair."""
+    d = minimum_image(x.unsqueeze(1) - x.unsqueeze(0), box.expand(len(x), 3, 3)).norm(dim=-1)
+    i, j = torch.nonzero(torch.triu(d < 0.1, diagonal=1), as_tuple=True)
+    excluded = set((aa.exclusions @ torch.tensor([aa.n_atoms, 1])).tolist())
+    return all(int(a) * aa.n_atoms + int(b) in excluded for a, b in zip(i, j))
+
+
 def test_sps_voxel_ships_with_its_training_note():
     assert "sps-voxel" in available()
     path = resolve_checkpoint("sps-voxel")
@@ -54,12 +62,7 @@ def test_sps_voxel_backmaps_chains_onto_their_beads(tmp_path: Path, sps: Path):
     beads = fritz.map_positions(out.positions.double(), out.boxes.double())
     deviation = minimum_image(beads - cg.positions.double(), cg.boxes.double()).norm(dim=-1)
     assert float(deviation.pow(2).mean().sqrt()) < CG_RMSD_BOUND
-    x = out.positions[0]
-    d = minimum_image(x.unsqueeze(1) - x.unsqueeze(0), out.boxes[0].expand(len(x), 3, 3)).norm(dim=-1)
-    i, j = torch.nonzero(torch.triu(d < 0.1, diagonal=1), as_tuple=True)
-    n_atoms = sampler.system.aa.n_atoms
-    excluded = set((sampler.system.aa.exclusions @ torch.tensor([n_atoms, 1])).tolist())
-    assert all(int(a) * n_atoms + int(b) in excluded for a, b in zip(i, j))  # only excluded pairs that close
+    assert _close_pairs_all_excluded(out.positions[0], out.boxes[0], sampler.system.aa)
 
 
 def test_sps_supervised_backmaps_with_the_settings_it_records(tmp_path: Path, sps: Path):
@@ -87,9 +90,6 @@ def test_sps_supervised_backmaps_with_the_settings_it_records(tmp_path: Path, sp
     pairs, _ = bond_constraints(aa)
     x, box = out.positions.double(), out.boxes.double()
     assert float(minimum_image(x[:, pairs[:, 1]] - x[:, pairs[:, 0]], box).norm(dim=-1).max()) < 0.2
-    d = minimum_image(x[0].unsqueeze(1) - x[0].unsqueeze(0), box[0].expand(len(x[0]), 3, 3)).norm(dim=-1)
-    i, j = torch.nonzero(torch.triu(d < 0.1, diagonal=1), as_tuple=True)
-    excluded = set((aa.exclusions @ torch.tensor([aa.n_atoms, 1])).tolist())
-    assert all(int(a) * aa.n_atoms + int(b) in excluded for a, b in zip(i, j))
+    assert _close_pairs_all_excluded(x[0], box[0], aa)
     assert len(sampler.stereo.hydrogen_groups) == 11 * N_CHAINS
     assert bool((naming(x, box, sampler.stereo.hydrogen_groups) == sampler.stereo.naming).all())
