@@ -615,3 +615,28 @@ def test_the_bond_cap_shortens_only_the_long_bonds_as_a_last_step(two_chains: Pa
 
     with pytest.raises(InputError, match="--bond-cap"):
         _cli_sampler("--bond-cap", "long")
+
+
+def test_pendant_tilt_scores_leaned_and_tilted_copies_with_the_turned_ones(two_chains: Path):
+    system, cg, args = _untrained_sampler(two_chains, "run_pendant_tilt")
+    sampler = Backmapper(*args, SamplerConfig(n_gibbs=0, candidates=2, pendant_turns=3, pendant_tilt=10,
+                                              stereo=False))
+    energies = sampler._energies
+    scored: list[tuple[bool, int]] = []
+
+    def counting(items, env, local):
+        ring = bool((sampler._tilts.inner[items.step] >= 0).all())
+        scored.append((ring, local.shape[1]))
+        return energies(items, env, local)
+
+    sampler._energies = counting
+    out = sampler.backmap(cg, progress=False)
+    assert bool(torch.isfinite(out.positions).all())
+    assert set(scored) == {(True, 30), (False, 2)}  # each ring candidate, 3 turns, each with 4 tilted copies
+    assert _cli_sampler("--pendant-tilt", "12").pendant_tilt == 12 and _cli_sampler().pendant_tilt is None
+    assert _cli_sampler("--pendant-tilt", "off").pendant_tilt is None
+    from gdbm.utils.errors import InputError
+
+    for bad in ("0", "90", "ten"):
+        with pytest.raises(InputError, match="--pendant-tilt"):
+            _cli_sampler("--pendant-tilt", bad)

@@ -136,6 +136,10 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
                    help="score N versions of each candidate of a step that places a pendant group (a phenyl "
                         "ring on its CH), turned about its holding bond 360/N degrees apart, so that the energy "
                         "chooses the ring's turn from every turn (default 1: the network's candidates only)")
+    p.add_argument("--pendant-tilt", metavar="DEG",
+                   help="also score four copies of each pendant candidate turned about its ipso by +-DEG degrees "
+                        "in the ring's plane and out of it, so that the energy chooses the ring's lean and tilt "
+                        "('off': none, the default)")
     p.add_argument("--seat-keep", type=float, metavar="F",
                    help="with --hold-centres seat: the fraction of each pendant attachment's angle from its ideal "
                         "site that is kept (default 0.7; 1 moves none, 0 puts every one on its site)")
@@ -208,6 +212,19 @@ def _bond_cap(text: str | None) -> float | None:
         raise InputError(f"--bond-cap takes a length in nm or 'off', got {text!r}") from None
 
 
+def _pendant_tilt(text: str | None) -> float | None:
+    """``--pendant-tilt 10`` as 10 degrees; unset or ``off``: None."""
+    if text is None or text == "off":
+        return None
+    try:
+        degrees = float(text)
+    except ValueError:
+        raise InputError(f"--pendant-tilt takes an angle in degrees or 'off', got {text!r}") from None
+    if not 0 < degrees < 90:
+        raise InputError(f"--pendant-tilt must be between 0 and 90 degrees, got {degrees}")
+    return degrees
+
+
 def job_options(args: argparse.Namespace) -> dict:
     """The :class:`~gdbm.sampling.jobs.BackmapJob` keyword arguments of :func:`add_sampling_arguments`, checked."""
     from gdbm.sampling.backmapper import sampler_for
@@ -232,12 +249,14 @@ def job_options(args: argparse.Namespace) -> dict:
                         ("--bond-cap", bond_cap)):
         if value is not None and not value > 0:
             raise InputError(f"{flag} must be > 0")
+    pendant_tilt = _pendant_tilt(args.pendant_tilt)
     if args.seat_keep is not None and not 0 <= args.seat_keep <= 1:
         raise InputError("--seat-keep must be between 0 and 1")
     # the flags given; the rest are the model's recorded settings, else SamplerConfig's defaults
     given = {key: value for key, value in dict(
         n_gibbs=args.gibbs, constrain_bonds=args.constrain_bonds, hold_centres=args.hold_centres,
-        fit_bonds=args.fit_bonds, bond_cap=bond_cap, pendant_turns=args.pendant_turns, seat_keep=args.seat_keep,
+        fit_bonds=args.fit_bonds, bond_cap=bond_cap, pendant_turns=args.pendant_turns, pendant_tilt=pendant_tilt,
+        seat_keep=args.seat_keep,
         relax_steps=args.relax,
         stereo=None if args.no_stereo is None else False,
         stereo_select=None if args.no_stereo_select is None else False,
@@ -246,6 +265,8 @@ def job_options(args: argparse.Namespace) -> dict:
         noise_scale=args.noise_scale, max_batch=args.max_batch).items() if value is not None}
     if args.bond_cap == "off":
         given["bond_cap"] = None
+    if args.pendant_tilt == "off":
+        given["pendant_tilt"] = None
     if per_pass:
         given.update(candidates=per_pass[0], pass_candidates=per_pass if len(per_pass) > 1 else None)
     if args.selection_weights is not None:

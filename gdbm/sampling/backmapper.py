@@ -49,6 +49,7 @@ from gdbm.physics.pendant_pivot import PendantPivot, TurnThenSmooth
 from gdbm.physics.pendant_seat import PendantSeat
 from gdbm.physics.relax import CentreConstraint, CentreProjection, project_constraints, relax
 from gdbm.sampling.bond_fit import StepBondFit
+from gdbm.sampling.pendant_tilts import PendantTilts
 from gdbm.sampling.pendant_turns import PendantTurns
 from gdbm.utils.precision import Precision, resolve_precision
 from gdbm.topology.hydrogens import HydrogenGroups
@@ -129,6 +130,11 @@ class SamplerConfig(BaseModel):
                                                       "the others (gdbm.sampling.pendant_turns): the energy then "
                                                       "chooses the group's turn from every turn, not from the "
                                                       "network's narrow spread; 1: none")
+    pendant_tilt: float | None = Field(None, gt=0, lt=90, description="degrees: besides each candidate of a "
+                                       "pendant step, four copies turned about the group's own atom of its holding "
+                                       "bond (the ipso) by +- this much in the group's plane and out of it, scored "
+                                       "with the others (gdbm.sampling.pendant_tilts): the energy then chooses the "
+                                       "ring's lean and tilt as well; None: none")
     seat_keep: float = Field(0.7, ge=0, le=1, description="with hold_centres seat: the fraction of each pendant "
                                                           "attachment's angle from its ideal site that is kept "
                                                           "(1: none moved; 0: every one on its site)")
@@ -299,6 +305,8 @@ class Backmapper:
         self._bond_fit = StepBondFit(system.aa) if self.config.fit_bonds else None
         self._turns = (PendantTurns(system.aa, self.steps.atoms, self.config.pendant_turns)
                        if self.config.pendant_turns > 1 else None)
+        self._tilts = (PendantTilts(system.aa, self.steps.atoms, self.config.pendant_tilt)
+                       if self.config.pendant_tilt is not None else None)
         self.hydrogens = HydrogenGroups.from_topology(system.aa) if self.config.hydrogen_lookahead else None
         self.step_sites = (self.hydrogens.centres_per_step(self.steps.atoms, self.config.hydrogen_lookahead)
                            if self.hydrogens is not None else None)
@@ -503,10 +511,12 @@ class Backmapper:
 
     def _proposals(self, env: Environment, items: _Items, rng: torch.Generator) -> Tensor:
         """The candidates to score: the network's ``[B, K, L, 3]``, for a pendant step with ``pendant_turns``
-        turned copies of each (``[B, K * pendant_turns, L, 3]``)."""
+        turned copies of each (``[B, K * pendant_turns, L, 3]``) and with ``pendant_tilt`` four leaned and tilted
+        copies of every one of those (``[B, K * pendant_turns * 5, L, 3]``)."""
         local, _ = self._generate(env, items.atoms, rng)
-        if self._turns is not None and self._turns.turnable(items.step):
-            local = self._turns(local, items.step, env.atom, env.positions)
+        for copies in (self._turns, self._tilts):
+            if copies is not None and copies.turnable(items.step):
+                local = copies(local, items.step, env.atom, env.positions)
         return local
 
     def _generate(self, env: Environment, atoms: Tensor, rng: torch.Generator) -> tuple[Tensor, Tensor]:

@@ -138,6 +138,8 @@ class BackmapJob:
                 del out["sampler"][flag]
         if out["sampler"]["pendant_turns"] == 1:  # none, the default: as jobs before the field wrote it
             del out["sampler"]["pendant_turns"]
+        if out["sampler"]["pendant_tilt"] is None:  # none, the default: as jobs before the field wrote it
+            del out["sampler"]["pendant_tilt"]
         out["ordering"] = self.ordering.model_dump(mode="json") if self.ordering else None
         for key in ("cg_map", "stereo_from"):  # unset: the settings of older jobs, so their parts and stamps still match
             if out[key] is None:

@@ -22,6 +22,22 @@ from gdbm.physics.pendant_pivot import rotate_about
 from gdbm.topology.topology import Topology
 
 
+def holding_bonds(top: Topology, step_atoms: Tensor) -> tuple[Tensor, Tensor]:
+    """Per plan step ``step_atoms [S, L]`` (-1 padded) that places a pendant group (three or more heavy atoms,
+    one bond to other heavy atoms): the slot of the group's atom of that bond ``[S]`` and the atom it hangs on
+    ``[S]``; -1 for every other step (a single atom or a pair on the axis has no turn)."""
+    heavy = [element != "H" for element in top.elements]
+    neighbours = top.bonded_neighbours()
+    inner, outer = [], []
+    for atoms in step_atoms.tolist():
+        group = {a for a in atoms if a >= 0 and heavy[a]}
+        leaving = [(a, b) for a in group for b in neighbours[a] if heavy[b] and b not in group]
+        turnable = len(group) >= 3 and len(leaving) == 1
+        inner.append(atoms.index(leaving[0][0]) if turnable else -1)
+        outer.append(leaving[0][1] if turnable else -1)
+    return torch.tensor(inner, dtype=torch.long), torch.tensor(outer, dtype=torch.long)
+
+
 class PendantTurns:
     """Per plan step, the bond that holds its heavy atoms, and the turned copies of its candidates."""
 
@@ -30,17 +46,7 @@ class PendantTurns:
         if copies < 2:
             raise ValueError(f"copies must be at least 2, not {copies}")
         self.copies = copies
-        heavy = [element != "H" for element in top.elements]
-        neighbours = top.bonded_neighbours()
-        inner, outer = [], []
-        for atoms in step_atoms.tolist():
-            group = {a for a in atoms if a >= 0 and heavy[a]}
-            leaving = [(a, b) for a in group for b in neighbours[a] if heavy[b] and b not in group]
-            turnable = len(group) >= 3 and len(leaving) == 1  # a single atom or a pair on the axis has no turn
-            inner.append(atoms.index(leaving[0][0]) if turnable else -1)
-            outer.append(leaving[0][1] if turnable else -1)
-        self.inner = torch.tensor(inner, dtype=torch.long)  # [S] the slot of the group's atom of the holding bond
-        self.outer = torch.tensor(outer, dtype=torch.long)  # [S] the placed atom it hangs on
+        self.inner, self.outer = holding_bonds(top, step_atoms)
 
     def turnable(self, steps: Tensor) -> bool:
         """Whether any of the plan steps ``steps [B]`` places a pendant group."""
