@@ -310,6 +310,30 @@ def test_energy_score_objective_scores_the_samples_together(config, tmp_path: Pa
     assert "energy_score" in build_trainer(es_config, tmp_path / "run_es").train_step()
 
 
+def test_energy_score_groups_scores_only_the_ring_steps_by_the_energy_score(config, tmp_path: Path):
+    """``supervised_objective: energy_score_groups``: the heavy sequences of three or more atoms are scored by the
+    energy score (times ``energy_score_weight``, mean over the batch's sequences), every other sequence by its first
+    sample's squared distance (mean over the batch's steps)."""
+    from gdbm.training.trainer import _energy_scores, _per_step, _sequence_squared_distance, group_sequences
+    from gdbm.training.trainer import supervised_loss
+
+    trainer = build_trainer(config, tmp_path / "run")
+    g = trainer.state.generator
+    g.eval()
+    batch = trainer._batch(trainer._rng(0, 1))
+    groups = group_sequences(batch)  # [B]
+    assert bool(groups.any()) and bool((~groups).any())  # rings and backbone / hydrogen steps
+    assert bool(batch.heavy[groups].all()) and bool((batch.step_mask[groups].sum(1) >= 3).all())
+    noises = torch.stack([trainer._noise(batch, trainer._rng(k, 1)) for k in range(2)])  # [K, B, L, N]
+    loss, stats = supervised_loss(g, batch, noises, trainer.prior, 0.0, objective="energy_score_groups",
+                                  energy_score_weight=0.25)
+    fakes = [generate_sequence(g, batch, n) for n in noises]
+    rest = _per_step(_sequence_squared_distance(fakes[0], batch) * ~groups, batch)
+    rings = (_energy_scores(fakes, batch) * groups).sum() / len(groups)
+    assert loss.item() == pytest.approx(rest.item() + 0.25 * rings.item(), rel=1e-5)
+    assert stats["energy_score"] == pytest.approx(loss.item(), rel=1e-6)
+
+
 def test_resuming_with_another_config_warns_and_names_what_changed(config, tmp_path: Path):
     import warnings
 

@@ -164,12 +164,18 @@ class TrainingConfig(_Strict):
                                     "meant to make the noise choose among the places an atom can take. On sPS "
                                     "(K = 4, up to 600 updates) the samples stayed 0.002-0.005 nm apart "
                                     "(docs/generator-diagnosis.md section 13)")
-    supervised_objective: Literal["best_of_k", "energy_score"] = Field(
+    supervised_objective: Literal["best_of_k", "energy_score", "energy_score_groups"] = Field(
         "best_of_k", description="supervised phase with supervised_samples > 1: 'best_of_k' counts each sequence's "
         "sample nearest the reference; 'energy_score' scores the K samples together by the energy score "
         "(mean distance to the reference minus half the mean distance between samples, each sequence one "
         "vector), a proper scoring rule: lowest when the samples scatter as the reference does given the "
-        "same input, so the noise learns the spread that the squared distance averages away")
+        "same input, so the noise learns the spread that the squared distance averages away; "
+        "'energy_score_groups' does so only for the heavy-atom sequences of three or more atoms (sPS: the "
+        "phenyl rings, whose orientation the squared distance averages into a small ring), times "
+        "energy_score_weight, and keeps the first sample's squared distance for the rest")
+    energy_score_weight: float = Field(1.0, gt=0, description="with supervised_objective energy_score_groups: the "
+                                       "weight of the groups' energy score (nm, mean over the batch's sequences) "
+                                       "beside the others' squared distance (nm^2, mean over the batch's steps)")
     gp_fraction: float = Field(1.0, gt=0, le=1, description="fraction of each critic batch whose interpolates "
                                "are penalised (the penalty's double backward dominates CPU time)")
     checkpoint_every: int = Field(100, ge=1)

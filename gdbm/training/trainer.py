@@ -172,6 +172,23 @@ def _root(squared: Tensor) -> Tensor:
     return (squared + 1e-12).sqrt()
 
 
+def _energy_scores(fakes: list[Tensor], batch: SequenceBatch, reals: list[Tensor] | None = None) -> Tensor:
+    """``[B]``: each sequence's energy score (nm) over K >= 2 samples (K x ``[B, L, 3]``); see :func:`_energy_score`."""
+    mask = batch.step_mask.to(fakes[0].dtype).unsqueeze(-1)  # [B, L, 1]
+    reals = reals or [None] * len(fakes)
+    to_reference = torch.stack([_root(_sequence_squared_distance(f, batch, r))
+                                for f, r in zip(fakes, reals)]).mean(0)  # [B]
+    between = torch.stack([_root(((a - b) * mask).square().sum((1, 2)))
+                           for i, a in enumerate(fakes) for b in fakes[i + 1:]]).mean(0)  # [B]
+    return to_reference - 0.5 * between
+
+
+def group_sequences(batch: SequenceBatch) -> Tensor:
+    """``[B]`` bool: the heavy-atom sequences of three or more atoms (a ring placed at once: its orientation is a
+    choice the squared distance averages away)."""
+    return batch.heavy & (batch.step_mask.sum(1) >= 3)
+
+
 def _energy_score(fakes: list[Tensor], batch: SequenceBatch, weights: Tensor | None = None,
                   reals: list[Tensor] | None = None) -> Tensor:
     """Mean over the sequences of the energy score (nm; Gneiting and Raftery 2007) of K >= 2 samples
@@ -179,13 +196,7 @@ def _energy_score(fakes: list[Tensor], batch: SequenceBatch, weights: Tensor | N
     samples, each sequence's real atoms one vector. Strictly proper: it is lowest when the samples are drawn
     from the reference's distribution given the same input, so it rewards the spread that the squared
     distance (lowest at the conditional mean) trains away."""
-    mask = batch.step_mask.to(fakes[0].dtype).unsqueeze(-1)  # [B, L, 1]
-    reals = reals or [None] * len(fakes)
-    to_reference = torch.stack([_root(_sequence_squared_distance(f, batch, r))
-                                for f, r in zip(fakes, reals)]).mean(0)  # [B]
-    between = torch.stack([_root(((a - b) * mask).square().sum((1, 2)))
-                           for i, a in enumerate(fakes) for b in fakes[i + 1:]]).mean(0)  # [B]
-    score = to_reference - 0.5 * between  # [B]
+    score = _energy_scores(fakes, batch, reals)  # [B]
     return (score if weights is None else score * weights).mean()
 
 
@@ -414,8 +425,8 @@ def _cosine(start: float, final: float, progress: float) -> float:
 def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, prior: EnergyPrior,
                     prior_weight: float, reference: bool = False,
                     centre_weight: float = 0.0,
-                    objective: Literal["best_of_k", "energy_score"] = "best_of_k",
-                    shape_weight: float = 0.0, geometry_weight: float = 0.0,
+                    objective: Literal["best_of_k", "energy_score", "energy_score_groups"] = "best_of_k",
+                    energy_score_weight: float = 1.0, shape_weight: float = 0.0, geometry_weight: float = 0.0,
                     sampled_context_fit: float = 1.0,
                     angle_distribution_weight: float = 0.0,
                     dihedral_distribution_weight: float = 0.0) -> tuple[Tensor, dict[str, float]]:
@@ -440,13 +451,20 @@ def supervised_loss(generator: Generator, batch: SequenceBatch, noise: Tensor, p
     validation on held-out frames.
     """
     fakes = [generate_sequence(generator, batch, n) for n in (noise.unsqueeze(0) if noise.dim() == 3 else noise)]
-    scored = objective == "energy_score" and len(fakes) > 1
+    scored = objective.startswith("energy_score") and len(fakes) > 1
     weights = _fit_weights(batch, sampled_context_fit)  # [B] or None
     reals = [nearest_targets(f, batch) for f in fakes]  # each sample's nearest labelling, once for every term
     distance = (_sequence_squared_distance(fakes[0], batch, reals[0]) if len(fakes) == 1 or scored
                 else _best_sequence_squared_distance(fakes, batch, reals))  # [B]
     mse = _per_step(distance, batch)
-    if scored:
+    if scored and objective == "energy_score_groups":
+        groups = group_sequences(batch).to(distance.dtype)  # [B]
+        scores = _energy_scores(fakes, batch, reals) * groups  # [B]
+        rest = distance * (1 - groups)
+        if weights is not None:
+            scores, rest = scores * weights, rest * weights
+        fit = _per_step(rest, batch) + energy_score_weight * scores.sum() / len(scores)
+    elif scored:
         fit = _energy_score(fakes, batch, weights, reals)
     else:
         fit = mse if weights is None else _per_step(distance * weights, batch)
@@ -702,7 +720,8 @@ class Trainer:
             batch = jittered_context(batch, t.context_noise, rng)
         loss, stats = supervised_loss(self._generator, batch, noise, self.prior,
                                       self.prior.weight(s.step), centre_weight=t.centre_weight,
-                                      objective=t.supervised_objective, shape_weight=t.shape_weight,
+                                      objective=t.supervised_objective,
+                                      energy_score_weight=t.energy_score_weight, shape_weight=t.shape_weight,
                                       geometry_weight=t.geometry_weight, sampled_context_fit=t.sampled_context_fit,
                                       angle_distribution_weight=t.angle_distribution_weight,
                                       dihedral_distribution_weight=t.dihedral_distribution_weight)
