@@ -565,21 +565,30 @@ def test_a_model_records_its_sampler_settings_and_the_flags_given_override_them(
         sampler_for(bad)
 
 
-def test_pendant_turns_score_turned_copies_of_the_ring_steps_only(two_chains: Path):
-    system, cg, args = _untrained_sampler(two_chains, "run_pendant_turns")
-    sampler = Backmapper(*args, SamplerConfig(n_gibbs=0, candidates=2, pendant_turns=3, stereo=False))
+def _scored_counts(two_chains: Path, run: str, config: SamplerConfig) -> set[tuple[bool, int]]:
+    """Backmap with ``config`` and return, per scored group of items, whether they were ring steps and how many
+    candidates each had."""
+    from gdbm.sampling.pendant_turns import holding_bonds
+
+    system, cg, args = _untrained_sampler(two_chains, run)
+    sampler = Backmapper(*args, config)
+    inner, _ = holding_bonds(system.aa, sampler.steps.atoms)
     energies = sampler._energies
     scored: list[tuple[bool, int]] = []
 
     def counting(items, env, local):
-        ring = bool((sampler._turns.inner[items.step] >= 0).all())
-        scored.append((ring, local.shape[1]))
+        scored.append((bool((inner[items.step] >= 0).all()), local.shape[1]))
         return energies(items, env, local)
 
     sampler._energies = counting
     out = sampler.backmap(cg, progress=False)
     assert bool(torch.isfinite(out.positions).all())
-    assert set(scored) == {(True, 6), (False, 2)}  # each ring candidate and two turned copies
+    return set(scored)
+
+
+def test_pendant_turns_score_turned_copies_of_the_ring_steps_only(two_chains: Path):
+    config = SamplerConfig(n_gibbs=0, candidates=2, pendant_turns=3, stereo=False)
+    assert _scored_counts(two_chains, "run_pendant_turns", config) == {(True, 6), (False, 2)}  # + 2 turned copies
     assert _cli_sampler("--pendant-turns", "4").pendant_turns == 4 and _cli_sampler().pendant_turns == 1
     from gdbm.utils.errors import InputError
 
@@ -618,21 +627,9 @@ def test_the_bond_cap_shortens_only_the_long_bonds_as_a_last_step(two_chains: Pa
 
 
 def test_pendant_tilt_scores_leaned_and_tilted_copies_with_the_turned_ones(two_chains: Path):
-    system, cg, args = _untrained_sampler(two_chains, "run_pendant_tilt")
-    sampler = Backmapper(*args, SamplerConfig(n_gibbs=0, candidates=2, pendant_turns=3, pendant_tilt=10,
-                                              stereo=False))
-    energies = sampler._energies
-    scored: list[tuple[bool, int]] = []
-
-    def counting(items, env, local):
-        ring = bool((sampler._tilts.inner[items.step] >= 0).all())
-        scored.append((ring, local.shape[1]))
-        return energies(items, env, local)
-
-    sampler._energies = counting
-    out = sampler.backmap(cg, progress=False)
-    assert bool(torch.isfinite(out.positions).all())
-    assert set(scored) == {(True, 30), (False, 2)}  # each ring candidate, 3 turns, each with 4 tilted copies
+    config = SamplerConfig(n_gibbs=0, candidates=2, pendant_turns=3, pendant_tilt=10, stereo=False)
+    # each ring candidate, 3 turns, each with 4 leaned and tilted copies
+    assert _scored_counts(two_chains, "run_pendant_tilt", config) == {(True, 30), (False, 2)}
     assert _cli_sampler("--pendant-tilt", "12").pendant_tilt == 12 and _cli_sampler().pendant_tilt is None
     assert _cli_sampler("--pendant-tilt", "off").pendant_tilt is None
     from gdbm.utils.errors import InputError
