@@ -18,28 +18,24 @@ import torch
 from torch import Tensor
 
 from gdbm.physics.pendant_pivot import rotate_about
-from gdbm.sampling.pendant_turns import holding_bonds
+from gdbm.sampling.pendant_turns import PendantHolds
 from gdbm.topology.topology import Topology
 
 COPIES = 5  # the candidate, leaned +-, tilted +-
 
 
-class PendantTilts:
+class PendantTilts(PendantHolds):
     """Per plan step, the bond that holds its heavy atoms, and the leaned and tilted copies of its candidates."""
 
     def __init__(self, top: Topology, step_atoms: Tensor, degrees: float):
         """``step_atoms [S, L]`` (-1 padded): the plan's steps; ``degrees``: the lean and tilt of the copies."""
         if not 0 < degrees < 90:
             raise ValueError(f"the tilt must be between 0 and 90 degrees, not {degrees}")
+        super().__init__(top, step_atoms)
         self.copies = COPIES
         self.radians = math.radians(degrees)
-        self.inner, self.outer = holding_bonds(top, step_atoms)
         heavy = torch.tensor([element != "H" for element in top.elements])
         self.heavy = (step_atoms >= 0) & heavy[step_atoms.clamp(min=0)]  # [S, L] the slots that span the plane
-
-    def turnable(self, steps: Tensor) -> bool:
-        """Whether any of the plan steps ``steps [B]`` places a pendant group."""
-        return bool((self.inner[steps] >= 0).any())
 
     def __call__(self, local: Tensor, steps: Tensor, context_atom: Tensor, context: Tensor) -> Tensor:
         """``[B, K * 5, L, 3]``: candidates ``local [B, K, L, 3]`` of plan steps ``steps [B]`` and their copies
@@ -47,12 +43,7 @@ class PendantTilts:
         items' environment atoms ``context_atom [B, P]`` (-1 for beads) sit at ``context [B, P, 3]`` (same frame);
         an item whose step is not pendant, or whose holding atom is not placed yet, gets unchanged copies."""
         b, k, length, _ = local.shape
-        inner, outer = self.inner[steps], self.outer[steps]  # [B]
-        found = (context_atom == outer.unsqueeze(1)) & (outer.unsqueeze(1) >= 0)  # [B, P]
-        rows = torch.arange(b)
-        anchor = context[rows, found.to(torch.uint8).argmax(1)]  # [B, 3] (any row where none is found)
-        pivot = local[rows, :, inner.clamp(min=0)]  # [B, K, 3] the group's atom of the holding bond
-        bond = _unit(pivot - anchor.unsqueeze(1))  # [B, K, 3]
+        held, pivot, bond = self.holding_bond(local, steps, context_atom, context)  # [B], [B, K, 3] x2
         normal = _unit(_reject(_normals(local, self.heavy[steps]), bond))  # [B, K, 3] the plane's, across the bond
         across = torch.linalg.cross(bond, normal)  # [B, K, 3] in the plane, across the bond
         axes = torch.stack([normal, normal, across, across], 1)  # [B, 4, K, 3]
@@ -60,7 +51,7 @@ class PendantTilts:
         arms = (local - pivot.unsqueeze(2)).unsqueeze(1).expand(b, 4, k, length, 3)
         turned = pivot.view(b, 1, k, 1, 3) + rotate_about(arms, axes, angles.view(1, 4, 1).expand(b, 4, k))
         copies = torch.cat([local.unsqueeze(1), turned], 1)  # [B, 5, K, L, 3]
-        out = torch.where(found.any(1).view(b, 1, 1, 1, 1), copies, local.unsqueeze(1))
+        out = torch.where(held.view(b, 1, 1, 1, 1), copies, local.unsqueeze(1))
         return out.reshape(b, self.copies * k, length, 3)
 
 

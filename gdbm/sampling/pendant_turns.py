@@ -38,19 +38,41 @@ def holding_bonds(top: Topology, step_atoms: Tensor) -> tuple[Tensor, Tensor]:
     return torch.tensor(inner, dtype=torch.long), torch.tensor(outer, dtype=torch.long)
 
 
-class PendantTurns:
+class PendantHolds:
+    """Per plan step, the bond that holds its heavy atoms (:func:`holding_bonds`), and where that bond sits in a
+    step's candidates: the base of the copy makers that turn a pendant group about it."""
+
+    def __init__(self, top: Topology, step_atoms: Tensor):
+        self.inner, self.outer = holding_bonds(top, step_atoms)
+
+    def turnable(self, steps: Tensor) -> bool:
+        """Whether any of the plan steps ``steps [B]`` places a pendant group."""
+        return bool((self.inner[steps] >= 0).any())
+
+    def holding_bond(self, local: Tensor, steps: Tensor, context_atom: Tensor,
+                     context: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """For candidates ``local [B, K, L, 3]`` of plan steps ``steps [B]`` among environment atoms ``context_atom
+        [B, P]`` (-1 for beads) at ``context [B, P, 3]`` (same frame): ``held [B]`` (the step is pendant and the
+        atom it hangs on is placed), the group's atom of the bond ``pivot [B, K, 3]`` and the bond's unit direction
+        from the placed atom ``bond [B, K, 3]`` (meaningless where not held)."""
+        inner, outer = self.inner[steps], self.outer[steps]  # [B]
+        found = (context_atom == outer.unsqueeze(1)) & (outer.unsqueeze(1) >= 0)  # [B, P]
+        rows = torch.arange(len(local))
+        anchor = context[rows, found.to(torch.uint8).argmax(1)]  # [B, 3] (any row where none is found)
+        pivot = local[rows, :, inner.clamp(min=0)]  # [B, K, 3]
+        bond = pivot - anchor.unsqueeze(1)
+        return found.any(1), pivot, bond / bond.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+class PendantTurns(PendantHolds):
     """Per plan step, the bond that holds its heavy atoms, and the turned copies of its candidates."""
 
     def __init__(self, top: Topology, step_atoms: Tensor, copies: int):
         """``step_atoms [S, L]`` (-1 padded): the plan's steps; ``copies``: versions of each candidate (>= 2)."""
         if copies < 2:
             raise ValueError(f"copies must be at least 2, not {copies}")
+        super().__init__(top, step_atoms)
         self.copies = copies
-        self.inner, self.outer = holding_bonds(top, step_atoms)
-
-    def turnable(self, steps: Tensor) -> bool:
-        """Whether any of the plan steps ``steps [B]`` places a pendant group."""
-        return bool((self.inner[steps] >= 0).any())
 
     def __call__(self, local: Tensor, steps: Tensor, context_atom: Tensor, context: Tensor) -> Tensor:
         """``[B, K * copies, L, 3]``: candidates ``local [B, K, L, 3]`` of plan steps ``steps [B]`` and their
@@ -59,15 +81,9 @@ class PendantTurns:
         whose step is not pendant, or whose holding atom is not placed yet, gets unturned copies."""
         b, k, length, _ = local.shape
         angles = torch.arange(self.copies, dtype=local.dtype) * (2 * math.pi / self.copies)  # [C]
-        inner, outer = self.inner[steps], self.outer[steps]  # [B]
-        found = (context_atom == outer.unsqueeze(1)) & (outer.unsqueeze(1) >= 0)  # [B, P]
-        rows = torch.arange(b)
-        anchor = context[rows, found.to(torch.uint8).argmax(1)]  # [B, 3] (any row where none is found)
-        pivot = local[rows, :, inner.clamp(min=0)]  # [B, K, 3] on the axis
-        axis = pivot - anchor.unsqueeze(1)
-        axis = axis / axis.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        held, pivot, axis = self.holding_bond(local, steps, context_atom, context)  # [B], [B, K, 3] x2
         arms = (local - pivot.unsqueeze(2)).unsqueeze(1).expand(b, self.copies, k, length, 3)
         turned = pivot.view(b, 1, k, 1, 3) + rotate_about(arms, axis.unsqueeze(1).expand(b, self.copies, k, 3),
                                                           angles.view(1, -1, 1).expand(b, -1, k))  # [B, C, K, L, 3]
-        out = torch.where(found.any(1).view(b, 1, 1, 1, 1), turned, local.unsqueeze(1))
+        out = torch.where(held.view(b, 1, 1, 1, 1), turned, local.unsqueeze(1))
         return out.reshape(b, self.copies * k, length, 3)
