@@ -637,3 +637,62 @@ def test_pendant_tilt_scores_leaned_and_tilted_copies_with_the_turned_ones(two_c
     for bad in ("0", "90", "ten"):
         with pytest.raises(InputError, match="--pendant-tilt"):
             _cli_sampler("--pendant-tilt", bad)
+
+
+def test_the_hydrogen_sweep_places_only_the_hydrogens_again_after_the_hold(two_chains: Path):
+    """``hydrogen_sweep``: after the last pass and its hold, the hydrogens are chosen once more among the held heavy
+    atoms, which stay where the hold put them; the centres are not held again."""
+    system, cg, args = _untrained_sampler(two_chains, "run_hydrogen_sweep")
+    hydrogen = torch.tensor([e == "H" for e in system.aa.elements])
+    settings = dict(n_gibbs=1, candidates=2, hold_centres="rigid", stereo=False)
+    held = Backmapper(*args, SamplerConfig(**settings)).backmap(cg, progress=False)
+    swept = Backmapper(*args, SamplerConfig(**settings, hydrogen_sweep=True)).backmap(cg, progress=False)
+    assert torch.equal(swept.positions[:, ~hydrogen], held.positions[:, ~hydrogen])
+    moved = (swept.positions - held.positions)[:, hydrogen].norm(dim=-1)  # [F, H]
+    assert float(moved.min()) > 0  # every hydrogen placed anew
+
+    def off(frames: Frames) -> float:
+        beads = system.mapping.map_positions(frames.positions.double(), frames.boxes.double())
+        return float(minimum_image(beads - cg.positions.double(), cg.boxes.double()).norm(dim=-1).max())
+
+    assert off(held) < 1e-4 < off(swept)  # the hydrogens' share of the centres, not held again
+    assert _cli_sampler("--hydrogen-sweep").hydrogen_sweep and not _cli_sampler().hydrogen_sweep
+
+
+def test_held_candidates_sit_on_their_beads_cg_centres_when_scored(two_chains: Path):
+    """``held_candidates``: in a sweep, every candidate of a heavy-atom step that fills one bead is moved onto its
+    CG centre before scoring (least squares where the step's atoms share beads); the first pass is left alone."""
+    system, cg, args = _untrained_sampler(two_chains, "run_held_candidates")
+    sampler = Backmapper(*args, SamplerConfig(n_gibbs=1, candidates=3, held_candidates=True, stereo=False))
+    energies = sampler._energies
+    before: list[float] = []
+    after: list[float] = []
+
+    def scoring(items, env, local):
+        b, k, length, _ = local.shape
+        x = sampler._atoms.double().clone()  # [F, n, 3]
+        worst = 0.0
+        for c in range(k):
+            y = x.clone()
+            valid = items.atoms >= 0
+            box = env.frames.to_box(local[:, c]).double()  # [b, L, 3]
+            y[items.frame.unsqueeze(1).expand_as(items.atoms)[valid], items.atoms[valid]] = box[valid]
+            centres = sampler.hold.map_positions(y, cg.boxes.double())
+            off = minimum_image(centres - cg.positions.double(), cg.boxes.double()).norm(dim=-1)  # [F, nb]
+            worst = max(worst, float(off[items.frame, items.bead].max()))
+        heavy = bool(sampler.steps.heavy[items.step].all())
+        (after if sampler._swept else before).append((heavy, worst))
+        return energies(items, env, local)
+
+    place = sampler._place
+
+    def placing(items, atoms, present, beads, boxes, rng):
+        sampler._atoms, sampler._swept = atoms, bool(present.all())
+        return place(items, atoms, present, beads, boxes, rng)
+
+    sampler._energies, sampler._place = scoring, placing
+    sampler.backmap(cg, progress=False)
+    assert max(w for _, w in before) > 0.05  # an untrained network misses the centres ...
+    assert max(w for heavy, w in after if heavy) < 1e-5  # ... a held candidate does not (PS1.map: one bead each)
+    assert max(w for heavy, w in after if not heavy) > 1e-3  # hydrogen steps are left as generated
+    assert _cli_sampler("--held-candidates").held_candidates and not _cli_sampler().held_candidates

@@ -140,6 +140,13 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
                    help="also score four copies of each pendant candidate turned about its ipso by +-DEG degrees "
                         "in the ring's plane and out of it, so that the energy chooses the ring's lean and tilt "
                         "('off': none, the default)")
+    p.add_argument("--held-candidates", action=argparse.BooleanOptionalAction,
+                   help="in the Gibbs sweeps, move each heavy-atom candidate onto its beads' CG centres (by "
+                        "--cg-map) before it is scored, so that the energy chooses among held candidates")
+    p.add_argument("--hydrogen-sweep", action=argparse.BooleanOptionalAction,
+                   help="after the last pass and its centre hold, place the hydrogens once more, chosen by energy "
+                        "among the held heavy atoms and not held again (the centres move by the hydrogens' share "
+                        "of the bead's mass)")
     p.add_argument("--seat-keep", type=float, metavar="F",
                    help="with --hold-centres seat: the fraction of each pendant attachment's angle from its ideal "
                         "site that is kept (default 0.7; 1 moves none, 0 puts every one on its site)")
@@ -256,7 +263,8 @@ def job_options(args: argparse.Namespace) -> dict:
     given = {key: value for key, value in dict(
         n_gibbs=args.gibbs, constrain_bonds=args.constrain_bonds, hold_centres=args.hold_centres,
         fit_bonds=args.fit_bonds, bond_cap=bond_cap, pendant_turns=args.pendant_turns, pendant_tilt=pendant_tilt,
-        seat_keep=args.seat_keep,
+        seat_keep=args.seat_keep, hydrogen_sweep=args.hydrogen_sweep,
+        held_candidates=args.held_candidates,
         relax_steps=args.relax,
         stereo=None if args.no_stereo is None else False,
         stereo_select=None if args.no_stereo_select is None else False,

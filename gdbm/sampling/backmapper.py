@@ -49,6 +49,7 @@ from gdbm.physics.pendant_pivot import PendantPivot, TurnThenSmooth
 from gdbm.physics.pendant_seat import PendantSeat
 from gdbm.physics.relax import CentreConstraint, CentreProjection, project_constraints, relax
 from gdbm.sampling.bond_fit import StepBondFit
+from gdbm.sampling.held_candidates import HeldCandidates
 from gdbm.sampling.pendant_tilts import PendantTilts
 from gdbm.sampling.pendant_turns import PendantTurns
 from gdbm.utils.precision import Precision, resolve_precision
@@ -135,6 +136,18 @@ class SamplerConfig(BaseModel):
                                        "bond (the ipso) by +- this much in the group's plane and out of it, scored "
                                        "with the others (gdbm.sampling.pendant_tilts): the energy then chooses the "
                                        "ring's lean and tilt as well; None: none")
+    held_candidates: bool = Field(False, description="in the Gibbs sweeps, translate each candidate of a heavy-atom "
+                                                     "step so that the centres of its atoms' beads (by the hold "
+                                                     "mapping) sit on the CG input, least squares, before it is "
+                                                     "scored: the energy then chooses among held candidates rather "
+                                                     "than ``hold_centres`` moving the chosen one after "
+                                                     "(gdbm.sampling.held_candidates)")
+    hydrogen_sweep: bool = Field(False, description="after the last pass and its centre hold, place the hydrogen-only "
+                                                    "steps once more, not held again: their candidates are chosen "
+                                                    "by energy among the held heavy atoms, whose hold moved the "
+                                                    "hydrogens into each other's way (sPS: H-H across backbone "
+                                                    "bonds). A hydrogen is a small share of its bead's mass, so "
+                                                    "the centres move little")
     seat_keep: float = Field(0.7, ge=0, le=1, description="with hold_centres seat: the fraction of each pendant "
                                                           "attachment's angle from its ideal site that is kept "
                                                           "(1: none moved; 0: every one on its site)")
@@ -289,6 +302,8 @@ class Backmapper:
         self.steps, _, position = plan.expand()
         # steps at the same position of their molecule's plan run together
         self.groups = [torch.nonzero(position == p).squeeze(1) for p in range(int(position.max()) + 1)]
+        hydrogen_groups = (group[~self.steps.heavy[group]] for group in self.groups)
+        self.hydrogen_groups = [group for group in hydrogen_groups if len(group)]  # hydrogen_sweep's steps
         self.features = SystemFeatures(system, spec, aliases)
         self.prior = PriorIndex(system.aa, self.steps.atoms)
         # aligned conditioners get environments rotated to the fixpoint bond, then turned per candidate by a
@@ -303,6 +318,8 @@ class Backmapper:
                              else None)
         self._candidates = self.config.candidates_in(0)  # of the pass being run
         self._bond_fit = StepBondFit(system.aa) if self.config.fit_bonds else None
+        heavy_atoms = torch.tensor([element != "H" for element in system.aa.elements])
+        self._held = HeldCandidates(self.hold, heavy_atoms) if self.config.held_candidates else None
         self._turns = (PendantTurns(system.aa, self.steps.atoms, self.config.pendant_turns)
                        if self.config.pendant_turns > 1 else None)
         self._tilts = (PendantTilts(system.aa, self.steps.atoms, self.config.pendant_tilt)
@@ -362,17 +379,19 @@ class Backmapper:
         """The sampler's last step, a function of the last pass's ``atoms [F, n, 3]`` alone (``first``: the
         index of the chunk's first output frame, which seeds it): equivalent hydrogens renamed to the training
         frames' naming (``hydrogen_names``), every bond longer than b0 + ``bond_cap`` shortened to that length,
-        and the centres held again on ``beads [F, n_beads, 3]`` (``_centres_kept``) where either moved an atom."""
+        and the centres held again on ``beads [F, n_beads, 3]`` (``_centres_kept``) where either moved an atom,
+        unless ``hydrogen_sweep`` has placed the hydrogens after the hold."""
         renamed = self.stereo is not None and self.config.hydrogen_names and len(self.stereo.hydrogen_groups) > 0
         if renamed:
             rng = torch.Generator().manual_seed(self.config.seed * 1_000_003 + first + NAMES_STREAM)
             atoms, misnamed = self.stereo.name_hydrogens(atoms, boxes, rng)
             log.info("frames from %d: %s of %d hydrogen groups renamed", first, misnamed.tolist(),
                      len(self.stereo.hydrogen_groups))
-        if self.config.bond_cap is None and not (renamed and self.config.hold_centres != "off"):
+        held = None if self.config.hydrogen_sweep else self._centres_kept(beads)
+        if self.config.bond_cap is None and not (renamed and held is not None):
             return atoms
         return project_constraints(atoms, boxes, self.system.aa, bonds=self.config.bond_cap is not None,
-                                   centres=self._centres_kept(beads), stretch=self.config.bond_cap)
+                                   centres=held, stretch=self.config.bond_cap)
 
     def _centres_kept(self, beads: Tensor) -> CentreProjection | None:
         """What holds the centres while a few atoms move (``bond_cap``): the hold's own projection without its
@@ -509,14 +528,18 @@ class Backmapper:
         parts = [(items.take(~hydrogen), candidates), (items.take(hydrogen), wanted)]
         return [(part, k) for part, k in parts if len(part.step)]
 
-    def _proposals(self, env: Environment, items: _Items, rng: torch.Generator) -> Tensor:
+    def _proposals(self, env: Environment, items: _Items, rng: torch.Generator, atoms: Tensor, present: Tensor,
+                   beads: Tensor, boxes: Tensor) -> Tensor:
         """The candidates to score: the network's ``[B, K, L, 3]``, for a pendant step with ``pendant_turns``
         turned copies of each (``[B, K * pendant_turns, L, 3]``) and with ``pendant_tilt`` four leaned and tilted
-        copies of every one of those (``[B, K * pendant_turns * 5, L, 3]``)."""
+        copies of every one of those (``[B, K * pendant_turns * 5, L, 3]``); with ``held_candidates``, once every
+        atom is placed, each moved onto its beads' CG centres."""
         local, _ = self._generate(env, items.atoms, rng)
         for copies in (self._turns, self._tilts):
             if copies is not None and copies.turnable(items.step):
                 local = copies(local, items.step, env.atom, env.positions)
+        if self._held is not None and bool(present[items.frame].all()):
+            local = self._held(local, items.atoms, env.frames, items.frame, atoms, beads, boxes)
         return local
 
     def _generate(self, env: Environment, atoms: Tensor, rng: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -596,7 +619,7 @@ class Backmapper:
         for start in range(0, len(items.frame), per_call):
             part, part_env = items.take(slice(start, start + per_call)), env.take(slice(start, start + per_call))
             part_scored = scored.take(slice(start, start + per_call))
-            local = self._proposals(part_env, part, rng)  # [b, K, L, 3]
+            local = self._proposals(part_env, part, rng, atoms, present, beads, boxes)  # [b, K, L, 3]
             energy, worst_pair = self._energies(part, part_scored, local)  # [b, K]
             wrong = (self._wrongly_handed(part, part_env, local, atoms, present, beads, boxes)
                      if self.step_centres is not None else None)
@@ -642,7 +665,7 @@ class Backmapper:
             if not len(stuck):
                 break
             sub, sub_env = part.take(stuck), env.take(stuck)
-            local = self._proposals(sub_env, sub, rng)
+            local = self._proposals(sub_env, sub, rng, atoms, present, beads, boxes)
             more_energy, more_worst = self._energies(sub, scored.take(stuck), local)
             more_wrong = (self._wrongly_handed(sub, sub_env, local, atoms, present, beads, boxes)
                           if self.step_centres is not None else None)
@@ -694,8 +717,9 @@ class Backmapper:
         passes = ([] if init is not None else ["forward"]) + ["gibbs"] * self.config.n_gibbs
         relax_steps = self.config.relax_steps
         energy = EnergyModel(aa) if relax_steps else None
-        bar = tqdm(total=len(order) * (len(passes) * len(self.groups) + relax_steps), desc="backmap", unit="step",
-                   disable=not progress)
+        swept = self.hydrogen_groups if self.config.hydrogen_sweep and passes else []
+        bar = tqdm(total=len(order) * (len(passes) * len(self.groups) + len(swept) + relax_steps), desc="backmap",
+                   unit="step", disable=not progress)
         for start in range(0, len(order), chunk):
             rng = torch.Generator().manual_seed(self.config.seed * 1_000_003 + first_frame * samples + start)
             idx = order[start:start + chunk]
@@ -725,6 +749,12 @@ class Backmapper:
                 if self.config.constrain_bonds or self.config.hold_centres != "off":
                     atoms = project_constraints(atoms, boxes, aa, bonds=self.config.constrain_bonds,
                                                 centres=self._held_centres(beads))
+            for group in swept:  # hydrogen_sweep
+                for batch in self._independent(self._items(group, len(idx)), beads, boxes):
+                    for part, candidates in self._by_candidates(batch, self.config.candidates_in(len(passes), True)):
+                        self._candidates = candidates
+                        self._place(part, atoms, present, beads, boxes, rng)
+                bar.update(len(idx))
             if passes:  # the init frames, untouched, when no pass ran
                 atoms = self.finish(atoms, beads, boxes, first_frame * samples + start)
             if energy is not None:

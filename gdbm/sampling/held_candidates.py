@@ -1,0 +1,62 @@
+"""Candidates moved onto the CG centres before they are scored (``SamplerConfig.held_candidates``).
+
+A hold after the pass (``hold_centres``) moves the atoms the energy chose, into contacts it never saw. Here each
+candidate of a heavy-atom step in a Gibbs sweep is translated, before scoring, so that the centres of the beads
+(by the hold mapping) that its atoms belong to sit on their CG input, least squares over those beads with every
+other atom where it is: the energy then chooses among held candidates. Hydrogen-only steps are left as they are:
+their small share of a bead's mass would need long moves.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from gdbm.data.environment import LocalFrames
+from gdbm.topology.mapping import SystemMapping
+from gdbm.utils.pbc import minimum_image
+
+
+class HeldCandidates:
+    """Translates heavy-atom candidates so that their beads' centres sit on the CG input."""
+
+    def __init__(self, hold: SystemMapping, heavy: Tensor):
+        atom, bead = hold.membership.T  # [M], [M]
+        width = int(torch.bincount(atom, minlength=hold.n_atoms).max())
+        self.hold, self.heavy = hold, heavy  # heavy: [n_atoms] bool
+        self.bead = torch.full((hold.n_atoms, width), -1, dtype=torch.long)  # [n, W] each atom's beads
+        self.coef = torch.zeros(hold.n_atoms, width, dtype=torch.float64)  # [n, W] its share of each centre
+        seen = torch.zeros(hold.n_atoms, dtype=torch.long)
+        for a, b, c in zip(atom.tolist(), bead.tolist(), hold.coef.tolist()):
+            self.bead[a, seen[a]], self.coef[a, seen[a]] = b, c
+            seen[a] += 1
+
+    def __call__(self, local: Tensor, step_atoms: Tensor, frames: LocalFrames, frame: Tensor, atoms: Tensor,
+                 beads: Tensor, boxes: Tensor) -> Tensor:
+        """``local [b, K, L, 3]`` (item frames) translated; ``step_atoms [b, L]`` (-1 padded), ``frame [b]``;
+        ``atoms [F, n, 3]`` every atom where it is now, ``beads [F, n_beads, 3]`` the CG input."""
+        b, k, length, _ = local.shape
+        valid = (step_atoms >= 0) & self.heavy[step_atoms.clamp(min=0)]  # [b, L]
+        if not bool(valid.any()):
+            return local
+        box = boxes[frame].double()  # [b, 3, 3]
+        x = atoms.double()
+        off = minimum_image(self.hold.map_positions(x, boxes.double()) - beads.double(), boxes.double())  # [F, nb, 3]
+        index = step_atoms.clamp(min=0)
+        width = self.bead.shape[1]
+        bead = torch.where(valid.unsqueeze(2), self.bead[index], -1).view(b, length * width)  # [b, S]
+        coef = torch.where(bead >= 0, self.coef[index].view(b, -1), 0.0)  # [b, S]
+        y = frames.to_box(local.reshape(b, k * length, 3)).double().view(b, k, length, 3)
+        now = x[frame.unsqueeze(1), index]  # [b, L, 3]
+        moved = minimum_image((y - now.unsqueeze(1)).view(b, k * length, 3), box).view(b, k, length, 1, 3)
+        moved = moved.expand(b, k, length, width, 3).reshape(b, k, length * width, 3)  # [b, K, S, 3]
+        same = (bead.unsqueeze(2) == bead.unsqueeze(1)) & (bead >= 0).unsqueeze(2)  # [b, S, S] slots of one bead
+        share = (same.double() * coef.unsqueeze(1)).sum(2)  # [b, S] the step's share of its slot's bead
+        per_bead = 1.0 / same.sum(2).clamp(min=1).double() * (bead >= 0)  # [b, S] each bead counted once
+        miss = off[frame.unsqueeze(1), bead.clamp(min=0)].unsqueeze(1) + torch.einsum(
+            "bst,bkt...->bks...", same.double() * coef.unsqueeze(1), moved)  # [b, K, S, 3] each bead's offset
+        weight = (per_bead * share).view(b, 1, -1, 1)
+        t = -(weight * miss).sum(2) / (per_bead * share.pow(2)).sum(1).clamp(min=1e-12).view(b, 1, 1)  # [b, K, 3]
+        shift = t @ frames.rotation.double().transpose(1, 2)  # [b, K, 3] in the item frames
+        shift = torch.where(valid.any(1).view(b, 1, 1), shift, 0.0)
+        return local + shift.unsqueeze(2).to(local.dtype)
