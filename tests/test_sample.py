@@ -696,3 +696,8 @@ def test_held_candidates_sit_on_their_beads_cg_centres_when_scored(two_chains: P
     assert max(w for heavy, w in after if heavy) < 1e-5  # ... a held candidate does not (PS1.map: one bead each)
     assert max(w for heavy, w in after if not heavy) > 1e-3  # hydrogen steps are left as generated
     assert _cli_sampler("--held-candidates").held_candidates and not _cli_sampler().held_candidates
+    assert _cli_sampler("--selection-kt", "4.72").selection_kt == 4.72 and _cli_sampler().selection_kt == 0
+    from gdbm.utils.errors import InputError
+
+    with pytest.raises(InputError, match="--selection-kt must be >= 0"):
+        _cli_sampler("--selection-kt", "-1")

@@ -29,6 +29,21 @@ def test_the_fewest_wrong_centres_win_then_the_lowest_energy():
                              1000.0).tolist() == [1, 0]
 
 
+def test_a_boltzmann_choice_draws_by_energy_among_the_allowed_candidates():
+    """``kt`` > 0: candidates drawn with weight exp(-E / kt); wrongly handed ones stay out under an infinite
+    penalty; rows with no finite score keep the rule's choice."""
+    rng = torch.Generator().manual_seed(0)
+    energy = torch.tensor([[0.0, 4.72, 1000.0]]).expand(20000, 3)
+    drawn = select_candidates(energy, kt=4.72, rng=rng)
+    share = torch.bincount(drawn, minlength=3).double() / len(drawn)
+    assert abs(float(share[1] / share[0]) - 0.3679) < 0.03 and int((drawn == 2).sum()) == 0  # e^-1, e^-212
+    wrong = torch.tensor([[0, 1, 0]]).expand(2000, 3)
+    assert set(select_candidates(energy[:2000], wrong, kt=4.72, rng=rng).tolist()) == {0}  # 1 wrong, 2 too high
+    inf = torch.full((3, 2), float("inf"))
+    assert select_candidates(inf, torch.tensor([[1, 0]] * 3), kt=4.72, rng=rng).tolist() == [1, 1, 1]
+    assert torch.equal(select_candidates(energy[:5], kt=0.0), torch.zeros(5, dtype=torch.long))
+
+
 def test_candidate_handedness_is_the_rules_handedness(sps: Path):
     frame = read_frames(sps / "train_t568" / "aa" / "90.gro")
     x, boxes = frame.positions.double(), frame.boxes.double()

@@ -140,6 +140,9 @@ def add_sampling_arguments(p: argparse.ArgumentParser, frames: str) -> None:
                    help="also score four copies of each pendant candidate turned about its ipso by +-DEG degrees "
                         "in the ring's plane and out of it, so that the energy chooses the ring's lean and tilt "
                         "('off': none, the default)")
+    p.add_argument("--selection-kt", type=float, metavar="KJ_MOL",
+                   help="choose each item's candidate by a Boltzmann draw at this kT (kJ/mol; 568 K: 4.72) "
+                        "instead of the lowest energy (default 0: the lowest)")
     p.add_argument("--held-candidates", action=argparse.BooleanOptionalAction,
                    help="in the Gibbs sweeps, move each heavy-atom candidate onto its beads' CG centres (by "
                         "--cg-map) before it is scored, so that the energy chooses among held candidates")
@@ -247,6 +250,7 @@ def job_options(args: argparse.Namespace) -> dict:
         raise InputError("--candidates must be >= 1")
     for flag, value, low in (("--gibbs", args.gibbs, 0), ("--relax", args.relax, 0),
                              ("--clash-retries", args.clash_retries, 0), ("--max-batch", args.max_batch, 1),
+                             ("--selection-kt", args.selection_kt, 0),
                              ("--hydrogen-candidates", args.hydrogen_candidates, 1),
                              ("--pendant-turns", args.pendant_turns, 1)):
         if value is not None and value < low:
@@ -264,7 +268,7 @@ def job_options(args: argparse.Namespace) -> dict:
         n_gibbs=args.gibbs, constrain_bonds=args.constrain_bonds, hold_centres=args.hold_centres,
         fit_bonds=args.fit_bonds, bond_cap=bond_cap, pendant_turns=args.pendant_turns, pendant_tilt=pendant_tilt,
         seat_keep=args.seat_keep, hydrogen_sweep=args.hydrogen_sweep,
-        held_candidates=args.held_candidates,
+        held_candidates=args.held_candidates, selection_kt=args.selection_kt,
         relax_steps=args.relax,
         stereo=None if args.no_stereo is None else False,
         stereo_select=None if args.no_stereo_select is None else False,

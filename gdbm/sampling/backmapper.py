@@ -163,6 +163,11 @@ class SamplerConfig(BaseModel):
                                                   "stereo_penalty per wrongly handed centre (unplaced neighbours at "
                                                   "their beads' CG positions); the rule after the pass then inverts "
                                                   "only what is still wrong")
+    selection_kt: float = Field(0.0, ge=0, description="kJ/mol: 0 keeps each item's lowest-energy candidate; above "
+                                                        "0 a Boltzmann choice among them (probability proportional "
+                                                        "to exp(-energy / selection_kt)): the lowest of many "
+                                                        "candidates is lower than a thermal one, which shifts "
+                                                        "the energies below the ensemble's (kT at 568 K: 4.72)")
     stereo_penalty: float = Field(1000.0, gt=0, description="with stereo_select: kJ/mol added to a candidate's "
                                                             "energy per wrongly handed centre (inf: a rightly "
                                                             "handed candidate wins at any energy); the rule's "
@@ -246,19 +251,32 @@ def sampler_for(checkpoint: str | Path, overrides: Mapping[str, Any] | None = No
     return SamplerConfig.model_validate({**recorded, **given})
 
 
-def select_candidates(energy: Tensor, wrong: Tensor | None = None, penalty: float = float("inf")) -> Tensor:
+def select_candidates(energy: Tensor, wrong: Tensor | None = None, penalty: float = float("inf"), kt: float = 0.0,
+                      rng: torch.Generator | None = None) -> Tensor:
     """``[B]``: the candidate kept per item of ``energy [B, K]``: the lowest-energy one, or, given ``wrong [B, K]``
     (wrongly handed stereocentres per candidate), the lowest of ``energy + penalty * wrong``; with an infinite
     ``penalty`` the lowest-energy one of those with the fewest wrong centres: a rightly handed candidate wins at
-    any energy. Where all are wrong the energy decides (the rule inverts later)."""
+    any energy. Where all are wrong the energy decides (the rule inverts later). With ``kt`` > 0 (kJ/mol) a
+    Boltzmann choice instead: each allowed candidate with probability proportional to exp(-score / kt), drawn
+    from ``rng``; where every score is infinite, the rule's choice."""
     if wrong is None:
-        return energy.argmin(1)
-    if penalty != float("inf"):
-        return (energy + penalty * wrong.to(energy.dtype)).argmin(1)
-    fewest = wrong == wrong.min(1, keepdim=True).values
-    best = torch.where(fewest, energy, torch.inf).argmin(1)
-    outside = ~fewest.gather(1, best.unsqueeze(1)).squeeze(1)  # every one of the fewest at infinite energy
-    return torch.where(outside, fewest.to(torch.uint8).argmax(1), best)
+        score = energy
+    elif penalty != float("inf"):
+        score = energy + penalty * wrong.to(energy.dtype)
+    else:
+        fewest = wrong == wrong.min(1, keepdim=True).values
+        score = torch.where(fewest, energy, torch.inf)
+    best = score.argmin(1)
+    if wrong is not None and penalty == float("inf"):
+        outside = ~fewest.gather(1, best.unsqueeze(1)).squeeze(1)  # every one of the fewest at infinite energy
+        best = torch.where(outside, fewest.to(torch.uint8).argmax(1), best)
+    if kt <= 0:
+        return best
+    low = score.gather(1, best.unsqueeze(1))  # [B, 1]
+    weight = torch.where(torch.isfinite(score) & torch.isfinite(low), torch.exp(-(score - low) / kt), 0.0)
+    drawn = torch.multinomial(weight.clamp_min(0).double() + (weight.sum(1, keepdim=True) == 0), 1,
+                              generator=rng).squeeze(1)
+    return torch.where(weight.sum(1) > 0, drawn, best)
 
 
 @dataclass
@@ -318,8 +336,8 @@ class Backmapper:
                              else None)
         self._candidates = self.config.candidates_in(0)  # of the pass being run
         self._bond_fit = StepBondFit(system.aa) if self.config.fit_bonds else None
-        heavy_atoms = torch.tensor([element != "H" for element in system.aa.elements])
-        self._held = HeldCandidates(self.hold, heavy_atoms) if self.config.held_candidates else None
+        self._held = (HeldCandidates.of(self.hold, system.aa, self.steps.atoms) if self.config.held_candidates
+                      else None)
         self._turns = (PendantTurns(system.aa, self.steps.atoms, self.config.pendant_turns)
                        if self.config.pendant_turns > 1 else None)
         self._tilts = (PendantTilts(system.aa, self.steps.atoms, self.config.pendant_tilt)
@@ -539,7 +557,7 @@ class Backmapper:
             if copies is not None and copies.turnable(items.step):
                 local = copies(local, items.step, env.atom, env.positions)
         if self._held is not None and bool(present[items.frame].all()):
-            local = self._held(local, items.atoms, env.frames, items.frame, atoms, beads, boxes)
+            local = self._held(local, items.step, items.atoms, env.frames, items.frame, atoms, beads, boxes)
         return local
 
     def _generate(self, env: Environment, atoms: Tensor, rng: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -623,7 +641,7 @@ class Backmapper:
             energy, worst_pair = self._energies(part, part_scored, local)  # [b, K]
             wrong = (self._wrongly_handed(part, part_env, local, atoms, present, beads, boxes)
                      if self.step_centres is not None else None)
-            best = select_candidates(energy, wrong, self.config.stereo_penalty)  # [b]
+            best = select_candidates(energy, wrong, self.config.stereo_penalty, self.config.selection_kt, rng)  # [b]
             rows = torch.arange(len(best))
             chosen = local[rows, best]  # [b, L, 3]
             if wrong is not None:
@@ -671,7 +689,7 @@ class Backmapper:
                           if self.step_centres is not None else None)
             if more_wrong is None:
                 more_wrong = torch.zeros_like(more_energy, dtype=torch.long)
-            pick = select_candidates(more_energy, more_wrong, penalty)
+            pick = select_candidates(more_energy, more_wrong, penalty, c.selection_kt, rng)
             rows = torch.arange(len(stuck))
             new_wrong, new_energy = more_wrong[rows, pick], more_energy[rows, pick]
             if penalty == float("inf"):

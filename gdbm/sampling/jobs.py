@@ -140,6 +140,8 @@ class BackmapJob:
             del out["sampler"]["pendant_turns"]
         if out["sampler"]["pendant_tilt"] is None:  # none, the default: as jobs before the field wrote it
             del out["sampler"]["pendant_tilt"]
+        if out["sampler"]["selection_kt"] == 0:  # the lowest, the default: as jobs before the field wrote it
+            del out["sampler"]["selection_kt"]
         out["ordering"] = self.ordering.model_dump(mode="json") if self.ordering else None
         for key in ("cg_map", "stereo_from"):  # unset: the settings of older jobs, so their parts and stamps still match
             if out[key] is None:
