@@ -136,12 +136,13 @@ class SamplerConfig(BaseModel):
                                        "bond (the ipso) by +- this much in the group's plane and out of it, scored "
                                        "with the others (gdbm.sampling.pendant_tilts): the energy then chooses the "
                                        "ring's lean and tilt as well; None: none")
-    held_candidates: bool = Field(False, description="in the Gibbs sweeps, translate each candidate of a heavy-atom "
-                                                     "step so that the centres of its atoms' beads (by the hold "
-                                                     "mapping) sit on the CG input, least squares, before it is "
-                                                     "scored: the energy then chooses among held candidates rather "
-                                                     "than ``hold_centres`` moving the chosen one after "
-                                                     "(gdbm.sampling.held_candidates)")
+    held_candidates: bool = Field(False, description="in the Gibbs sweeps, move each candidate of a heavy-atom step "
+                                                     "so that the centres of its atoms' beads (by the hold mapping) "
+                                                     "sit on the CG input, least squares, before it is scored (a "
+                                                     "pendant group turned about its atom of the holding bond, then "
+                                                     "slid along the line to its target): the energy then chooses "
+                                                     "among held candidates rather than ``hold_centres`` moving the "
+                                                     "chosen one after (gdbm.sampling.held_candidates)")
     hydrogen_sweep: bool = Field(False, description="after the last pass and its centre hold, place the hydrogen-only "
                                                     "steps once more, not held again: their candidates are chosen "
                                                     "by energy among the held heavy atoms, whose hold moved the "
@@ -274,9 +275,9 @@ def select_candidates(energy: Tensor, wrong: Tensor | None = None, penalty: floa
         return best
     low = score.gather(1, best.unsqueeze(1))  # [B, 1]
     weight = torch.where(torch.isfinite(score) & torch.isfinite(low), torch.exp(-(score - low) / kt), 0.0)
-    drawn = torch.multinomial(weight.clamp_min(0).double() + (weight.sum(1, keepdim=True) == 0), 1,
-                              generator=rng).squeeze(1)
-    return torch.where(weight.sum(1) > 0, drawn, best)
+    none = weight.sum(1, keepdim=True) == 0  # [B, 1] every score infinite: any row will do for the draw
+    drawn = torch.multinomial(weight.double() + none, 1, generator=rng).squeeze(1)
+    return torch.where(none.squeeze(1), best, drawn)
 
 
 @dataclass

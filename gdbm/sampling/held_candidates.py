@@ -24,7 +24,8 @@ from gdbm.utils.pbc import minimum_image
 
 
 class HeldCandidates:
-    """Translates heavy-atom candidates so that their beads' centres sit on the CG input."""
+    """Moves heavy-atom candidates so that their beads' centres sit on the CG input: translated, or a pendant group
+    turned about its own atom of the holding bond and slid along the line to its target."""
 
     def __init__(self, hold: SystemMapping, heavy: Tensor, pivot_slot: Tensor):
         """``heavy [n_atoms]`` bool; ``pivot_slot [S]``: per plan step, the slot of a pendant group's atom of its

@@ -133,7 +133,8 @@ class BackmapJob:
             del out["sampler"]["last_candidates"]
         if not out["sampler"]["selection_weights"]:  # the default: as jobs before the field wrote it
             del out["sampler"]["selection_weights"]
-        for flag in ("score_hidden", "hydrogen_lookahead", "hydrogen_sweep", "held_candidates"):  # off, the default: as jobs before the field wrote it
+        # off, the default: as jobs before the field wrote it
+        for flag in ("score_hidden", "hydrogen_lookahead", "hydrogen_sweep", "held_candidates"):
             if not out["sampler"][flag]:
                 del out["sampler"][flag]
         if out["sampler"]["pendant_turns"] == 1:  # none, the default: as jobs before the field wrote it
