@@ -704,6 +704,17 @@ class Backmapper:
             self.selection["wrong_after_retries"] += int((wrong > 0).sum())
         return chosen, worst_pair
 
+    def _run_groups(self, groups: list[Tensor], pass_candidates: int, atoms: Tensor, present: Tensor, beads: Tensor,
+                    boxes: Tensor, rng: torch.Generator, bar) -> None:
+        """Place the plan-step ``groups`` in order, each in batches of independent items, with
+        ``pass_candidates`` per item (the hydrogen steps' own count where set), for every frame of the chunk."""
+        for group in groups:
+            for batch in self._independent(self._items(group, len(atoms)), beads, boxes):
+                for part, candidates in self._by_candidates(batch, pass_candidates):
+                    self._candidates = candidates
+                    self._place(part, atoms, present, beads, boxes, rng)
+            bar.update(len(atoms))
+
     # --- whole frames -----------------------------------------------------------------------
     @torch.no_grad()
     def backmap(self, cg: Frames, samples: int = 1, init: Frames | None = None, progress: bool = True,
@@ -750,12 +761,7 @@ class Backmapper:
             self.inverted = []
             for index, name in enumerate(passes):
                 pass_candidates = self.config.candidates_in(index, last=index == len(passes) - 1)
-                for group in self.groups:
-                    for batch in self._independent(self._items(group, len(idx)), beads, boxes):
-                        for part, candidates in self._by_candidates(batch, pass_candidates):
-                            self._candidates = candidates
-                            self._place(part, atoms, present, beads, boxes, rng)
-                    bar.update(len(idx))
+                self._run_groups(self.groups, pass_candidates, atoms, present, beads, boxes, rng, bar)
                 if self.stereo is not None:
                     atoms, wrong = self.stereo(atoms, boxes)
                     self.inverted.append(wrong)
@@ -768,12 +774,8 @@ class Backmapper:
                 if self.config.constrain_bonds or self.config.hold_centres != "off":
                     atoms = project_constraints(atoms, boxes, aa, bonds=self.config.constrain_bonds,
                                                 centres=self._held_centres(beads))
-            for group in swept:  # hydrogen_sweep
-                for batch in self._independent(self._items(group, len(idx)), beads, boxes):
-                    for part, candidates in self._by_candidates(batch, self.config.candidates_in(len(passes), True)):
-                        self._candidates = candidates
-                        self._place(part, atoms, present, beads, boxes, rng)
-                bar.update(len(idx))
+            self._run_groups(swept, self.config.candidates_in(len(passes), True), atoms, present, beads, boxes, rng,
+                             bar)  # hydrogen_sweep
             if passes:  # the init frames, untouched, when no pass ran
                 atoms = self.finish(atoms, beads, boxes, first_frame * samples + start)
             if energy is not None:
